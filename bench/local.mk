@@ -1,0 +1,1 @@
+# bench/: benchmarks, built by `make bench`, never run by `make check`.

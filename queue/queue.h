@@ -1,0 +1,188 @@
+/*
+ * queue: the durable job queue in state_dir/queue.db.
+ *
+ * A job is one file to send. Its life:
+ *
+ *   enqueue -> queued --claim--> active --complete--> done
+ *                ^                 |  \--skip------> skipped (same content
+ *                |                 |                 already stored)
+ *                |                 |--gone-------->  gone (file vanished)
+ *                |                 |--fail-------->  failed (due again at
+ *                |                 |                 next_attempt_at) or dead
+ *                |                 |                 (max_attempts reached)
+ *                +--release / lease expiry / retry---+
+ *
+ * Claiming is a single UPDATE that takes the job due soonest and gives it a
+ * lease (lease_until plus a fresh lease token). A holder renews the lease
+ * while it works; when the process dies the lease runs out and the job is due
+ * again. Every call that changes an active job names the token it was claimed
+ * with, so a holder whose lease was taken over cannot complete the job twice:
+ * such calls return HS_Q_LOST.
+ *
+ * Durability: WAL, synchronous=FULL (checked after setting it), every write
+ * in BEGIN IMMEDIATE, busy_timeout so the daemon and CLI commands share the
+ * file. Schema version in PRAGMA user_version, migrated forward on open.
+ *
+ * Times are Unix milliseconds passed in by the caller: the queue never reads
+ * the clock. Calls never log; errors come back as an allocated *cause (the
+ * caller frees it) and a negative return. All calls block on disk I/O (an
+ * fsync per write transaction); none waits on the network.
+ */
+#ifndef HS_QUEUE_QUEUE_H
+#define HS_QUEUE_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "queue/backoff.h"
+
+enum {
+	HS_Q_OK = 0,
+	HS_Q_EMPTY = 1, /* claim: nothing is due */
+	HS_Q_LOST = 2,  /* the lease token no longer holds the job */
+	HS_Q_ERROR = -1,
+};
+
+enum hs_job_state {
+	HS_JOB_QUEUED,
+	HS_JOB_ACTIVE,
+	HS_JOB_DONE,
+	HS_JOB_FAILED,
+	HS_JOB_DEAD,
+	HS_JOB_SKIPPED,
+	HS_JOB_GONE,
+	HS_JOB_NSTATES
+};
+
+const char *hs_job_state_name(enum hs_job_state s);
+/* Returns -1 for an unknown name. */
+int hs_job_state_parse(const char *name);
+
+/* What the caller knows when it adds a file. Strings are copied. */
+struct hs_job_spec {
+	const char *path;        /* absolute path of the file */
+	const char *watch_root;  /* the watched folder it belongs to, or "" */
+	const char *remote_name; /* name sent to the server */
+	int64_t size;
+	int64_t mtime_ns;
+	int64_t inode;
+};
+
+/* Multipart progress stored with a job. */
+struct hs_part {
+	uint32_t number;
+	int64_t size;
+	char etag[129];
+};
+
+struct hs_job {
+	int64_t id;
+	char *path;
+	char *watch_root;
+	char *remote_name;
+	int64_t size;
+	int64_t mtime_ns;
+	int64_t inode;
+	char sha256[65]; /* "" until known */
+	enum hs_job_state state;
+	unsigned attempts;
+	int64_t next_attempt_at; /* failed jobs: when due again */
+	int64_t lease_until;     /* active jobs */
+	int64_t lease_token;     /* active jobs: pass back to every update */
+	char *last_error;        /* NULL when none */
+	int64_t created_at;
+	int64_t updated_at;
+	/* Multipart session, when one is open. */
+	char *upload_id;     /* NULL when none */
+	int64_t part_size;
+	uint32_t part_count;
+};
+
+struct hs_queue;
+
+/* Opens (creating and migrating as needed) the database at path, with the
+ * file mode 0600. */
+int hs_queue_open(const char *path, struct hs_queue **ret, char **cause);
+/* Accepts NULL; returns NULL. */
+struct hs_queue *hs_queue_close(struct hs_queue *q);
+
+/* Adds a file. If a job for the same path is already waiting (queued or
+ * failed), its facts are refreshed instead and it is due now; if one is
+ * active, nothing changes. *ret_id (may be NULL) gets the job's id. */
+int hs_queue_enqueue(struct hs_queue *q, const struct hs_job_spec *spec, int64_t now,
+		     int64_t *ret_id, char **cause);
+/* The same for n files in one transaction (a burst from the watcher). */
+int hs_queue_enqueue_many(struct hs_queue *q, const struct hs_job_spec *specs, size_t n,
+			  int64_t now, char **cause);
+
+/* Takes the job due soonest (queued, failed and due, or active with an
+ * expired lease) and leases it until now + lease_ms. Returns HS_Q_OK with
+ * *ret (free with hs_job_free), HS_Q_EMPTY, or HS_Q_ERROR. */
+int hs_queue_claim(struct hs_queue *q, int64_t now, int64_t lease_ms, struct hs_job **ret,
+		   char **cause);
+/* When the next job becomes due: *ret_at is a Unix ms time, or -1 if there is
+ * nothing waiting at all. The daemon arms a timer with it. */
+int hs_queue_next_due(struct hs_queue *q, int64_t *ret_at, char **cause);
+
+/* Updates of an active job; each returns HS_Q_LOST if the token no longer
+ * holds it. */
+int hs_queue_renew(struct hs_queue *q, int64_t id, int64_t token, int64_t now, int64_t lease_ms,
+		   char **cause);
+int hs_queue_set_facts(struct hs_queue *q, int64_t id, int64_t token, int64_t size,
+		       int64_t mtime_ns, int64_t inode, const char *sha256, char **cause);
+/* done: records (remote_name, sha256) in the ledger in the same transaction. */
+int hs_queue_complete(struct hs_queue *q, int64_t id, int64_t token, const char *file_id,
+		      int64_t now, char **cause);
+int hs_queue_skip(struct hs_queue *q, int64_t id, int64_t token, int64_t now, char **cause);
+int hs_queue_gone(struct hs_queue *q, int64_t id, int64_t token, const char *why, int64_t now,
+		  char **cause);
+/* Counts an attempt. failed with next_attempt_at = now + backoff, or dead
+ * once attempts reaches max_attempts (or at once when permanent). *ret_state
+ * (may be NULL) says which. */
+int hs_queue_fail(struct hs_queue *q, int64_t id, int64_t token, const char *why, bool permanent,
+		  int64_t now, const struct hs_backoff *backoff, unsigned max_attempts,
+		  uint64_t rnd, enum hs_job_state *ret_state, char **cause);
+/* Back to queued without counting an attempt, due at `at` (shutdown, a paused
+ * API). */
+int hs_queue_release(struct hs_queue *q, int64_t id, int64_t token, int64_t at, char **cause);
+
+/* Multipart progress. begin records the session and forgets old parts. */
+int hs_queue_mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char *upload_id,
+		      int64_t part_size, uint32_t part_count, char **cause);
+int hs_queue_mp_part_done(struct hs_queue *q, int64_t id, int64_t token,
+			  const struct hs_part *part, char **cause);
+/* Drops the session and its parts (expired, aborted, or content changed). */
+int hs_queue_mp_reset(struct hs_queue *q, int64_t id, int64_t token, char **cause);
+/* Finished parts in ascending order; *ret is malloc'd (free it), may be NULL
+ * when *ret_n is 0. Read-only. */
+int hs_queue_mp_parts(struct hs_queue *q, int64_t id, struct hs_part **ret, size_t *ret_n,
+		      char **cause);
+
+/* The ledger of what the server holds. Read-only. *ret_found says whether
+ * remote_name's last stored content has this sha256. */
+int hs_queue_ledger_has(struct hs_queue *q, const char *remote_name, const char *sha256,
+			bool *ret_found, char **cause);
+/* Whether remote_name was last stored from a file with exactly these facts
+ * (so a startup scan need not hash it again). */
+int hs_queue_ledger_same_facts(struct hs_queue *q, const char *remote_name, int64_t size,
+			       int64_t mtime_ns, int64_t inode, bool *ret_same, char **cause);
+
+/* Failed or dead jobs back to queued with attempts reset. id < 0: all of
+ * them. *ret_n (may be NULL): how many changed. A job in another state is
+ * left alone (and counted out). */
+int hs_queue_retry(struct hs_queue *q, int64_t id, int64_t now, size_t *ret_n, char **cause);
+
+/* Read-only views for the CLI. */
+int hs_queue_counts(struct hs_queue *q, int64_t ret_counts[HS_JOB_NSTATES], char **cause);
+/* Calls fn for each job (state < 0: all) in id order, newest last, at most
+ * limit (0: no limit). fn returning non-zero stops the walk. The job passed
+ * to fn is freed after fn returns. */
+int hs_queue_list(struct hs_queue *q, int state, size_t limit,
+		  int (*fn)(const struct hs_job *job, void *arg), void *arg, char **cause);
+int hs_queue_get(struct hs_queue *q, int64_t id, struct hs_job **ret, char **cause);
+
+/* Accepts NULL; returns NULL. */
+struct hs_job *hs_job_free(struct hs_job *job);
+
+#endif

@@ -1,0 +1,1 @@
+# tests/: command-line, integration and server contract tests.
