@@ -1,0 +1,121 @@
+"""Start healsync-testserver from Python tests (standard library only).
+
+    import sys, os
+    sys.path.insert(0, os.path.join(os.environ["HS_SRCDIR"], "tests", "server"))
+    import hsserver_client
+
+    with hsserver_client.start(args=["--min-part-size", "1024"]) as srv:
+        srv.upload_base            # http://127.0.0.1:PORT/upload/v1
+        srv.records_base           # http://127.0.0.1:PORT/records/v1
+        srv.admin("POST", "/faults", {"kind": "put", "fault": "500", "count": 2})
+        stats = srv.admin("GET", "/stats")
+
+The server runs as a child process with its own temporary data directory.
+stop() (or leaving the with block) sends SIGTERM and waits for it to exit.
+"""
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "healsync-testserver")
+
+
+class AdminError(Exception):
+    """An admin call answered with status >= 400."""
+
+    def __init__(self, status, body):
+        super().__init__("admin call failed with %d: %s" % (status, body))
+        self.status = status
+        self.body = body
+
+
+class ServerProcess:
+    """A running healsync-testserver."""
+
+    def __init__(self, proc, port):
+        self.proc = proc
+        self.port = port
+        self.base = "http://127.0.0.1:%d" % port
+        self.upload_base = self.base + "/upload/v1"
+        self.records_base = self.base + "/records/v1"
+        self.admin_base = self.base + "/_admin"
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def admin(self, method, path, body=None, timeout=30):
+        """Call /_admin/<path> (path may start with "/" or "/_admin/");
+        returns the decoded JSON answer, or raises AdminError."""
+        path = "/" + path.lstrip("/")
+        if not path.startswith("/_admin"):
+            path = "/_admin" + path
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                raw = answer.read()
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                decoded = json.loads(raw)
+            except ValueError:
+                decoded = raw
+            raise AdminError(e.code, decoded) from None
+        return json.loads(raw) if raw else None
+
+    def config(self, **changes):
+        """Change settings (POST /_admin/config) if any are given; returns the config."""
+        if changes:
+            return self.admin("POST", "/config", changes)
+        return self.admin("GET", "/config")
+
+    def stop(self, timeout=10):
+        """SIGTERM, wait (SIGKILL after timeout); returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def start(port=0, args=(), timeout=10.0, stderr=None, env=None):
+    """Start the server on 127.0.0.1:port (0: any free port) with extra
+    command-line args; returns a ServerProcess once it has printed its port."""
+    cmd = [sys.executable, SERVER, "--port", str(port)] + [str(a) for a in args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, env=env)
+    deadline = time.monotonic() + timeout
+    line = b""
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        ready = select.select([proc.stdout], [], [], max(0, left))[0] if left > 0 else []
+        if not ready:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError("healsync-testserver did not print its port within %gs" % timeout)
+        byte = os.read(proc.stdout.fileno(), 1)
+        if not byte:
+            code = proc.wait()
+            raise RuntimeError("healsync-testserver exited with %s before printing its port" % code)
+        line += byte
+    return ServerProcess(proc, int(line))
