@@ -71,6 +71,8 @@ struct hs_config {
 		unsigned parallel;            /* default 4 */
 		struct hs_timetable *bandwidth; /* default "off" */
 		unsigned max_attempts;        /* default 10 */
+		uint64_t connect_timeout_ms;  /* default 30 s */
+		uint64_t stall_timeout_ms;    /* no progress this long ends a transfer; 60 s */
 	} upload;
 
 	struct hs_watch *watches;

@@ -15,6 +15,7 @@
 #ifndef HS_CONF_UNITS_H
 #define HS_CONF_UNITS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Each returns 0 and sets *ret, or -1 leaving *ret untouched. */
@@ -24,5 +25,8 @@ int hs_parse_rate(const char *s, uint64_t *ret);
 
 /* Writes a human form of a byte count ("14.2 MiB") into buf. */
 const char *hs_format_size(uint64_t bytes, char *buf, size_t len);
+/* Writes a byte count exactly, in the largest binary unit that divides it
+ * ("64MiB", "1000"), so hs_parse_size() reads the same value back. */
+const char *hs_format_size_exact(uint64_t bytes, char *buf, size_t len);
 
 #endif
