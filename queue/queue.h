@@ -121,6 +121,11 @@ int hs_queue_enqueue_many(struct hs_queue *q, const struct hs_job_spec *specs, s
  * *ret (free with hs_job_free), HS_Q_EMPTY, or HS_Q_ERROR. */
 int hs_queue_claim(struct hs_queue *q, int64_t now, int64_t lease_ms, struct hs_job **ret,
 		   char **cause);
+/* For the daemon at start, while it holds the state directory's lock: active
+ * jobs are leftovers of a process that stopped, so they go back to queued,
+ * due at now, without counting an attempt (multipart progress is kept).
+ * *ret_n (may be NULL): how many. */
+int hs_queue_recover(struct hs_queue *q, int64_t now, size_t *ret_n, char **cause);
 /* When the next job becomes due: *ret_at is a Unix ms time, or -1 if there is
  * nothing waiting at all. The daemon arms a timer with it. */
 int hs_queue_next_due(struct hs_queue *q, int64_t *ret_at, char **cause);
@@ -180,6 +185,7 @@ int hs_queue_counts(struct hs_queue *q, int64_t ret_counts[HS_JOB_NSTATES], char
  * to fn is freed after fn returns. */
 int hs_queue_list(struct hs_queue *q, int state, size_t limit,
 		  int (*fn)(const struct hs_job *job, void *arg), void *arg, char **cause);
+/* HS_Q_EMPTY (and *ret NULL) when there is no such job. */
 int hs_queue_get(struct hs_queue *q, int64_t id, struct hs_job **ret, char **cause);
 
 /* Accepts NULL; returns NULL. */

@@ -1,0 +1,1447 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "queue/queue.h"
+
+/*
+ * The design is described in docs/queue.md. In short: one row per job in
+ * `jobs`, its state as readable text, and `due_at` saying when a waiting job
+ * (queued, failed or active) next needs attention, so that claiming is one
+ * indexed UPDATE. `uploaded` is the ledger of what the server holds, `parts`
+ * the finished parts of open multipart sessions.
+ */
+
+#define SCHEMA_VERSION	2
+#define BUSY_TIMEOUT_MS 10000
+/* "hsQ1": marks the file as a healsync queue for file(1) and for us. */
+#define APPLICATION_ID 0x68735131
+#define WAITING	       "state IN ('queued','failed','active')"
+#define HELD	       "id = ?1 AND state = 'active' AND lease_token = ?2"
+#define JOB_COLUMNS                                                                                \
+	"id, path, watch_root, remote_name, size, mtime_ns, inode, sha256, state, attempts, "      \
+	"due_at, lease_token, last_error, created_at, updated_at, upload_id, part_size, "          \
+	"part_count"
+
+/* Schema v1: jobs and the ledger. Kept exactly as first released: a database
+ * made by it is migrated by the steps after it. */
+static const char schema_v1[] =
+    "CREATE TABLE jobs (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  path TEXT NOT NULL CHECK (path <> ''),\n"
+    "  watch_root TEXT NOT NULL DEFAULT '',\n"
+    "  remote_name TEXT NOT NULL CHECK (remote_name <> ''),\n"
+    "  size INTEGER NOT NULL CHECK (size >= 0),\n"
+    "  mtime_ns INTEGER NOT NULL,\n"
+    "  inode INTEGER NOT NULL,\n"
+    "  sha256 TEXT CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),\n"
+    "  state TEXT NOT NULL CHECK (state IN\n"
+    "    ('queued', 'active', 'done', 'failed', 'dead', 'skipped', 'gone')),\n"
+    "  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),\n"
+    "  due_at INTEGER,\n"
+    "  lease_token INTEGER NOT NULL DEFAULT 0,\n"
+    "  last_error TEXT,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  CHECK ((due_at IS NOT NULL) = (" WAITING ")),\n"
+    "  CHECK (state <> 'done' OR sha256 IS NOT NULL)\n"
+    ");\n"
+    "CREATE INDEX jobs_due ON jobs (due_at) WHERE " WAITING ";\n"
+    "CREATE UNIQUE INDEX jobs_waiting_path ON jobs (path) WHERE " WAITING ";\n"
+    "CREATE TABLE uploaded (\n"
+    "  remote_name TEXT PRIMARY KEY,\n"
+    "  sha256 TEXT NOT NULL CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),\n"
+    "  size INTEGER NOT NULL,\n"
+    "  mtime_ns INTEGER NOT NULL,\n"
+    "  inode INTEGER NOT NULL,\n"
+    "  file_id TEXT,\n"
+    "  uploaded_at INTEGER NOT NULL\n"
+    ") WITHOUT ROWID;\n"
+    "PRAGMA application_id = 1752387889;\n"; /* APPLICATION_ID */
+
+/* v1 -> v2: multipart progress, and counts per state. */
+static const char schema_v2[] =
+    "ALTER TABLE jobs ADD COLUMN upload_id TEXT CHECK (upload_id <> '');\n"
+    "ALTER TABLE jobs ADD COLUMN part_size INTEGER\n"
+    "  CHECK ((part_size IS NULL) = (upload_id IS NULL) AND part_size > 0);\n"
+    "ALTER TABLE jobs ADD COLUMN part_count INTEGER\n"
+    "  CHECK ((part_count IS NULL) = (upload_id IS NULL) AND part_count > 0);\n"
+    "CREATE TABLE parts (\n"
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,\n"
+    "  part_number INTEGER NOT NULL CHECK (part_number >= 1),\n"
+    "  size INTEGER NOT NULL CHECK (size >= 0),\n"
+    "  etag TEXT NOT NULL CHECK (length(etag) <= 128),\n"
+    "  PRIMARY KEY (job_id, part_number)\n"
+    ") WITHOUT ROWID;\n"
+    /* Jobs per state, kept by triggers: the daemon's status line asks every
+     * second, and done jobs pile up, so counting rows would not do. */
+    "CREATE TABLE job_counts (\n"
+    "  state TEXT PRIMARY KEY,\n"
+    "  n INTEGER NOT NULL CHECK (n >= 0)\n"
+    ") WITHOUT ROWID;\n"
+    "INSERT INTO job_counts (state, n) SELECT s.column1,\n"
+    "  (SELECT count(*) FROM jobs WHERE jobs.state = s.column1)\n"
+    "  FROM (VALUES ('queued'), ('active'), ('done'), ('failed'), ('dead'), ('skipped'),\n"
+    "    ('gone')) AS s;\n"
+    "CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN\n"
+    "  UPDATE job_counts SET n = n + 1 WHERE state = NEW.state;\n"
+    "END;\n"
+    "CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs\n"
+    "  WHEN OLD.state <> NEW.state BEGIN\n"
+    "  UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;\n"
+    "  UPDATE job_counts SET n = n + 1 WHERE state = NEW.state;\n"
+    "END;\n"
+    "CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN\n"
+    "  UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;\n"
+    "END;\n";
+
+static const char *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2};
+
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_ENQUEUE,
+	S_WAITING_ID,
+	S_CLAIM,
+	S_NEXT_DUE,
+	S_WHO,
+	S_RENEW,
+	S_FACTS,
+	S_DONE,
+	S_LEDGER_PUT,
+	S_FINISH,
+	S_PARTS_CLEAR,
+	S_ATTEMPTS,
+	S_FAIL,
+	S_RELEASE,
+	S_MP_BEGIN,
+	S_MP_PART,
+	S_MP_RESET,
+	S_MP_PARTS,
+	S_LEDGER_HAS,
+	S_LEDGER_FACTS,
+	S_RETRY_IDS,
+	S_RETRY_ONE,
+	S_RECOVER,
+	S_COUNTS,
+	S_GET,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    /* A waiting job for the path is refreshed (its checksum kept only if
+     * the file's facts did not change) and due now, unless it is active;
+     * then the DO UPDATE does nothing and returns no row. */
+    [S_ENQUEUE] = "INSERT INTO jobs (path, watch_root, remote_name, size, mtime_ns, inode, "
+		  "state, due_at, created_at, updated_at) "
+		  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7, ?7) "
+		  "ON CONFLICT (path) WHERE " WAITING " DO UPDATE SET "
+		  "watch_root = excluded.watch_root, remote_name = excluded.remote_name, "
+		  "sha256 = CASE WHEN size = excluded.size AND mtime_ns = excluded.mtime_ns "
+		  "AND inode = excluded.inode THEN sha256 END, "
+		  "size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode, "
+		  "state = 'queued', due_at = min(due_at, excluded.due_at), "
+		  "updated_at = excluded.updated_at "
+		  "WHERE state <> 'active' RETURNING id",
+    [S_WAITING_ID] = "SELECT id FROM jobs WHERE path = ?1 AND " WAITING,
+    [S_CLAIM] = "UPDATE jobs SET state = 'active', lease_token = lease_token + 1, due_at = ?2, "
+		"updated_at = ?1 WHERE id = (SELECT id FROM jobs WHERE " WAITING
+		" AND due_at <= ?1 ORDER BY due_at, id LIMIT 1) RETURNING " JOB_COLUMNS,
+    [S_NEXT_DUE] = "SELECT due_at FROM jobs WHERE " WAITING " ORDER BY due_at LIMIT 1",
+    [S_WHO] = "SELECT state, lease_token, sha256 IS NOT NULL, upload_id IS NOT NULL, "
+	      "part_count FROM jobs WHERE id = ?1",
+    [S_RENEW] = "UPDATE jobs SET due_at = ?4, updated_at = ?3 WHERE " HELD,
+    [S_FACTS] = "UPDATE jobs SET size = ?3, mtime_ns = ?4, inode = ?5, sha256 = ?6 WHERE " HELD,
+    [S_DONE] = "UPDATE jobs SET state = 'done', due_at = NULL, upload_id = NULL, "
+	       "part_size = NULL, part_count = NULL, updated_at = ?3 WHERE " HELD
+	       " AND sha256 IS NOT NULL RETURNING remote_name, sha256, size, mtime_ns, inode",
+    [S_LEDGER_PUT] = "INSERT INTO uploaded (remote_name, sha256, size, mtime_ns, inode, "
+		     "file_id, uploaded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+		     "ON CONFLICT (remote_name) DO UPDATE SET sha256 = excluded.sha256, "
+		     "size = excluded.size, mtime_ns = excluded.mtime_ns, "
+		     "inode = excluded.inode, file_id = excluded.file_id, "
+		     "uploaded_at = excluded.uploaded_at",
+    [S_FINISH] = "UPDATE jobs SET state = ?4, due_at = NULL, upload_id = NULL, "
+		 "part_size = NULL, part_count = NULL, "
+		 "last_error = coalesce(?5, last_error), updated_at = ?3 WHERE " HELD,
+    [S_PARTS_CLEAR] = "DELETE FROM parts WHERE job_id = ?1",
+    [S_ATTEMPTS] = "SELECT attempts FROM jobs WHERE " HELD,
+    [S_FAIL] = "UPDATE jobs SET state = ?3, attempts = ?4, due_at = ?5, "
+	       "last_error = coalesce(?6, last_error), updated_at = ?7 WHERE " HELD,
+    [S_RELEASE] = "UPDATE jobs SET state = 'queued', due_at = ?3 WHERE " HELD,
+    [S_MP_BEGIN] = "UPDATE jobs SET upload_id = ?3, part_size = ?4, part_count = ?5 WHERE " HELD,
+    [S_MP_PART] = "INSERT INTO parts (job_id, part_number, size, etag) "
+		  "SELECT id, ?3, ?4, ?5 FROM jobs WHERE " HELD
+		  " AND upload_id IS NOT NULL AND ?3 <= part_count "
+		  "ON CONFLICT (job_id, part_number) DO UPDATE SET "
+		  "size = excluded.size, etag = excluded.etag",
+    [S_MP_RESET] = "UPDATE jobs SET upload_id = NULL, part_size = NULL, part_count = NULL "
+		   "WHERE " HELD,
+    [S_MP_PARTS] = "SELECT part_number, size, etag FROM parts WHERE job_id = ?1 "
+		   "ORDER BY part_number",
+    [S_LEDGER_HAS] = "SELECT sha256 = ?2 FROM uploaded WHERE remote_name = ?1",
+    [S_LEDGER_FACTS] = "SELECT size = ?2 AND mtime_ns = ?3 AND inode = ?4 FROM uploaded "
+		       "WHERE remote_name = ?1",
+    /* Newest first: of several dead jobs for one path, the newest wins. */
+    [S_RETRY_IDS] = "SELECT id FROM jobs WHERE state IN ('failed', 'dead') "
+		    "AND id BETWEEN ?1 AND ?2 ORDER BY id DESC",
+    /* A dead job stays dead if another job already waits for its path. */
+    [S_RETRY_ONE] = "UPDATE jobs SET state = 'queued', attempts = 0, due_at = ?2, "
+		    "updated_at = ?2 WHERE id = ?1 AND state IN ('failed', 'dead') "
+		    "AND NOT EXISTS (SELECT 1 FROM jobs AS w WHERE w.path = jobs.path "
+		    "AND w.id <> jobs.id AND w." WAITING ")",
+    /* The WAITING term lets it walk the partial index, not the whole table. */
+    [S_RECOVER] = "UPDATE jobs SET state = 'queued', due_at = ?1, updated_at = ?1 "
+		  "WHERE " WAITING " AND state = 'active'",
+    [S_COUNTS] = "SELECT state, n FROM job_counts",
+    [S_GET] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1",
+};
+
+struct hs_queue {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[S_COUNT];
+};
+
+static const char *const state_names[HS_JOB_NSTATES] = {
+    [HS_JOB_QUEUED] = "queued", [HS_JOB_ACTIVE] = "active", [HS_JOB_DONE] = "done",
+    [HS_JOB_FAILED] = "failed", [HS_JOB_DEAD] = "dead",	    [HS_JOB_SKIPPED] = "skipped",
+    [HS_JOB_GONE] = "gone",
+};
+
+const char *hs_job_state_name(enum hs_job_state s)
+{
+	if ((unsigned)s >= HS_JOB_NSTATES)
+		return "unknown";
+	return state_names[s];
+}
+
+int hs_job_state_parse(const char *name)
+{
+	for (int s = 0; name && s < HS_JOB_NSTATES; s++)
+		if (strcmp(name, state_names[s]) == 0)
+			return s;
+	return -1;
+}
+
+/* ---- errors ---------------------------------------------------------------- */
+
+/* Sets *cause to a new string. An earlier value is not freed: it is the
+ * caller's, and may already be. */
+static void set_cause(char **cause, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_cause(char **cause, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	if (!cause)
+		return;
+	*cause = NULL;
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !(s = malloc((size_t)n + 1)))
+		return; /* the caller reports "out of memory" for a NULL cause */
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	*cause = s;
+}
+
+/* what: the operation, as the message's first words. */
+static void db_cause(struct hs_queue *q, char **cause, const char *what)
+{
+	set_cause(cause, "%s: %s", what, sqlite3_errmsg(q->db));
+}
+
+/* ---- statements and transactions ------------------------------------------ */
+
+static sqlite3_stmt *stmt(struct hs_queue *q, enum stmt_id id, const char *what, char **cause)
+{
+	if (!q->stmt[id] && sqlite3_prepare_v3(q->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+					       &q->stmt[id], NULL) != SQLITE_OK) {
+		db_cause(q, cause, what);
+		q->stmt[id] = NULL;
+	}
+	return q->stmt[id];
+}
+
+static void finish(sqlite3_stmt *st)
+{
+	if (st) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+}
+
+/* Steps a statement that returns no rows (or whose rows are not wanted) to
+ * its end. Returns 0, or -1 with *cause set. The statement is reset. */
+static int run(struct hs_queue *q, sqlite3_stmt *st, const char *what, char **cause)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE) {
+		db_cause(q, cause, what);
+		finish(st);
+		return -1;
+	}
+	finish(st);
+	return 0;
+}
+
+static int exec_simple(struct hs_queue *q, enum stmt_id id, const char *what, char **cause)
+{
+	sqlite3_stmt *st = stmt(q, id, what, cause);
+
+	return st ? run(q, st, what, cause) : -1;
+}
+
+static int begin(struct hs_queue *q, const char *what, char **cause)
+{
+	return exec_simple(q, S_BEGIN, what, cause);
+}
+
+static void rollback(struct hs_queue *q)
+{
+	if (!sqlite3_get_autocommit(q->db))
+		exec_simple(q, S_ROLLBACK, "rollback", NULL);
+}
+
+/* On failure the transaction is rolled back. */
+static int commit(struct hs_queue *q, const char *what, char **cause)
+{
+	if (exec_simple(q, S_COMMIT, what, cause) == 0)
+		return 0;
+	rollback(q);
+	return -1;
+}
+
+/* An update of a held job changed nothing: says why, as HS_Q_LOST (someone
+ * else holds it, or it left the active state) or HS_Q_ERROR (no such job, or
+ * `need` names what the job lacks). */
+enum need { NEED_NOTHING, NEED_SHA256, NEED_SESSION };
+
+static int unheld(struct hs_queue *q, int64_t id, int64_t token, enum need need, const char *what,
+		  char **cause)
+{
+	sqlite3_stmt *st = stmt(q, S_WHO, what, cause);
+	int rc;
+
+	if (!st)
+		return HS_Q_ERROR;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		set_cause(cause, "%s: there is no job %lld", what, (long long)id);
+		rc = HS_Q_ERROR;
+	} else if (rc != SQLITE_ROW) {
+		db_cause(q, cause, what);
+		rc = HS_Q_ERROR;
+	} else if (strcmp((const char *)sqlite3_column_text(st, 0), "active") != 0 ||
+		   sqlite3_column_int64(st, 1) != token) {
+		rc = HS_Q_LOST;
+	} else if (need == NEED_SHA256 && !sqlite3_column_int(st, 2)) {
+		set_cause(cause, "%s: job %lld has no SHA-256 yet (set its facts first)", what,
+			  (long long)id);
+		rc = HS_Q_ERROR;
+	} else if (need == NEED_SESSION && !sqlite3_column_int(st, 3)) {
+		set_cause(cause, "%s: job %lld has no multipart session", what, (long long)id);
+		rc = HS_Q_ERROR;
+	} else if (need == NEED_SESSION) {
+		set_cause(cause, "%s: job %lld: part number out of range 1..%lld", what,
+			  (long long)id, (long long)sqlite3_column_int64(st, 4));
+		rc = HS_Q_ERROR;
+	} else {
+		set_cause(cause, "%s: job %lld: nothing changed", what, (long long)id);
+		rc = HS_Q_ERROR;
+	}
+	finish(st);
+	return rc;
+}
+
+/* Runs a bound UPDATE of a held job, in its own transaction or in the
+ * caller's. Returns HS_Q_OK, HS_Q_LOST or HS_Q_ERROR. */
+static int held_update(struct hs_queue *q, sqlite3_stmt *st, int64_t id, int64_t token,
+		       enum need need, const char *what, char **cause)
+{
+	if (run(q, st, what, cause) != 0)
+		return HS_Q_ERROR;
+	if (sqlite3_changes(q->db) == 0)
+		return unheld(q, id, token, need, what, cause);
+	return HS_Q_OK;
+}
+
+/* a + b without overflow: times saturate at the far future. */
+static int64_t add_sat(int64_t a, uint64_t b)
+{
+	int64_t d = b > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)b;
+
+	return a > INT64_MAX - d ? INT64_MAX : a + d;
+}
+
+static int64_t lease_end(int64_t now, int64_t lease_ms)
+{
+	return add_sat(now, lease_ms > 0 ? (uint64_t)lease_ms : 0);
+}
+
+static bool valid_sha256(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (i >= 64 || !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return i == 64;
+}
+
+/* ---- jobs ------------------------------------------------------------------ */
+
+struct hs_job *hs_job_free(struct hs_job *job)
+{
+	if (job) {
+		free(job->path);
+		free(job->watch_root);
+		free(job->remote_name);
+		free(job->last_error);
+		free(job->upload_id);
+		free(job);
+	}
+	return NULL;
+}
+
+static char *column_dup(sqlite3_stmt *st, int col, bool *oom)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+	char *d;
+
+	if (!s) {
+		if (sqlite3_column_type(st, col) != SQLITE_NULL)
+			*oom = true;
+		return NULL;
+	}
+	if (!(d = strdup((const char *)s)))
+		*oom = true;
+	return d;
+}
+
+/* Reads a row of JOB_COLUMNS. Returns NULL when out of memory. */
+static struct hs_job *job_from_row(sqlite3_stmt *st)
+{
+	struct hs_job *job = calloc(1, sizeof(*job));
+	const char *text;
+	bool oom = false;
+	int64_t due;
+
+	if (!job)
+		return NULL;
+	job->id = sqlite3_column_int64(st, 0);
+	job->path = column_dup(st, 1, &oom);
+	job->watch_root = column_dup(st, 2, &oom);
+	job->remote_name = column_dup(st, 3, &oom);
+	job->size = sqlite3_column_int64(st, 4);
+	job->mtime_ns = sqlite3_column_int64(st, 5);
+	job->inode = sqlite3_column_int64(st, 6);
+	text = (const char *)sqlite3_column_text(st, 7);
+	if (text && strlen(text) < sizeof(job->sha256))
+		strcpy(job->sha256, text);
+	text = (const char *)sqlite3_column_text(st, 8);
+	job->state = text ? (enum hs_job_state)hs_job_state_parse(text) : HS_JOB_QUEUED;
+	job->attempts = (unsigned)sqlite3_column_int64(st, 9);
+	due = sqlite3_column_int64(st, 10);
+	if (job->state == HS_JOB_FAILED)
+		job->next_attempt_at = due;
+	else if (job->state == HS_JOB_ACTIVE)
+		job->lease_until = due;
+	job->lease_token = sqlite3_column_int64(st, 11);
+	job->last_error = column_dup(st, 12, &oom);
+	job->created_at = sqlite3_column_int64(st, 13);
+	job->updated_at = sqlite3_column_int64(st, 14);
+	job->upload_id = column_dup(st, 15, &oom);
+	job->part_size = sqlite3_column_int64(st, 16);
+	job->part_count = (uint32_t)sqlite3_column_int64(st, 17);
+	if (oom || !job->path || !job->watch_root || !job->remote_name)
+		return hs_job_free(job);
+	return job;
+}
+
+/* ---- opening ----------------------------------------------------------------- */
+
+static int pragma_int(struct hs_queue *q, const char *sql, int64_t *ret, const char *what,
+		      char **cause)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto fail;
+	*ret = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_finalize(st);
+	return 0;
+fail:
+	db_cause(q, cause, what);
+	sqlite3_finalize(st);
+	return -1;
+}
+
+/* Switching a new file to WAL needs it to itself for a moment, and SQLite
+ * does not wait through the busy handler there (the connection would hold
+ * a read lock while it waits, which could deadlock): two processes opening a
+ * new queue at once make one of them retry here. Once the file is in WAL
+ * the pragma answers at once. */
+#define WAL_RETRY_MS 5
+
+static int set_wal(struct hs_queue *q, char **cause)
+{
+	sqlite3_stmt *st = NULL;
+	const char *mode;
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) !=
+		    SQLITE_OK) {
+			db_cause(q, cause, "setting journal_mode=WAL");
+			goto fail;
+		}
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			break;
+		if ((rc & 0xff) != SQLITE_BUSY || tries >= BUSY_TIMEOUT_MS / WAL_RETRY_MS) {
+			db_cause(q, cause, "setting journal_mode=WAL");
+			goto fail;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		sqlite3_sleep(WAL_RETRY_MS);
+	}
+	mode = (const char *)sqlite3_column_text(st, 0);
+	if (!mode || strcmp(mode, "wal") != 0) {
+		set_cause(cause, "journal_mode=WAL did not take (the mode is %s)",
+			  mode ? mode : "unknown");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	return -1;
+}
+
+/* Brings the schema to SCHEMA_VERSION in one transaction. */
+static int migrate(struct hs_queue *q, char **cause)
+{
+	int64_t version, objects, app;
+	char *err = NULL, sql[64];
+
+	if (pragma_int(q, "PRAGMA application_id", &app, "reading the application id", cause) ||
+	    pragma_int(q, "PRAGMA user_version", &version, "reading the schema version", cause))
+		return -1;
+	if (app != 0 && app != APPLICATION_ID) {
+		set_cause(cause,
+			  "the file is an SQLite database of another application "
+			  "(application_id %#llx), not a healsync queue",
+			  (unsigned long long)app);
+		return -1;
+	}
+	if (version == SCHEMA_VERSION)
+		return 0;
+	if (version > SCHEMA_VERSION) {
+		set_cause(cause,
+			  "the queue database has schema version %lld, newer than this "
+			  "healsync knows (%d); refusing to open it with an older version",
+			  (long long)version, SCHEMA_VERSION);
+		return -1;
+	}
+	if (begin(q, "starting the schema migration", cause) != 0)
+		return -1;
+	/* Another process may have migrated it meanwhile. */
+	if (pragma_int(q, "PRAGMA user_version", &version, "reading the schema version", cause))
+		goto fail;
+	if (version > SCHEMA_VERSION) {
+		set_cause(cause, "the queue database has schema version %lld, newer than %d",
+			  (long long)version, SCHEMA_VERSION);
+		goto fail;
+	}
+	if (version == SCHEMA_VERSION) { /* it did */
+		rollback(q);
+		return 0;
+	}
+	if (version < 0)
+		version = 0;
+	if (version == 0) {
+		if (pragma_int(q, "SELECT count(*) FROM sqlite_schema", &objects,
+			       "reading the schema", cause))
+			goto fail;
+		if (objects != 0) {
+			set_cause(cause, "the file is an SQLite database but not a healsync queue "
+					 "(it has tables and no schema version)");
+			goto fail;
+		}
+	}
+	for (int64_t v = version; v < SCHEMA_VERSION; v++) {
+		if (sqlite3_exec(q->db, migrations[v], NULL, NULL, &err) != SQLITE_OK) {
+			set_cause(cause, "migrating the schema from version %lld to %lld: %s",
+				  (long long)v, (long long)v + 1, err ? err : "out of memory");
+			sqlite3_free(err);
+			goto fail;
+		}
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+	if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		db_cause(q, cause, "setting the schema version");
+		goto fail;
+	}
+	return commit(q, "committing the schema migration", cause);
+fail:
+	rollback(q);
+	return -1;
+}
+
+/* The database file is made (or kept) private before SQLite opens it; SQLite
+ * gives its -wal and -shm files the same mode. */
+static int make_private(const char *path, char **cause)
+{
+	struct stat st;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+
+	if (fd < 0) {
+		set_cause(cause, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0) {
+		set_cause(cause, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		set_cause(cause, "%s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	/* Best effort: the owner may be another user (root running the CLI). */
+	if ((st.st_mode & 0177) != 0 && fchmod(fd, st.st_mode & 0600) != 0 && errno != EPERM) {
+		set_cause(cause, "%s: chmod: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int hs_queue_open(const char *path, struct hs_queue **ret, char **cause)
+{
+	struct hs_queue *q = NULL;
+	int64_t v;
+	int rc;
+
+	*ret = NULL;
+	if (make_private(path, cause) != 0)
+		return HS_Q_ERROR;
+	if (!(q = calloc(1, sizeof(*q)))) {
+		set_cause(cause, "out of memory");
+		return HS_Q_ERROR;
+	}
+	rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		if (q->db)
+			set_cause(cause, "opening the queue: %s", sqlite3_errmsg(q->db));
+		else
+			set_cause(cause, "opening the queue: %s", sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(q->db, 1);
+	if (sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS) != SQLITE_OK) {
+		db_cause(q, cause, "setting the busy timeout");
+		goto fail;
+	}
+	/* Foreign keys can only be switched outside a transaction. */
+	if (pragma_int(q, "PRAGMA foreign_keys = ON", &v, "enabling foreign keys", cause) ||
+	    pragma_int(q, "PRAGMA foreign_keys", &v, "reading foreign_keys", cause))
+		goto fail;
+	if (v != 1) {
+		set_cause(cause, "foreign_keys=ON did not take");
+		goto fail;
+	}
+	if (set_wal(q, cause) != 0)
+		goto fail;
+	if (pragma_int(q, "PRAGMA synchronous = FULL", &v, "setting synchronous=FULL", cause) ||
+	    pragma_int(q, "PRAGMA synchronous", &v, "reading synchronous", cause))
+		goto fail;
+	if (v != 2) {
+		set_cause(cause,
+			  "synchronous=FULL did not take (it reads %lld); refusing to run "
+			  "a queue that may lose work on power failure",
+			  (long long)v);
+		goto fail;
+	}
+	/* Keep the WAL file from staying huge after a big burst. */
+	if (pragma_int(q, "PRAGMA journal_size_limit = 67108864", &v, "setting journal_size_limit",
+		       cause))
+		goto fail;
+	if (migrate(q, cause) != 0)
+		goto fail;
+	*ret = q;
+	return HS_Q_OK;
+fail:
+	hs_queue_close(q);
+	return HS_Q_ERROR;
+}
+
+struct hs_queue *hs_queue_close(struct hs_queue *q)
+{
+	if (!q)
+		return NULL;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(q->stmt[i]);
+	sqlite3_close(q->db);
+	free(q);
+	return NULL;
+}
+
+/* For the tests: the connection the queue works on. Not in queue.h. */
+sqlite3 *hs_queue_sqlite(struct hs_queue *q);
+sqlite3 *hs_queue_sqlite(struct hs_queue *q)
+{
+	return q->db;
+}
+
+/* ---- enqueue ----------------------------------------------------------------- */
+
+static int enqueue_one(struct hs_queue *q, const struct hs_job_spec *spec, int64_t now,
+		       int64_t *ret_id, char **cause)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!spec->path || !spec->path[0] || !spec->remote_name || !spec->remote_name[0] ||
+	    spec->size < 0) {
+		set_cause(cause, "enqueue: a job needs a path, a remote name and a size >= 0");
+		return -1;
+	}
+	if (!(st = stmt(q, S_ENQUEUE, "enqueue", cause)))
+		return -1;
+	sqlite3_bind_text(st, 1, spec->path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, spec->watch_root ? spec->watch_root : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, spec->remote_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, spec->size);
+	sqlite3_bind_int64(st, 5, spec->mtime_ns);
+	sqlite3_bind_int64(st, 6, spec->inode);
+	sqlite3_bind_int64(st, 7, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (ret_id)
+			*ret_id = sqlite3_column_int64(st, 0);
+		rc = sqlite3_step(st);
+	}
+	if (rc != SQLITE_DONE) {
+		set_cause(cause, "enqueue %s: %s", spec->path, sqlite3_errmsg(q->db));
+		finish(st);
+		return -1;
+	}
+	finish(st);
+	if (sqlite3_changes(q->db) > 0 || !ret_id)
+		return 0;
+
+	/* An active job holds the path: left alone, its id returned. */
+	if (!(st = stmt(q, S_WAITING_ID, "enqueue", cause)))
+		return -1;
+	sqlite3_bind_text(st, 1, spec->path, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret_id = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		set_cause(cause, "enqueue %s: the job vanished", spec->path);
+	else
+		set_cause(cause, "enqueue %s: %s", spec->path, sqlite3_errmsg(q->db));
+	finish(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int hs_queue_enqueue(struct hs_queue *q, const struct hs_job_spec *spec, int64_t now,
+		     int64_t *ret_id, char **cause)
+{
+	if (begin(q, "enqueue", cause) != 0)
+		return HS_Q_ERROR;
+	if (enqueue_one(q, spec, now, ret_id, cause) != 0)
+		goto fail;
+	if (commit(q, "enqueue", cause) != 0)
+		return HS_Q_ERROR;
+	return HS_Q_OK;
+fail:
+	rollback(q);
+	return HS_Q_ERROR;
+}
+
+int hs_queue_enqueue_many(struct hs_queue *q, const struct hs_job_spec *specs, size_t n,
+			  int64_t now, char **cause)
+{
+	if (n == 0)
+		return HS_Q_OK;
+	if (begin(q, "enqueue", cause) != 0)
+		return HS_Q_ERROR;
+	for (size_t i = 0; i < n; i++)
+		if (enqueue_one(q, &specs[i], now, NULL, cause) != 0)
+			goto fail;
+	if (commit(q, "enqueue", cause) != 0)
+		return HS_Q_ERROR;
+	return HS_Q_OK;
+fail:
+	rollback(q);
+	return HS_Q_ERROR;
+}
+
+/* ---- claiming ---------------------------------------------------------------- */
+
+int hs_queue_claim(struct hs_queue *q, int64_t now, int64_t lease_ms, struct hs_job **ret,
+		   char **cause)
+{
+	struct hs_job *job = NULL;
+	sqlite3_stmt *st;
+	int rc;
+
+	*ret = NULL;
+	if (begin(q, "claim", cause) != 0)
+		return HS_Q_ERROR;
+	if (!(st = stmt(q, S_CLAIM, "claim", cause)))
+		goto fail;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, lease_end(now, lease_ms));
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (!(job = job_from_row(st))) {
+			set_cause(cause, "claim: out of memory");
+			finish(st);
+			goto fail;
+		}
+		rc = sqlite3_step(st);
+	}
+	if (rc != SQLITE_DONE) {
+		db_cause(q, cause, "claim");
+		finish(st);
+		goto fail;
+	}
+	finish(st);
+	if (commit(q, "claim", cause) != 0) {
+		hs_job_free(job);
+		return HS_Q_ERROR;
+	}
+	if (!job)
+		return HS_Q_EMPTY;
+	*ret = job;
+	return HS_Q_OK;
+fail:
+	hs_job_free(job);
+	rollback(q);
+	return HS_Q_ERROR;
+}
+
+int hs_queue_next_due(struct hs_queue *q, int64_t *ret_at, char **cause)
+{
+	sqlite3_stmt *st = stmt(q, S_NEXT_DUE, "next due time", cause);
+	int rc;
+
+	if (!st)
+		return HS_Q_ERROR;
+	rc = sqlite3_step(st);
+	*ret_at = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_cause(q, cause, "next due time");
+		finish(st);
+		return HS_Q_ERROR;
+	}
+	finish(st);
+	return HS_Q_OK;
+}
+
+int hs_queue_recover(struct hs_queue *q, int64_t now, size_t *ret_n, char **cause)
+{
+	sqlite3_stmt *st;
+	size_t n;
+
+	if (ret_n)
+		*ret_n = 0;
+	if (begin(q, "recovering interrupted jobs", cause) != 0)
+		return HS_Q_ERROR;
+	if (!(st = stmt(q, S_RECOVER, "recovering interrupted jobs", cause)))
+		goto fail;
+	sqlite3_bind_int64(st, 1, now);
+	if (run(q, st, "recovering interrupted jobs", cause) != 0)
+		goto fail;
+	n = (size_t)sqlite3_changes(q->db);
+	if (commit(q, "recovering interrupted jobs", cause) != 0)
+		return HS_Q_ERROR;
+	if (ret_n)
+		*ret_n = n;
+	return HS_Q_OK;
+fail:
+	rollback(q);
+	return HS_Q_ERROR;
+}
+
+/* ---- updates of a held job --------------------------------------------------- */
+
+/* A held-job update alone in its transaction: bind id and token, the caller
+ * binds the rest between prepare and run. */
+static sqlite3_stmt *held_stmt(struct hs_queue *q, enum stmt_id id_stmt, int64_t id, int64_t token,
+			       const char *what, char **cause)
+{
+	sqlite3_stmt *st = stmt(q, id_stmt, what, cause);
+
+	if (st) {
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, token);
+	}
+	return st;
+}
+
+static int held_end(struct hs_queue *q, int rc, const char *what, char **cause)
+{
+	if (rc != HS_Q_OK) {
+		rollback(q);
+		return rc;
+	}
+	return commit(q, what, cause) == 0 ? HS_Q_OK : HS_Q_ERROR;
+}
+
+int hs_queue_renew(struct hs_queue *q, int64_t id, int64_t token, int64_t now, int64_t lease_ms,
+		   char **cause)
+{
+	const char *what = "renewing a lease";
+	sqlite3_stmt *st;
+	int rc = HS_Q_ERROR;
+
+	if (begin(q, what, cause) != 0)
+		return HS_Q_ERROR;
+	if ((st = held_stmt(q, S_RENEW, id, token, what, cause))) {
+		sqlite3_bind_int64(st, 3, now);
+		sqlite3_bind_int64(st, 4, lease_end(now, lease_ms));
+		rc = held_update(q, st, id, token, NEED_NOTHING, what, cause);
+	}
+	return held_end(q, rc, what, cause);
+}
+
+int hs_queue_set_facts(struct hs_queue *q, int64_t id, int64_t token, int64_t size,
+		       int64_t mtime_ns, int64_t inode, const char *sha256, char **cause)
+{
+	const char *what = "recording the file's facts";
+	sqlite3_stmt *st;
+	int rc = HS_Q_ERROR;
+
+	if (sha256 && sha256[0] && !valid_sha256(sha256)) {
+		set_cause(cause, "%s: the SHA-256 is not 64 lowercase hex digits", what);
+		return HS_Q_ERROR;
+	}
+	if (size < 0) {
+		set_cause(cause, "%s: negative size", what);
+		return HS_Q_ERROR;
+	}
+	if (begin(q, what, cause) != 0)
+		return HS_Q_ERROR;
+	if ((st = held_stmt(q, S_FACTS, id, token, what, cause))) {
+		sqlite3_bind_int64(st, 3, size);
+		sqlite3_bind_int64(st, 4, mtime_ns);
+		sqlite3_bind_int64(st, 5, inode);
+		if (sha256 && sha256[0])
+			sqlite3_bind_text(st, 6, sha256, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 6);
+		rc = held_update(q, st, id, token, NEED_NOTHING, what, cause);
+	}
+	return held_end(q, rc, what, cause);
+}
+
+static int clear_parts(struct hs_queue *q, int64_t id, const char *what, char **cause)
+{
+	sqlite3_stmt *st = stmt(q, S_PARTS_CLEAR, what, cause);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	return run(q, st, what, cause);
+}
+
+int hs_queue_complete(struct hs_queue *q, int64_t id, int64_t token, const char *file_id,
+		      int64_t now, char **cause)
+{
+	const char *what = "completing a job";
+	sqlite3_stmt *st, *ledger;
+	int rc;
+
+	if (begin(q, what, cause) != 0)
+		return HS_Q_ERROR;
+	if (!(st = held_stmt(q, S_DONE, id, token, what, cause)) ||
+	    !(ledger = stmt(q, S_LEDGER_PUT, what, cause)))
+		goto fail;
+	sqlite3_bind_int64(st, 3, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) { /* nothing changed */
+		finish(st);
+		rc = unheld(q, id, token, NEED_SHA256, what, cause);
+		rollback(q);
+		return rc;
+	}
+	if (rc != SQLITE_ROW) {
+		db_cause(q, cause, what);
+		finish(st);
+		goto fail;
+	}
+	/* The RETURNING row stays valid until the statement is stepped again. */
+	sqlite3_bind_value(ledger, 1, sqlite3_column_value(st, 0));
+	sqlite3_bind_value(ledger, 2, sqlite3_column_value(st, 1));
+	sqlite3_bind_int64(ledger, 3, sqlite3_column_int64(st, 2));
+	sqlite3_bind_int64(ledger, 4, sqlite3_column_int64(st, 3));
+	sqlite3_bind_int64(ledger, 5, sqlite3_column_int64(st, 4));
+	if (file_id)
+		sqlite3_bind_text(ledger, 6, file_id, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(ledger, 6);
+	sqlite3_bind_int64(ledger, 7, now);
+	if (run(q, st, what, cause) != 0) {
+		finish(ledger);
+		goto fail;
+	}
+	if (run(q, ledger, "recording the upload in the ledger", cause) != 0 ||
+	    clear_parts(q, id, what, cause) != 0)
+		goto fail;
+	return commit(q, what, cause) == 0 ? HS_Q_OK : HS_Q_ERROR;
+fail:
+	rollback(q);
+	return HS_Q_ERROR;
+}
+
+static int finish_job(struct hs_queue *q, int64_t id, int64_t token, const char *state,
+		      const char *why, int64_t now, const char *what, char **cause)
+{
+	sqlite3_stmt *st;
+	int rc = HS_Q_ERROR;
+
+	if (begin(q, what, cause) != 0)
+		return HS_Q_ERROR;
+	if ((st = held_stmt(q, S_FINISH, id, token, what, cause))) {
+		sqlite3_bind_int64(st, 3, now);
+		sqlite3_bind_text(st, 4, state, -1, SQLITE_STATIC);
+		if (why)
+			sqlite3_bind_text(st, 5, why, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 5);
+		rc = held_update(q, st, id, token, NEED_NOTHING, what, cause);
+		if (rc == HS_Q_OK && clear_parts(q, id, what, cause) != 0)
+			rc = HS_Q_ERROR;
+	}
+	return held_end(q, rc, what, cause);
+}
+
+int hs_queue_skip(struct hs_queue *q, int64_t id, int64_t token, int64_t now, char **cause)
+{
+	return finish_job(q, id, token, "skipped", NULL, now, "skipping a job", cause);
+}
+
+int hs_queue_gone(struct hs_queue *q, int64_t id, int64_t token, const char *why, int64_t now,
+		  char **cause)
+{
+	return finish_job(q, id, token, "gone", why, now, "marking a job gone", cause);
+}
+
+int hs_queue_fail(struct hs_queue *q, int64_t id, int64_t token, const char *why, bool permanent,
+		  int64_t now, const struct hs_backoff *backoff, unsigned max_attempts,
+		  uint64_t rnd, enum hs_job_state *ret_state, char **cause)
+{
+	const char *what = "recording a failure";
+	sqlite3_stmt *st;
+	int64_t attempts;
+	bool dead;
+	int rc;
+
+	if (begin(q, what, cause) != 0)
+		return HS_Q_ERROR;
+	if (!(st = held_stmt(q, S_ATTEMPTS, id, token, what, cause)))
+		goto fail;
+	rc = sqlite3_step(st);
+	attempts = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		db_cause(q, cause, what);
+	finish(st);
+	if (rc == SQLITE_DONE) {
+		rc = unheld(q, id, token, NEED_NOTHING, what, cause);
+		rollback(q);
+		return rc;
+	}
+	if (rc != SQLITE_ROW)
+		goto fail;
+
+	if (attempts < UINT_MAX)
+		attempts++;
+	dead = permanent || attempts >= (int64_t)max_attempts;
+	if (!(st = held_stmt(q, S_FAIL, id, token, what, cause)))
+		goto fail;
+	sqlite3_bind_text(st, 3, dead ? "dead" : "failed", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, attempts);
+	if (dead)
+		sqlite3_bind_null(st, 5);
+	else
+		sqlite3_bind_int64(
+		    st, 5, add_sat(now, hs_backoff_delay(backoff, (unsigned)attempts, rnd)));
+	if (why)
+		sqlite3_bind_text(st, 6, why, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 6);
+	sqlite3_bind_int64(st, 7, now);
+	rc = held_update(q, st, id, token, NEED_NOTHING, what, cause);
+	if (rc == HS_Q_OK && ret_state)
+		*ret_state = dead ? HS_JOB_DEAD : HS_JOB_FAILED;
+	return held_end(q, rc, what, cause);
+fail:
+	rollback(q);
+	return HS_Q_ERROR;
+}
+
+int hs_queue_release(struct hs_queue *q, int64_t id, int64_t token, int64_t at, char **cause)
+{
+	const char *what = "releasing a job";
+	sqlite3_stmt *st;
+	int rc = HS_Q_ERROR;
+
+	if (begin(q, what, cause) != 0)
+		return HS_Q_ERROR;
+	if ((st = held_stmt(q, S_RELEASE, id, token, what, cause))) {
+		sqlite3_bind_int64(st, 3, at);
+		rc = held_update(q, st, id, token, NEED_NOTHING, what, cause);
+	}
+	return held_end(q, rc, what, cause);
+}
+
+/* ---- multipart --------------------------------------------------------------- */
+
+int hs_queue_mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char *upload_id,
+		      int64_t part_size, uint32_t part_count, char **cause)
+{
+	const char *what = "recording a multipart session";
+	sqlite3_stmt *st;
+	int rc = HS_Q_ERROR;
+
+	if (!upload_id || !upload_id[0] || part_size <= 0 || part_count == 0) {
+		set_cause(cause, "%s: needs an upload id, a part size and a part count", what);
+		return HS_Q_ERROR;
+	}
+	if (begin(q, what, cause) != 0)
+		return HS_Q_ERROR;
+	if ((st = held_stmt(q, S_MP_BEGIN, id, token, what, cause))) {
+		sqlite3_bind_text(st, 3, upload_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, part_size);
+		sqlite3_bind_int64(st, 5, part_count);
+		rc = held_update(q, st, id, token, NEED_NOTHING, what, cause);
+		if (rc == HS_Q_OK && clear_parts(q, id, what, cause) != 0)
+			rc = HS_Q_ERROR;
+	}
+	return held_end(q, rc, what, cause);
+}
+
+int hs_queue_mp_part_done(struct hs_queue *q, int64_t id, int64_t token, const struct hs_part *part,
+			  char **cause)
+{
+	const char *what = "recording a finished part";
+	sqlite3_stmt *st;
+	size_t len = strnlen(part->etag, sizeof(part->etag));
+	int rc = HS_Q_ERROR;
+
+	if (part->number == 0 || part->size < 0 || len == sizeof(part->etag)) {
+		set_cause(cause, "%s: bad part (number %u, size %lld)", what,
+			  (unsigned)part->number, (long long)part->size);
+		return HS_Q_ERROR;
+	}
+	if (begin(q, what, cause) != 0)
+		return HS_Q_ERROR;
+	if ((st = held_stmt(q, S_MP_PART, id, token, what, cause))) {
+		sqlite3_bind_int64(st, 3, part->number);
+		sqlite3_bind_int64(st, 4, part->size);
+		sqlite3_bind_text(st, 5, part->etag, (int)len, SQLITE_STATIC);
+		rc = held_update(q, st, id, token, NEED_SESSION, what, cause);
+	}
+	return held_end(q, rc, what, cause);
+}
+
+int hs_queue_mp_reset(struct hs_queue *q, int64_t id, int64_t token, char **cause)
+{
+	const char *what = "dropping a multipart session";
+	sqlite3_stmt *st;
+	int rc = HS_Q_ERROR;
+
+	if (begin(q, what, cause) != 0)
+		return HS_Q_ERROR;
+	if ((st = held_stmt(q, S_MP_RESET, id, token, what, cause))) {
+		rc = held_update(q, st, id, token, NEED_NOTHING, what, cause);
+		if (rc == HS_Q_OK && clear_parts(q, id, what, cause) != 0)
+			rc = HS_Q_ERROR;
+	}
+	return held_end(q, rc, what, cause);
+}
+
+int hs_queue_mp_parts(struct hs_queue *q, int64_t id, struct hs_part **ret, size_t *ret_n,
+		      char **cause)
+{
+	const char *what = "reading the finished parts";
+	struct hs_part *parts = NULL, *grown;
+	size_t n = 0, alloc = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (!(st = stmt(q, S_MP_PARTS, what, cause)))
+		return HS_Q_ERROR;
+	sqlite3_bind_int64(st, 1, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *etag = sqlite3_column_text(st, 2);
+		if (n == alloc) {
+			alloc = alloc ? alloc * 2 : 16;
+			if (!(grown = realloc(parts, alloc * sizeof(*parts)))) {
+				set_cause(cause, "%s: out of memory", what);
+				goto fail;
+			}
+			parts = grown;
+		}
+		memset(&parts[n], 0, sizeof(parts[n]));
+		parts[n].number = (uint32_t)sqlite3_column_int64(st, 0);
+		parts[n].size = sqlite3_column_int64(st, 1);
+		if (etag)
+			snprintf(parts[n].etag, sizeof(parts[n].etag), "%s", (const char *)etag);
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		db_cause(q, cause, what);
+		goto fail;
+	}
+	finish(st);
+	*ret = parts;
+	*ret_n = n;
+	return HS_Q_OK;
+fail:
+	finish(st);
+	free(parts);
+	return HS_Q_ERROR;
+}
+
+/* ---- the ledger -------------------------------------------------------------- */
+
+static int ledger_query(struct hs_queue *q, sqlite3_stmt *st, bool *ret, const char *what,
+			char **cause)
+{
+	int rc = sqlite3_step(st);
+
+	*ret = rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_cause(q, cause, what);
+		finish(st);
+		return HS_Q_ERROR;
+	}
+	finish(st);
+	return HS_Q_OK;
+}
+
+int hs_queue_ledger_has(struct hs_queue *q, const char *remote_name, const char *sha256,
+			bool *ret_found, char **cause)
+{
+	const char *what = "reading the ledger";
+	sqlite3_stmt *st = stmt(q, S_LEDGER_HAS, what, cause);
+
+	*ret_found = false;
+	if (!st)
+		return HS_Q_ERROR;
+	sqlite3_bind_text(st, 1, remote_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, sha256, -1, SQLITE_STATIC);
+	return ledger_query(q, st, ret_found, what, cause);
+}
+
+int hs_queue_ledger_same_facts(struct hs_queue *q, const char *remote_name, int64_t size,
+			       int64_t mtime_ns, int64_t inode, bool *ret_same, char **cause)
+{
+	const char *what = "reading the ledger";
+	sqlite3_stmt *st = stmt(q, S_LEDGER_FACTS, what, cause);
+
+	*ret_same = false;
+	if (!st)
+		return HS_Q_ERROR;
+	sqlite3_bind_text(st, 1, remote_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, size);
+	sqlite3_bind_int64(st, 3, mtime_ns);
+	sqlite3_bind_int64(st, 4, inode);
+	return ledger_query(q, st, ret_same, what, cause);
+}
+
+/* ---- retry ------------------------------------------------------------------- */
+
+int hs_queue_retry(struct hs_queue *q, int64_t id, int64_t now, size_t *ret_n, char **cause)
+{
+	const char *what = "retrying jobs";
+	sqlite3_stmt *ids, *one;
+	int64_t *list = NULL, *grown;
+	size_t n = 0, alloc = 0, changed = 0;
+	int rc;
+
+	if (ret_n)
+		*ret_n = 0;
+	if (begin(q, what, cause) != 0)
+		return HS_Q_ERROR;
+	if (!(ids = stmt(q, S_RETRY_IDS, what, cause)) ||
+	    !(one = stmt(q, S_RETRY_ONE, what, cause)))
+		goto fail;
+	/* Collected first: the updates must not run under the open SELECT. */
+	sqlite3_bind_int64(ids, 1, id < 0 ? INT64_MIN : id);
+	sqlite3_bind_int64(ids, 2, id < 0 ? INT64_MAX : id);
+	while ((rc = sqlite3_step(ids)) == SQLITE_ROW) {
+		if (n == alloc) {
+			alloc = alloc ? alloc * 2 : 64;
+			if (!(grown = realloc(list, alloc * sizeof(*list)))) {
+				set_cause(cause, "%s: out of memory", what);
+				finish(ids);
+				goto fail;
+			}
+			list = grown;
+		}
+		list[n++] = sqlite3_column_int64(ids, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		db_cause(q, cause, what);
+		finish(ids);
+		goto fail;
+	}
+	finish(ids);
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_int64(one, 1, list[i]);
+		sqlite3_bind_int64(one, 2, now);
+		if (run(q, one, what, cause) != 0)
+			goto fail;
+		changed += (size_t)sqlite3_changes(q->db);
+	}
+	free(list);
+	list = NULL;
+	if (commit(q, what, cause) != 0)
+		return HS_Q_ERROR;
+	if (ret_n)
+		*ret_n = changed;
+	return HS_Q_OK;
+fail:
+	free(list);
+	rollback(q);
+	return HS_Q_ERROR;
+}
+
+/* ---- read-only views --------------------------------------------------------- */
+
+int hs_queue_counts(struct hs_queue *q, int64_t ret_counts[HS_JOB_NSTATES], char **cause)
+{
+	const char *what = "counting jobs";
+	sqlite3_stmt *st = stmt(q, S_COUNTS, what, cause);
+	int rc;
+
+	for (int s = 0; s < HS_JOB_NSTATES; s++)
+		ret_counts[s] = 0;
+	if (!st)
+		return HS_Q_ERROR;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int s = hs_job_state_parse((const char *)sqlite3_column_text(st, 0));
+		if (s >= 0)
+			ret_counts[s] = sqlite3_column_int64(st, 1);
+	}
+	if (rc != SQLITE_DONE) {
+		db_cause(q, cause, what);
+		finish(st);
+		return HS_Q_ERROR;
+	}
+	finish(st);
+	return HS_Q_OK;
+}
+
+int hs_queue_list(struct hs_queue *q, int state, size_t limit,
+		  int (*fn)(const struct hs_job *job, void *arg), void *arg, char **cause)
+{
+	const char *what = "listing jobs";
+	sqlite3_stmt *st = NULL;
+	struct hs_job *job;
+	int rc;
+
+	if (state >= HS_JOB_NSTATES) {
+		set_cause(cause, "%s: no such state %d", what, state);
+		return HS_Q_ERROR;
+	}
+	/* Not cached: fn may call back into the queue, even hs_queue_list. */
+	if (sqlite3_prepare_v2(q->db,
+			       "SELECT " JOB_COLUMNS " FROM jobs WHERE ?1 IS NULL OR state = ?1 "
+			       "ORDER BY id LIMIT ?2",
+			       -1, &st, NULL) != SQLITE_OK) {
+		db_cause(q, cause, what);
+		goto fail;
+	}
+	if (state >= 0)
+		sqlite3_bind_text(st, 1, state_names[state], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
+	for (;;) {
+		int stop;
+
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			db_cause(q, cause, what);
+			goto fail;
+		}
+		if (!(job = job_from_row(st))) {
+			set_cause(cause, "%s: out of memory", what);
+			goto fail;
+		}
+		stop = fn(job, arg);
+		hs_job_free(job);
+		if (stop)
+			break;
+	}
+	sqlite3_finalize(st);
+	return HS_Q_OK;
+fail:
+	sqlite3_finalize(st);
+	return HS_Q_ERROR;
+}
+
+int hs_queue_get(struct hs_queue *q, int64_t id, struct hs_job **ret, char **cause)
+{
+	const char *what = "reading a job";
+	sqlite3_stmt *st = stmt(q, S_GET, what, cause);
+	int rc;
+
+	*ret = NULL;
+	if (!st)
+		return HS_Q_ERROR;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (!(*ret = job_from_row(st))) {
+			set_cause(cause, "%s: out of memory", what);
+			finish(st);
+			return HS_Q_ERROR;
+		}
+		finish(st);
+		return HS_Q_OK;
+	}
+	if (rc != SQLITE_DONE)
+		db_cause(q, cause, what);
+	finish(st);
+	return rc == SQLITE_DONE ? HS_Q_EMPTY : HS_Q_ERROR;
+}
