@@ -1,7 +1,41 @@
 # agent/: the daemon and the command line.
 bin_PROGRAMS += healsync
-healsync_SOURCES = agent/main.c
+healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
+	agent/cmd-check-config.c agent/cmd-enqueue.c agent/cmd-jobs.c \
+	agent/cmd-retry.c agent/cmd-status.c \
+	agent/remote_name.c agent/remote_name.h \
+	agent/cmd-run.c agent/daemon.c agent/daemon.h agent/clock.h \
+	agent/log.c agent/log.h agent/http.c agent/http.h \
+	agent/ratelimit.c agent/ratelimit.h agent/bandwidth.c agent/bandwidth.h \
+	agent/upload.c agent/upload.h agent/upload_api.c agent/upload_api.h
 healsync_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(SQLITE_CFLAGS) $(LIBCONFIG_CFLAGS) \
 	$(JANSSON_CFLAGS) $(CRYPTO_CFLAGS) $(SYSTEMD_CFLAGS) $(ZLIB_CFLAGS)
 healsync_LDADD = libhsqueue.a libhsconf.a $(CURL_LIBS) $(SQLITE_LIBS) $(LIBCONFIG_LIBS) \
 	$(JANSSON_LIBS) $(CRYPTO_LIBS) $(SYSTEMD_LIBS) $(ZLIB_LIBS)
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_remote_name
+TESTS += tests/unit/test_remote_name
+tests_unit_test_remote_name_SOURCES = tests/unit/test_remote_name.c agent/remote_name.c
+tests_unit_test_remote_name_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_remote_name_LDADD = $(CMOCKA_LIBS)
+endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_bandwidth tests/unit/test_ratelimit
+TESTS += tests/unit/test_bandwidth tests/unit/test_ratelimit
+tests_unit_test_bandwidth_SOURCES = tests/unit/test_bandwidth.c agent/bandwidth.c
+tests_unit_test_bandwidth_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_bandwidth_LDADD = $(CMOCKA_LIBS)
+tests_unit_test_ratelimit_SOURCES = tests/unit/test_ratelimit.c agent/ratelimit.c
+tests_unit_test_ratelimit_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(CURL_CFLAGS)
+tests_unit_test_ratelimit_LDADD = $(CMOCKA_LIBS) $(CURL_LIBS)
+endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_upload_api
+TESTS += tests/unit/test_upload_api
+tests_unit_test_upload_api_SOURCES = tests/unit/test_upload_api.c agent/upload_api.c
+tests_unit_test_upload_api_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_test_upload_api_LDADD = libhsconf.a $(CMOCKA_LIBS) $(JANSSON_LIBS) $(LIBCONFIG_LIBS)
+endif

@@ -1,0 +1,65 @@
+/*
+ * cli: what the commands share: loading the configuration and opening the
+ * queue, each with its error printed once.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/cli.h"
+#include "agent/daemon.h"
+
+struct hs_config *hs_cli_config(struct hs_cli *cli)
+{
+	char *cause = NULL;
+
+	if (cli->cfg)
+		return cli->cfg;
+	cli->cfg = hs_config_load(cli->config_path, &cause);
+	if (!cli->cfg) {
+		hs_cli_error("%s", cause ? cause : "out of memory");
+		free(cause);
+	}
+	return cli->cfg;
+}
+
+struct hs_queue *hs_cli_open_queue(struct hs_cli *cli)
+{
+	struct hs_queue *q = NULL;
+	char *cause = NULL, *path = NULL;
+
+	if (mkdir(cli->cfg->state_dir, 0700) != 0 && errno != EEXIST) {
+		hs_cli_error("state_dir %s: %s", cli->cfg->state_dir, strerror(errno));
+		return NULL;
+	}
+	if (asprintf(&path, "%s/queue.db", cli->cfg->state_dir) < 0) {
+		hs_cli_error("out of memory");
+		return NULL;
+	}
+	if (hs_queue_open(path, &q, &cause) != HS_Q_OK) {
+		hs_cli_error("%s: %s", path, cause ? cause : "out of memory");
+		q = NULL;
+	}
+	free(cause);
+	free(path);
+	return q;
+}
+
+void hs_cli_wake_daemon(const struct hs_config *cfg)
+{
+	char path[4096];
+	int fd;
+
+	/* Closing a file opened for writing is what the daemon waits for;
+	 * without a daemon this is harmless. */
+	snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, HS_WAKEUP_FILE);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0)
+		close(fd);
+}

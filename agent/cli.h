@@ -1,0 +1,48 @@
+/*
+ * cli: the commands of the healsync binary (SPEC 2), one file each
+ * (agent/cmd-*.c), dispatched from main.c.
+ *
+ * A command gets its own arguments (argv[0] is the command's name) and the
+ * global context. It returns a process exit code; it prints its own errors,
+ * one line each on stderr, and never calls exit().
+ */
+#ifndef HS_AGENT_CLI_H
+#define HS_AGENT_CLI_H
+
+#include <stdint.h>
+
+#include "agent/clock.h"
+#include "conf/conf.h"
+#include "queue/queue.h"
+
+enum {
+	HS_EXIT_OK = 0,
+	HS_EXIT_FAILURE = 1,
+	HS_EXIT_USAGE = 2,
+	HS_EXIT_CONFIG = 78, /* EX_CONFIG */
+};
+
+struct hs_cli {
+	const char *config_path; /* resolved: -c, $HEALSYNC_CONFIG or default */
+	struct hs_config *cfg;	 /* loaded on demand by hs_cli_config() */
+};
+
+/* Loads the configuration once; on failure prints the reason and returns
+ * NULL (the caller returns HS_EXIT_CONFIG). */
+struct hs_config *hs_cli_config(struct hs_cli *cli);
+/* Opens state_dir/queue.db, creating state_dir (0700) if needed; prints the
+ * reason and returns NULL on failure. */
+struct hs_queue *hs_cli_open_queue(struct hs_cli *cli);
+/* Tells a running daemon that the queue changed (it watches for this). */
+void hs_cli_wake_daemon(const struct hs_config *cfg);
+/* Prints "healsync: <fmt>" on stderr. */
+void hs_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+int hs_cmd_run(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_check_config(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_enqueue(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_retry(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_status(struct hs_cli *cli, int argc, char **argv);
+
+#endif

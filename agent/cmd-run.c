@@ -1,0 +1,22 @@
+/* run: the daemon, in the foreground (systemd Type=notify). */
+#include "config.h"
+
+#include "agent/cli.h"
+#include "agent/daemon.h"
+
+int hs_cmd_run(struct hs_cli *cli, int argc, char **argv)
+{
+	struct hs_config *cfg;
+
+	if (argc != 1) {
+		hs_cli_error("run takes no arguments");
+		return HS_EXIT_USAGE;
+	}
+	if (!hs_cli_config(cli))
+		return HS_EXIT_CONFIG;
+	/* The daemon owns the configuration from here on (reloads replace
+	 * it). */
+	cfg = cli->cfg;
+	cli->cfg = NULL;
+	return hs_daemon_run(cli->config_path, cfg) == 0 ? HS_EXIT_OK : HS_EXIT_FAILURE;
+}

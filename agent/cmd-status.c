@@ -1,0 +1,161 @@
+/*
+ * status [--json]: the queue's counts, and what a running daemon last
+ * reported in state_dir/status.json (transfers, bandwidth, rate limits).
+ * Reading files only: the daemon is not disturbed.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "agent/cli.h"
+#include "agent/daemon.h"
+#include "conf/units.h"
+
+/* The daemon's last report, or NULL when none is running. */
+static json_t *daemon_status(const struct hs_config *cfg)
+{
+	char path[4096];
+	json_t *doc;
+	json_int_t pid;
+
+	snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, HS_STATUS_FILE);
+	doc = json_load_file(path, 0, NULL);
+	pid = json_integer_value(json_object_get(doc, "pid"));
+	/* A report left by a daemon that has since stopped says nothing. */
+	if (doc && (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM))) {
+		json_decref(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+static void print_time(const char *label, json_int_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char buf[32];
+
+	if (ms > 0 && localtime_r(&t, &tm) && strftime(buf, sizeof(buf), "%H:%M:%S", &tm))
+		printf("%s%s", label, buf);
+}
+
+static void print_daemon(json_t *d)
+{
+	json_t *v, *bw = json_object_get(d, "bandwidth");
+	char a[32], b[32];
+	size_t i;
+
+	if (!d) {
+		printf("daemon: not running\n");
+		return;
+	}
+	printf("daemon: pid %" JSON_INTEGER_FORMAT ", %s\n",
+	       json_integer_value(json_object_get(d, "pid")),
+	       json_string_value(json_object_get(d, "summary")));
+	json_array_foreach(json_object_get(d, "transfers"), i, v)
+	{
+		json_int_t size = json_integer_value(json_object_get(v, "size_bytes"));
+		json_int_t sent = json_integer_value(json_object_get(v, "sent_bytes"));
+		json_t *parts = json_object_get(v, "parts");
+		printf("  job %-6" JSON_INTEGER_FORMAT " %-10s %5.1f%%  %s of %s",
+		       json_integer_value(json_object_get(v, "job_id")),
+		       json_string_value(json_object_get(v, "step")),
+		       size ? 100.0 * (double)sent / (double)size : 100.0,
+		       hs_format_size((uint64_t)sent, a, sizeof(a)),
+		       hs_format_size((uint64_t)size, b, sizeof(b)));
+		if (parts)
+			printf(", part %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
+			       json_integer_value(json_object_get(parts, "done")),
+			       json_integer_value(json_object_get(parts, "count")));
+		printf("  %s\n", json_string_value(json_object_get(v, "remote_name")));
+	}
+	json_int_t limit = json_integer_value(json_object_get(bw, "limit_bytes_per_s"));
+	printf("bandwidth: %s/s now, limit %s%s\n",
+	       hs_format_size((uint64_t)json_number_value(json_object_get(bw, "rate_bytes_per_s")),
+			      a, sizeof(a)),
+	       limit ? hs_format_size((uint64_t)limit, b, sizeof(b)) : "off", limit ? "/s" : "");
+	json_array_foreach(json_object_get(d, "rate_limits"), i, v)
+	{
+		printf("rate limit: %s (%s): ", json_string_value(json_object_get(v, "api")),
+		       json_string_value(json_object_get(v, "host")));
+		if (!json_is_true(json_object_get(v, "known"))) {
+			printf("not announced by the server\n");
+			continue;
+		}
+		printf("%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT " left",
+		       json_integer_value(json_object_get(v, "remaining")),
+		       json_integer_value(json_object_get(v, "limit")));
+		print_time(", resets ", json_integer_value(json_object_get(v, "reset_at")));
+		print_time(", blocked until ",
+			   json_integer_value(json_object_get(v, "blocked_until")));
+		printf(", %" JSON_INTEGER_FORMAT " throttled\n",
+		       json_integer_value(json_object_get(v, "throttled")));
+	}
+}
+
+int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {NULL, 0, NULL, 0},
+	};
+	int64_t counts[HS_JOB_NSTATES];
+	struct hs_queue *q;
+	json_t *doc = NULL, *queue, *daemon = NULL;
+	bool as_json = false;
+	int c, rc = HS_EXIT_FAILURE;
+	char *cause = NULL;
+
+	while ((c = getopt_long(argc, argv, "+j", opts, NULL)) != -1) {
+		if (c != 'j')
+			return HS_EXIT_USAGE;
+		as_json = true;
+	}
+	if (optind < argc) {
+		hs_cli_error("usage: healsync status [--json]");
+		return HS_EXIT_USAGE;
+	}
+	if (!hs_cli_config(cli))
+		return HS_EXIT_CONFIG;
+	q = hs_cli_open_queue(cli);
+	if (!q)
+		return HS_EXIT_FAILURE;
+	if (hs_queue_counts(q, counts, &cause) != HS_Q_OK) {
+		hs_cli_error("%s", cause ? cause : "out of memory");
+		goto out;
+	}
+	daemon = daemon_status(cli->cfg);
+
+	if (as_json) {
+		doc = json_object();
+		queue = json_object();
+		if (!doc || !queue || json_object_set_new(doc, "queue", queue) != 0)
+			goto out;
+		for (int s = 0; s < HS_JOB_NSTATES; s++)
+			json_object_set_new(queue, hs_job_state_name(s), json_integer(counts[s]));
+		json_object_set(doc, "daemon", daemon ? daemon : json_null());
+		if (json_dumpf(doc, stdout, JSON_INDENT(2)) != 0 || putchar('\n') == EOF)
+			goto out;
+	} else {
+		printf("queue:");
+		for (int s = 0; s < HS_JOB_NSTATES; s++)
+			printf(" %" PRId64 " %s%s", counts[s], hs_job_state_name(s),
+			       s + 1 < HS_JOB_NSTATES ? "," : "\n");
+		print_daemon(daemon);
+	}
+	rc = fflush(stdout) == 0 ? HS_EXIT_OK : HS_EXIT_FAILURE;
+out:
+	free(cause);
+	json_decref(daemon);
+	json_decref(doc);
+	hs_queue_close(q);
+	return rc;
+}

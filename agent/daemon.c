@@ -1,0 +1,459 @@
+/*
+ * daemon: the life of `healsync run`, top to bottom.
+ *
+ *   start    open the queue, the HTTP client and the uploader on one loop
+ *   ready    READY=1; the loop sleeps until a file, a timer or a signal
+ *   SIGHUP   read the configuration and keys again; a bad one is refused
+ *   SIGTERM  stop taking work, let transfers reach a safe point, exit 0
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "agent/clock.h"
+#include "agent/daemon.h"
+#include "agent/http.h"
+#include "agent/log.h"
+#include "agent/upload.h"
+#include "conf/units.h"
+#include "queue/queue.h"
+
+#define STOP_GRACE_MS	   5000
+#define STATUS_INTERVAL_US (1000 * 1000)
+
+struct daemon {
+	const char *config_path;
+	struct hs_config *cfg;
+	sd_event *ev;
+	struct hs_queue *q;
+	struct hs_bucket bucket;
+	struct hs_http *http;
+	struct hs_uploader *up;
+	int lock_fd;
+	int wake_fd;
+	sd_event_source *wake_src;
+	sd_event_source *timetable_timer;
+	sd_event_source *status_timer;
+	int64_t started_at;
+	uint64_t last_sent;
+	int64_t last_status_us;
+	double rate; /* bytes per second, all transfers */
+	int exit_code;
+	char status_line[256];
+};
+
+/* ---- bandwidth timetable ---------------------------------------------- */
+
+static void apply_timetable(struct daemon *d)
+{
+	time_t now = time(NULL), next = hs_timetable_next_change(d->cfg->upload.bandwidth, now);
+	uint64_t rate = hs_timetable_rate(d->cfg->upload.bandwidth, now);
+	char buf[32];
+
+	if (rate != d->bucket.rate) {
+		hs_bucket_set_rate(&d->bucket, rate, hs_mono_us());
+		hs_http_bandwidth_changed(d->http);
+		hs_log(LOG_INFO, "bandwidth limit now %s",
+		       rate ? hs_format_size(rate, buf, sizeof(buf)) : "off");
+	}
+	if (next > 0) {
+		sd_event_source_set_time(d->timetable_timer, (uint64_t)next * 1000000);
+		sd_event_source_set_enabled(d->timetable_timer, SD_EVENT_ONESHOT);
+	} else {
+		sd_event_source_set_enabled(d->timetable_timer, SD_EVENT_OFF);
+	}
+}
+
+static int on_timetable(sd_event_source *s, uint64_t usec, void *arg)
+{
+	apply_timetable(arg);
+	return 0;
+}
+
+/* ---- status: STATUS= for systemd, status.json for `healsync status` ---- */
+
+struct status_ctx {
+	json_t *list;
+	unsigned n;
+};
+
+static void add_transfer(const struct hs_transfer_info *t, void *arg)
+{
+	struct status_ctx *c = arg;
+	json_t *o = json_pack("{s:I, s:s, s:s, s:I, s:I}", "job_id", (json_int_t)t->job_id,
+			      "remote_name", t->remote_name, "step", t->step, "size_bytes",
+			      (json_int_t)t->size, "sent_bytes", (json_int_t)t->sent);
+
+	if (o && t->part_count)
+		json_object_set_new(o, "parts",
+				    json_pack("{s:i, s:i}", "done", (int)t->parts_done, "count",
+					      (int)t->part_count));
+	if (o)
+		json_array_append_new(c->list, o);
+	c->n++;
+}
+
+static void add_limiter(const char *realm, const char *host, const struct hs_ratelimit *rl,
+			void *arg)
+{
+	json_t *o = json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I}", "api", realm, "host",
+			      host, "known", rl->known, "limit", (json_int_t)rl->limit, "remaining",
+			      (json_int_t)rl->remaining, "reset_at", (json_int_t)rl->reset_at,
+			      "blocked_until", (json_int_t)rl->blocked_until, "throttled",
+			      (json_int_t)rl->throttled);
+
+	if (o)
+		json_array_append_new(arg, o);
+}
+
+/* Writes path atomically: a reader sees the old file or the new one. */
+static int write_atomic(const char *dir, const char *name, const char *text)
+{
+	char tmp[4096], path[4096];
+	int fd;
+	size_t len = strlen(text);
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (write(fd, text, len) != (ssize_t)len) {
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	close(fd);
+	return rename(tmp, path);
+}
+
+static void update_status(struct daemon *d)
+{
+	struct status_ctx c = {.list = json_array()};
+	json_t *doc, *limits = json_array();
+	int64_t now_us = hs_mono_us();
+	uint64_t sent = hs_http_bytes_sent(d->http);
+	int64_t counts[HS_JOB_NSTATES] = {0};
+	char rate[32], limit[32], *text, *cause = NULL;
+
+	if (d->last_status_us && now_us > d->last_status_us)
+		d->rate =
+		    (double)(sent - d->last_sent) * 1e6 / (double)(now_us - d->last_status_us);
+	d->last_sent = sent;
+	d->last_status_us = now_us;
+
+	if (c.list && d->up)
+		hs_uploader_each(d->up, add_transfer, &c);
+	if (limits)
+		hs_http_each_limiter(d->http, add_limiter, limits);
+	if (hs_queue_counts(d->q, counts, &cause) < 0) {
+		hs_log(LOG_WARNING, "queue: %s", cause ? cause : "out of memory");
+		free(cause);
+	}
+
+	hs_format_size((uint64_t)d->rate, rate, sizeof(rate));
+	if (d->bucket.rate)
+		hs_format_size(d->bucket.rate, limit, sizeof(limit));
+	else
+		snprintf(limit, sizeof(limit), "off");
+	if (c.n)
+		snprintf(d->status_line, sizeof(d->status_line),
+			 "uploading %u file%s (%s/s), %" PRId64 " queued", c.n, c.n == 1 ? "" : "s",
+			 rate, counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
+	else
+		snprintf(d->status_line, sizeof(d->status_line), "idle, %" PRId64 " queued",
+			 counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
+	if (d->up && hs_uploader_auth_paused(d->up))
+		snprintf(d->status_line + strlen(d->status_line),
+			 sizeof(d->status_line) - strlen(d->status_line),
+			 ", upload API key rejected");
+	sd_notifyf(0, "STATUS=%s", d->status_line);
+
+	doc =
+	    json_pack("{s:i, s:I, s:I, s:s, s:o, s:{s:I, s:f, s:i}, s:o}", "pid", (int)getpid(),
+		      "started_at", (json_int_t)d->started_at, "updated_at",
+		      (json_int_t)hs_wall_ms(), "summary", d->status_line, "transfers",
+		      c.list ? c.list : json_array(), "bandwidth", "limit_bytes_per_s",
+		      (json_int_t)d->bucket.rate, "rate_bytes_per_s", d->rate, "waiting_for_quota",
+		      (int)hs_http_waiting(d->http), "rate_limits", limits ? limits : json_array());
+	text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+	if (!text || write_atomic(d->cfg->state_dir, HS_STATUS_FILE, text) != 0)
+		hs_log(LOG_WARNING, "cannot write %s/%s", d->cfg->state_dir, HS_STATUS_FILE);
+	free(text);
+	json_decref(doc);
+}
+
+/* While anything moves, the status is refreshed every second; an idle
+ * daemon writes it once and sleeps. */
+static int on_status_timer(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct daemon *d = arg;
+	bool busy = hs_uploader_active(d->up) > 0 || hs_http_waiting(d->http) > 0;
+
+	update_status(d);
+	sd_event_source_set_time(s, usec + STATUS_INTERVAL_US);
+	sd_event_source_set_enabled(s, busy ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
+	return 0;
+}
+
+/* Something may have changed: make sure a status refresh is coming. */
+static void status_soon(struct daemon *d)
+{
+	int enabled = SD_EVENT_OFF;
+	uint64_t now;
+
+	sd_event_source_get_enabled(d->status_timer, &enabled);
+	if (enabled != SD_EVENT_OFF)
+		return;
+	sd_event_now(d->ev, CLOCK_MONOTONIC, &now);
+	sd_event_source_set_time(d->status_timer, now + 100 * 1000);
+	sd_event_source_set_enabled(d->status_timer, SD_EVENT_ONESHOT);
+}
+
+static void on_uploader_change(void *arg)
+{
+	status_soon(arg);
+}
+
+/* ---- the queue's wake-up file ------------------------------------------ */
+
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *arg)
+{
+	struct daemon *d = arg;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool wake = false;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			if (ev->len && strcmp(ev->name, HS_WAKEUP_FILE) == 0)
+				wake = true;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	if (wake) {
+		hs_uploader_kick(d->up);
+		status_soon(d);
+	}
+	return 0;
+}
+
+static int watch_wakeup(struct daemon *d)
+{
+	d->wake_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (d->wake_fd < 0 ||
+	    inotify_add_watch(d->wake_fd, d->cfg->state_dir, IN_CLOSE_WRITE | IN_ATTRIB) < 0 ||
+	    sd_event_add_io(d->ev, &d->wake_src, d->wake_fd, EPOLLIN, on_wake, d) < 0) {
+		hs_log(LOG_ERR, "cannot watch %s: %s", d->cfg->state_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- signals ---------------------------------------------------------------- */
+
+static void stopped(void *arg)
+{
+	struct daemon *d = arg;
+
+	sd_event_exit(d->ev, d->exit_code);
+}
+
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *arg)
+{
+	struct daemon *d = arg;
+
+	hs_log(LOG_NOTICE, "%s: stopping", strsignal((int)si->ssi_signo));
+	sd_notify(0, "STOPPING=1");
+	sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	hs_uploader_stop(d->up, STOP_GRACE_MS, stopped, d);
+	return 0;
+}
+
+static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *arg)
+{
+	struct daemon *d = arg;
+	struct hs_config *cfg;
+	char *cause = NULL;
+
+	sd_notify(0, "RELOADING=1");
+	cfg = hs_config_load(d->config_path, &cause);
+	if (!cfg) {
+		hs_log(LOG_ERR, "reload refused, keeping the running configuration: %s",
+		       cause ? cause : "out of memory");
+		free(cause);
+		sd_notify(0, "READY=1");
+		return 0;
+	}
+	if (strcmp(cfg->state_dir, d->cfg->state_dir) != 0)
+		hs_log(LOG_WARNING, "state_dir changes take effect at the next start");
+	free(cfg->state_dir);
+	cfg->state_dir = strdup(d->cfg->state_dir);
+	if (!cfg->state_dir) {
+		hs_config_free(cfg);
+		sd_notify(0, "READY=1");
+		return 0;
+	}
+	hs_uploader_reconfigure(d->up, cfg);
+	hs_config_free(d->cfg);
+	d->cfg = cfg;
+	hs_log_set_level(cfg->log_level);
+	apply_timetable(d);
+	hs_log(LOG_NOTICE, "configuration reloaded from %s", d->config_path);
+	sd_notify(0, "READY=1");
+	return 0;
+}
+
+/* ---- the life of the process -------------------------------------------- */
+
+/* One daemon per state_dir, held by a lock the kernel drops when the
+ * process dies however it dies. Holding it, the daemon knows every active
+ * job's lease was left by a predecessor and can take the jobs back at once
+ * instead of waiting for the leases to run out. */
+static int lock_state(struct daemon *d)
+{
+	char path[4096], pid[32];
+	int n;
+
+	snprintf(path, sizeof(path), "%s/daemon.lock", d->cfg->state_dir);
+	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (d->lock_fd < 0) {
+		hs_log(LOG_ERR, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		n = (int)pread(d->lock_fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		hs_log(LOG_ERR, "another healsync daemon (pid %s) already uses %s",
+		       pid[0] ? pid : "?", d->cfg->state_dir);
+		return -1;
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(d->lock_fd, 0) != 0 || pwrite(d->lock_fd, pid, (size_t)n, 0) != n)
+		hs_log(LOG_WARNING, "%s: cannot record the pid", path);
+	return 0;
+}
+
+static int open_state(struct daemon *d)
+{
+	char path[4096], *cause = NULL;
+	size_t n = 0;
+
+	if (mkdir(d->cfg->state_dir, 0700) != 0 && errno != EEXIST) {
+		hs_log(LOG_ERR, "state_dir %s: %s", d->cfg->state_dir, strerror(errno));
+		return -1;
+	}
+	if (lock_state(d) != 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/queue.db", d->cfg->state_dir);
+	if (hs_queue_open(path, &d->q, &cause) != HS_Q_OK ||
+	    hs_queue_recover(d->q, hs_wall_ms(), &n, &cause) != HS_Q_OK) {
+		hs_log(LOG_ERR, "%s: %s", path, cause ? cause : "out of memory");
+		free(cause);
+		return -1;
+	}
+	if (n)
+		hs_log(LOG_NOTICE, "resuming %zu job%s interrupted by the last stop", n,
+		       n == 1 ? "" : "s");
+	return 0;
+}
+
+static int start(struct daemon *d)
+{
+	struct hs_http_opts opts = {
+	    .ca_file = d->cfg->upload.api.ca_file,
+	    .proxy = d->cfg->upload.api.proxy,
+	    .connect_timeout_s = (long)(d->cfg->upload.connect_timeout_ms / 1000),
+	    .stall_timeout_s = (long)(d->cfg->upload.stall_timeout_ms / 1000),
+	};
+	sigset_t mask;
+	char *cause = NULL;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		return -1;
+	if (sd_event_new(&d->ev) < 0 ||
+	    sd_event_add_signal(d->ev, NULL, SIGTERM, on_stop_signal, d) < 0 ||
+	    sd_event_add_signal(d->ev, NULL, SIGINT, on_stop_signal, d) < 0 ||
+	    sd_event_add_signal(d->ev, NULL, SIGHUP, on_reload, d) < 0 ||
+	    sd_event_set_watchdog(d->ev, true) < 0) {
+		hs_log(LOG_ERR, "cannot set up the event loop");
+		return -1;
+	}
+	if (open_state(d) != 0 || watch_wakeup(d) != 0)
+		return -1;
+
+	hs_bucket_init(&d->bucket, 0, hs_mono_us());
+	d->http = hs_http_new(d->ev, &opts, &d->bucket, &cause);
+	if (d->http)
+		d->up = hs_uploader_new(d->ev, d->cfg, d->q, d->http, &cause);
+	if (!d->up) {
+		hs_log(LOG_ERR, "cannot start: %s", cause ? cause : "out of memory");
+		free(cause);
+		return -1;
+	}
+	hs_uploader_on_change(d->up, on_uploader_change, d);
+	if (sd_event_add_time(d->ev, &d->timetable_timer, CLOCK_REALTIME, 0, 1000 * 1000,
+			      on_timetable, d) < 0 ||
+	    sd_event_add_time(d->ev, &d->status_timer, CLOCK_MONOTONIC, 0, 50 * 1000,
+			      on_status_timer, d) < 0) {
+		hs_log(LOG_ERR, "cannot add timers to the event loop");
+		return -1;
+	}
+	apply_timetable(d);
+	return 0;
+}
+
+int hs_daemon_run(const char *config_path, struct hs_config *cfg)
+{
+	struct daemon d = {.config_path = config_path, .cfg = cfg, .wake_fd = -1, .lock_fd = -1};
+	int rc = 1;
+
+	/* Keys and file contents must never end up in a core dump. */
+	prctl(PR_SET_DUMPABLE, 0);
+	hs_log_init(cfg->log_level);
+	d.started_at = hs_wall_ms();
+	if (start(&d) == 0) {
+		update_status(&d);
+		hs_log(LOG_NOTICE, "healsync %s started: %zu watch folder%s, %u transfers at once",
+		       PACKAGE_VERSION, d.cfg->n_watches, d.cfg->n_watches == 1 ? "" : "s",
+		       d.cfg->upload.parallel);
+		sd_notify(0, "READY=1");
+		status_soon(&d);
+		rc = sd_event_loop(d.ev) < 0 ? 1 : d.exit_code;
+		update_status(&d);
+		hs_log(LOG_NOTICE, "stopped");
+	}
+	hs_uploader_free(d.up);
+	hs_http_free(d.http);
+	sd_event_source_disable_unref(d.wake_src);
+	sd_event_source_disable_unref(d.timetable_timer);
+	sd_event_source_disable_unref(d.status_timer);
+	if (d.wake_fd >= 0)
+		close(d.wake_fd);
+	hs_queue_close(d.q);
+	if (d.lock_fd >= 0)
+		close(d.lock_fd);
+	sd_event_unref(d.ev);
+	hs_config_free(d.cfg);
+	return rc;
+}

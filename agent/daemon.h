@@ -1,0 +1,20 @@
+/*
+ * daemon: `healsync run`, the whole life of the process on one sd-event
+ * loop: signals, the queue's wake-up file, the bandwidth timetable, the
+ * uploader, the status file and systemd notifications.
+ *
+ * Takes ownership of cfg (it is replaced on reload). Returns an exit code.
+ */
+#ifndef HS_AGENT_DAEMON_H
+#define HS_AGENT_DAEMON_H
+
+#include "conf/conf.h"
+
+/* The file `healsync status` reads, in state_dir; written atomically. */
+#define HS_STATUS_FILE "status.json"
+/* Touched by CLI commands that change the queue, watched by the daemon. */
+#define HS_WAKEUP_FILE "wakeup"
+
+int hs_daemon_run(const char *config_path, struct hs_config *cfg);
+
+#endif

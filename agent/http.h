@@ -1,0 +1,103 @@
+/*
+ * http: every HTTP request healsync makes, on one curl multi handle driven
+ * by the sd-event loop through curl's multi-socket API. Connections are
+ * reused (keep-alive, HTTP/2 when offered); TLS is always verified.
+ *
+ * Two policies live here so that no caller can forget them:
+ *  - pacing: each request names a realm ("upload", "records"); requests to
+ *    one realm and host share a rate limiter that learns from every
+ *    response's X-RateLimit-* and Retry-After headers. A request the limiter
+ *    holds back waits in line, on a timer, before curl sees it.
+ *  - bandwidth: request bodies read from files draw from the shared token
+ *    bucket; a transfer that finds it empty is paused through curl's read
+ *    callback and resumed by a timer when tokens are back.
+ *
+ * A call is owned by the client from hs_http_send() until its done callback
+ * has returned; hs_http_cancel() ends it early without calling back. The
+ * response passed to the callback is valid during the callback only; take
+ * resp->body (set it to NULL) to keep it. Nothing here blocks.
+ */
+#ifndef HS_AGENT_HTTP_H
+#define HS_AGENT_HTTP_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "agent/bandwidth.h"
+#include "agent/ratelimit.h"
+
+#define HS_HTTP_MAX_RESPONSE (1024 * 1024) /* API bodies; more is hostile */
+
+struct hs_http;
+struct hs_http_call;
+
+struct hs_http_opts {
+	const char *ca_file; /* NULL: system CAs only */
+	const char *proxy;   /* NULL: the usual *_proxy variables */
+	long connect_timeout_s;
+	long stall_timeout_s; /* no byte moving for this long ends a transfer */
+};
+
+struct hs_http_request {
+	const char *realm; /* rate-limit realm, required */
+	const char *method;
+	const char *url;
+	const char *api_key;   /* sent as X-API-Key; NULL: none */
+	const char *json_body; /* POST/PUT body; NULL: none */
+	/* Extra headers "Name: value", NULL-terminated; may be NULL. */
+	const char *const *headers;
+	/* A body streamed from a file range, throttled by the bucket. */
+	int body_fd; /* -1: none */
+	int64_t body_offset;
+	int64_t body_length;
+};
+
+struct hs_http_response {
+	CURLcode result; /* CURLE_OK when an HTTP answer arrived */
+	char error[CURL_ERROR_SIZE];
+	long status;
+	char *body; /* NUL-terminated; NULL when empty */
+	size_t body_len;
+	char etag[128];	     /* "" when none or too long */
+	int64_t retry_after; /* ms, clamped; -1 when none */
+	bool body_changed;   /* the body file ended early or failed to read */
+};
+
+typedef void (*hs_http_done_fn)(struct hs_http_response *resp, void *arg);
+
+struct hs_http *hs_http_new(sd_event *ev, const struct hs_http_opts *opts, struct hs_bucket *bucket,
+			    char **cause);
+/* Cancels every call without calling back. Accepts NULL; returns NULL. */
+struct hs_http *hs_http_free(struct hs_http *h);
+
+/* Starts a request (or queues it behind the rate limiter). Returns NULL with
+ * *cause when it cannot even be set up. */
+struct hs_http_call *hs_http_send(struct hs_http *h, const struct hs_http_request *req,
+				  hs_http_done_fn done, void *arg, char **cause);
+void hs_http_cancel(struct hs_http_call *call);
+/* Body bytes sent so far by this call. */
+int64_t hs_http_call_sent(const struct hs_http_call *call);
+
+/* The bucket's rate changed (the timetable): wake paused transfers. */
+void hs_http_bandwidth_changed(struct hs_http *h);
+
+/* The limiter for a realm and the host of url, created on first use. */
+struct hs_ratelimit *hs_http_limiter(struct hs_http *h, const char *realm, const char *url);
+/* Calls fn for each limiter (status output). */
+void hs_http_each_limiter(struct hs_http *h,
+			  void (*fn)(const char *realm, const char *host,
+				     const struct hs_ratelimit *rl, void *arg),
+			  void *arg);
+/* Request body bytes sent by all calls so far. */
+uint64_t hs_http_bytes_sent(const struct hs_http *h);
+/* Requests waiting for the rate limiter, and transfers in flight. */
+unsigned hs_http_waiting(const struct hs_http *h);
+unsigned hs_http_running(const struct hs_http *h);
+
+/* url without its query string and fragment, for log lines: presigned
+ * query strings are secrets. Caller frees; NULL when out of memory. */
+char *hs_url_redact(const char *url);
+
+#endif

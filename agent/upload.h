@@ -1,0 +1,70 @@
+/*
+ * upload: takes jobs from the queue and sends them through the Upload API.
+ *
+ * Each claimed job becomes a transfer that walks these steps, all on the
+ * event loop and none of them blocking it for long:
+ *
+ *   scan      read the file once in 1 MiB slices between other events:
+ *             SHA-256 of the whole file and CRC-32 of each part
+ *   small     presign -> PUT -> complete
+ *   large     create -> (list parts, when resuming) -> presign parts a
+ *             batch ahead -> PUT parts, `parallel` at once across all jobs
+ *             -> complete with the ETags in order
+ *
+ * Every finished part's ETag is committed to the queue as it lands, so a
+ * restart resumes from what the storage holds. A file found changed (stat
+ * facts, a short read, a CRC or checksum the server refuses) is never
+ * completed: the session is dropped and the job starts again from the new
+ * content. Transient failures are retried step by step (part by part) with
+ * full-jitter backoff; past a bound the job fails and the queue schedules
+ * it. A 401 pauses the whole API until the key is reloaded or a backoff
+ * passes.
+ *
+ * The uploader owns its transfers; the config, queue and http client are
+ * borrowed and must outlive it.
+ */
+#ifndef HS_AGENT_UPLOAD_H
+#define HS_AGENT_UPLOAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "agent/http.h"
+#include "conf/conf.h"
+#include "queue/queue.h"
+
+struct hs_uploader;
+
+struct hs_transfer_info {
+	int64_t job_id;
+	const char *remote_name;
+	const char *step; /* "scanning", "uploading", "completing", ... */
+	int64_t size;
+	int64_t sent; /* bytes confirmed or in flight */
+	uint32_t parts_done, part_count;
+};
+
+struct hs_uploader *hs_uploader_new(sd_event *ev, const struct hs_config *cfg, struct hs_queue *q,
+				    struct hs_http *http, char **cause);
+/* Cancels everything at once, releasing jobs to the queue. Accepts NULL. */
+struct hs_uploader *hs_uploader_free(struct hs_uploader *u);
+
+/* The queue may hold new work (an enqueue, a retry). */
+void hs_uploader_kick(struct hs_uploader *u);
+/* A new configuration (reload): keys, limits. Clears an auth pause. */
+void hs_uploader_reconfigure(struct hs_uploader *u, const struct hs_config *cfg);
+/* Takes no new work; transfers in flight may reach a safe point for up to
+ * grace_ms, then the rest is cancelled and released. done(arg) is called
+ * once nothing is left. */
+void hs_uploader_stop(struct hs_uploader *u, uint64_t grace_ms, void (*done)(void *arg), void *arg);
+
+/* fn(arg) is called whenever a transfer starts or ends (status updates). */
+void hs_uploader_on_change(struct hs_uploader *u, void (*fn)(void *arg), void *arg);
+
+void hs_uploader_each(struct hs_uploader *u,
+		      void (*fn)(const struct hs_transfer_info *t, void *arg), void *arg);
+unsigned hs_uploader_active(const struct hs_uploader *u);
+bool hs_uploader_auth_paused(const struct hs_uploader *u);
+
+#endif
