@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Throughput: one file (default 1 GiB) uploaded multipart to the reference
+storage by healsync, and the same parts PUT by curl with the same
+parallelism, in the same run against the same server.
+
+    bench/upload_throughput.py [--size-mib 1024] [--parallel 4] [--part-mib 16]
+
+healsync's figure is end to end (reading the file for SHA-256 and CRCs,
+presigning, PUTs, complete); its transfer phase alone (first PUT byte to the
+last) is printed too. curl's figure is the PUTs alone, given ready URLs and
+the parts already cut into files."""
+import argparse
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import zlib
+
+import benchlib
+from benchlib import Timer, mib
+import hstest
+
+
+def api(server, method, path, body=None):
+    req = urllib.request.Request(server.upload_base + path, method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"X-API-Key": hstest.UPLOAD_KEY,
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read() or b"null")
+
+
+def curl_baseline(env, path, size, part_size, parallel):
+    """Cuts the parts into files, presigns them, then times one curl doing
+    all the PUTs, `parallel` at once."""
+    sha = hstest.sha256_file(path)
+    s = api(env.server, "POST", "/uploads/multipart",
+            {"filename": "curl-baseline.bin", "size_bytes": size, "sha256": sha,
+             "content_type": "application/octet-stream", "part_size_bytes": part_size})["data"]
+    count, part_size = s["part_count"], s["part_size_bytes"]
+    parts_dir = os.path.join(env.dir, "parts")
+    os.makedirs(parts_dir)
+    args = ["curl", "-sS", "--fail", "-o", "/dev/null", "-Z", "--parallel-max", str(parallel)]
+    with open(path, "rb") as f:
+        for first in range(1, count + 1, 100):
+            numbers = list(range(first, min(first + 100, count + 1)))
+            urls = api(env.server, "POST", "/uploads/multipart/%s/parts" % s["upload_id"],
+                       {"part_numbers": numbers})["data"]["parts"]
+            for u in sorted(urls, key=lambda p: p["part_number"]):
+                data = f.read(part_size)
+                part = os.path.join(parts_dir, "%05d" % u["part_number"])
+                with open(part, "wb") as out:
+                    out.write(data)
+                crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+                if len(args) > 8:
+                    args.append("--next")
+                args += ["-T", part, "-H", "x-checksum-crc32: " + crc]
+                for k, v in u["headers"].items():
+                    args += ["-H", "%s: %s" % (k, v)]
+                args.append(u["url"])
+    with Timer() as t:
+        subprocess.run(args, check=True)
+    return t.elapsed
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--parallel", type=int, default=4)
+    ap.add_argument("--part-mib", type=int, default=16)
+    opts = ap.parse_args()
+    hstest.HEALSYNC = benchlib.healsync_binary()
+    size = opts.size_mib * 1024 * 1024
+    tap = hstest.TAP()
+    with hstest.Env(tap, upload={"parallel": opts.parallel, "part_size": "%dMiB" % opts.part_mib,
+                                 "multipart_threshold": "64MiB"},
+                    log_level="info", base_dir="/var/tmp") as env:
+        path = env.path("big.bin")
+        hstest.write_random(path, size, seed=1)
+        hstest.sha256_file(path)  # warm the page cache for both runs alike
+
+        env.enqueue("big.bin")
+        with Timer() as t:
+            d = env.daemon()
+            ok = env.wait_jobs(timeout=3600, done=1)
+        d.stop()
+        if not ok or not env.stored("big.bin"):
+            sys.exit("healsync did not store the file:\n" + d.output()[-2000:])
+        hs_elapsed = t.elapsed
+        series = [b for b in env.server.admin("GET", "/received?bucket_ms=10") if b[1]]
+        first, last = (series[0][0], series[-1][0] + 0.01) if series else (0, 0)
+
+        curl_elapsed = curl_baseline(env, path, size, opts.part_mib * 1024 * 1024, opts.parallel)
+
+    print("upload throughput, %d MiB file, %d MiB parts, %d at once" %
+          (opts.size_mib, opts.part_mib, opts.parallel))
+    print("  %-34s %8.2f s  %8.1f MiB/s" % ("healsync, end to end", hs_elapsed,
+                                          mib(size) / hs_elapsed))
+    if last > first:
+        print("  %-34s %8.2f s  %8.1f MiB/s" % ("healsync, PUT phase (server clock)",
+                                              last - first, mib(size) / (last - first)))
+    print("  %-34s %8.2f s  %8.1f MiB/s" % ("curl, PUTs only", curl_elapsed,
+                                          mib(size) / curl_elapsed))
+    print("  ratio healsync/curl (end to end): %.2f" % (hs_elapsed / curl_elapsed))
+
+
+if __name__ == "__main__":
+    main()
