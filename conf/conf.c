@@ -43,8 +43,9 @@ struct loader {
 
 /* The settings each group may hold, separated by spaces. */
 static const char root_keys[] = "state_dir upload watch mirror log";
-static const char upload_keys[] = "base_url api_key_file multipart_threshold part_size parallel "
-				  "bandwidth max_attempts ca_file proxy connect_timeout stall_timeout";
+static const char upload_keys[] =
+    "base_url api_key_file multipart_threshold part_size parallel "
+    "bandwidth max_attempts ca_file proxy connect_timeout stall_timeout";
 static const char watch_keys[] = "path remote_prefix recursive include exclude settle rescan "
 				 "after_upload";
 static const char mirror_keys[] = "base_url api_key_file schedule jitter page_size fetch_details "

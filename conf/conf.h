@@ -33,23 +33,23 @@ enum hs_after_upload {
 };
 
 enum hs_log_level { /* syslog priorities */
-	HS_LOG_ERR = 3,
-	HS_LOG_WARNING = 4,
-	HS_LOG_NOTICE = 5,
-	HS_LOG_INFO = 6,
-	HS_LOG_DEBUG = 7,
+		    HS_LOG_ERR = 3,
+		    HS_LOG_WARNING = 4,
+		    HS_LOG_NOTICE = 5,
+		    HS_LOG_INFO = 6,
+		    HS_LOG_DEBUG = 7,
 };
 
 struct hs_api {
-	char *base_url;     /* no trailing slash */
+	char *base_url;	    /* no trailing slash */
 	char *api_key_file; /* as configured */
-	char *api_key;      /* the secret itself; never print it */
-	char *ca_file;      /* NULL: system CAs only */
-	char *proxy;        /* NULL: the *_proxy environment variables */
+	char *api_key;	    /* the secret itself; never print it */
+	char *ca_file;	    /* NULL: system CAs only */
+	char *proxy;	    /* NULL: the *_proxy environment variables */
 };
 
 struct hs_watch {
-	char *path;          /* absolute, no trailing slash */
+	char *path;	     /* absolute, no trailing slash */
 	char *remote_prefix; /* "" or ends with "/" as written */
 	bool recursive;
 	char **include; /* NULL-terminated globs; empty: everything */
@@ -66,13 +66,13 @@ struct hs_config {
 
 	struct {
 		struct hs_api api;
-		uint64_t multipart_threshold; /* bytes; default 64 MiB */
-		uint64_t part_size;           /* bytes; default 16 MiB */
-		unsigned parallel;            /* default 4 */
+		uint64_t multipart_threshold;	/* bytes; default 64 MiB */
+		uint64_t part_size;		/* bytes; default 16 MiB */
+		unsigned parallel;		/* default 4 */
 		struct hs_timetable *bandwidth; /* default "off" */
-		unsigned max_attempts;        /* default 10 */
-		uint64_t connect_timeout_ms;  /* default 30 s */
-		uint64_t stall_timeout_ms;    /* no progress this long ends a transfer; 60 s */
+		unsigned max_attempts;		/* default 10 */
+		uint64_t connect_timeout_ms;	/* default 30 s */
+		uint64_t stall_timeout_ms;	/* no progress this long ends a transfer; 60 s */
 	} upload;
 
 	struct hs_watch *watches;
@@ -85,7 +85,7 @@ struct hs_config {
 		uint64_t jitter_ms;
 		unsigned page_size; /* 1..100; default 100 */
 		bool fetch_details;
-		char *database; /* default state_dir/mirror.db */
+		char *database;	   /* default state_dir/mirror.db */
 		char *export_path; /* NULL: no export */
 	} mirror;
 

@@ -40,7 +40,7 @@
 enum {
 	HS_Q_OK = 0,
 	HS_Q_EMPTY = 1, /* claim: nothing is due */
-	HS_Q_LOST = 2,  /* the lease token no longer holds the job */
+	HS_Q_LOST = 2,	/* the lease token no longer holds the job */
 	HS_Q_ERROR = -1,
 };
 
@@ -61,8 +61,8 @@ int hs_job_state_parse(const char *name);
 
 /* What the caller knows when it adds a file. Strings are copied. */
 struct hs_job_spec {
-	const char *path;        /* absolute path of the file */
-	const char *watch_root;  /* the watched folder it belongs to, or "" */
+	const char *path;	 /* absolute path of the file */
+	const char *watch_root;	 /* the watched folder it belongs to, or "" */
 	const char *remote_name; /* name sent to the server */
 	int64_t size;
 	int64_t mtime_ns;
@@ -88,13 +88,13 @@ struct hs_job {
 	enum hs_job_state state;
 	unsigned attempts;
 	int64_t next_attempt_at; /* failed jobs: when due again */
-	int64_t lease_until;     /* active jobs */
-	int64_t lease_token;     /* active jobs: pass back to every update */
-	char *last_error;        /* NULL when none */
+	int64_t lease_until;	 /* active jobs */
+	int64_t lease_token;	 /* active jobs: pass back to every update */
+	char *last_error;	 /* NULL when none */
 	int64_t created_at;
 	int64_t updated_at;
 	/* Multipart session, when one is open. */
-	char *upload_id;     /* NULL when none */
+	char *upload_id; /* NULL when none */
 	int64_t part_size;
 	uint32_t part_count;
 };
@@ -155,8 +155,8 @@ int hs_queue_release(struct hs_queue *q, int64_t id, int64_t token, int64_t at, 
 /* Multipart progress. begin records the session and forgets old parts. */
 int hs_queue_mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char *upload_id,
 		      int64_t part_size, uint32_t part_count, char **cause);
-int hs_queue_mp_part_done(struct hs_queue *q, int64_t id, int64_t token,
-			  const struct hs_part *part, char **cause);
+int hs_queue_mp_part_done(struct hs_queue *q, int64_t id, int64_t token, const struct hs_part *part,
+			  char **cause);
 /* Drops the session and its parts (expired, aborted, or content changed). */
 int hs_queue_mp_reset(struct hs_queue *q, int64_t id, int64_t token, char **cause);
 /* Finished parts in ascending order; *ret is malloc'd (free it), may be NULL
