@@ -29,26 +29,28 @@ struct hs_config *hs_cli_config(struct hs_cli *cli)
 	return cli->cfg;
 }
 
-struct hs_queue *hs_cli_open_queue(struct hs_cli *cli)
+int hs_cli_open_queue(struct hs_cli *cli, struct hs_queue **ret)
 {
-	struct hs_queue *q = NULL;
 	char *cause = NULL, *path = NULL;
+	int rc = HS_EXIT_FAILURE;
 
+	if (!hs_cli_config(cli))
+		return HS_EXIT_CONFIG;
 	if (mkdir(cli->cfg->state_dir, 0700) != 0 && errno != EEXIST) {
 		hs_cli_error("state_dir %s: %s", cli->cfg->state_dir, strerror(errno));
-		return NULL;
+		return HS_EXIT_FAILURE;
 	}
 	if (asprintf(&path, "%s/queue.db", cli->cfg->state_dir) < 0) {
 		hs_cli_error("out of memory");
-		return NULL;
+		return HS_EXIT_FAILURE;
 	}
-	if (hs_queue_open(path, &q, &cause) != HS_Q_OK) {
+	if (hs_queue_open(path, ret, &cause) != HS_Q_OK)
 		hs_cli_error("%s: %s", path, cause ? cause : "out of memory");
-		q = NULL;
-	}
+	else
+		rc = HS_EXIT_OK;
 	free(cause);
 	free(path);
-	return q;
+	return rc;
 }
 
 void hs_cli_wake_daemon(const struct hs_config *cfg)

@@ -30,9 +30,10 @@ struct hs_cli {
 /* Loads the configuration once; on failure prints the reason and returns
  * NULL (the caller returns HS_EXIT_CONFIG). */
 struct hs_config *hs_cli_config(struct hs_cli *cli);
-/* Opens state_dir/queue.db, creating state_dir (0700) if needed; prints the
- * reason and returns NULL on failure. */
-struct hs_queue *hs_cli_open_queue(struct hs_cli *cli);
+/* Loads the configuration and opens state_dir/queue.db, creating state_dir
+ * (0700) if needed. Returns HS_EXIT_OK with *ret, or the exit code after
+ * printing the reason. */
+int hs_cli_open_queue(struct hs_cli *cli, struct hs_queue **ret);
 /* Tells a running daemon that the queue changed (it watches for this). */
 void hs_cli_wake_daemon(const struct hs_config *cfg);
 /* Prints "healsync: <fmt>" on stderr. */

@@ -75,17 +75,16 @@ out:
 int hs_cmd_enqueue(struct hs_cli *cli, int argc, char **argv)
 {
 	struct hs_queue *q;
+	int open_rc;
 	int failed = 0;
 
 	if (argc < 2) {
 		hs_cli_error("usage: healsync enqueue FILE...");
 		return HS_EXIT_USAGE;
 	}
-	if (!hs_cli_config(cli))
-		return HS_EXIT_CONFIG;
-	q = hs_cli_open_queue(cli);
-	if (!q)
-		return HS_EXIT_FAILURE;
+	open_rc = hs_cli_open_queue(cli, &q);
+	if (open_rc != HS_EXIT_OK)
+		return open_rc;
 	/* A bad file is reported and the others are still queued. */
 	for (int i = 1; i < argc; i++)
 		if (enqueue_one(cli, q, argv[i]) != 0)

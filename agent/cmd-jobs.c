@@ -79,6 +79,7 @@ int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct hs_queue *q;
+	int open_rc;
 	json_t *list = NULL;
 	bool as_json = false;
 	int c, state = -1, rc = HS_EXIT_FAILURE;
@@ -115,11 +116,9 @@ int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv)
 		hs_cli_error("usage: healsync jobs [--state S] [--limit N] [--json]");
 		return HS_EXIT_USAGE;
 	}
-	if (!hs_cli_config(cli))
-		return HS_EXIT_CONFIG;
-	q = hs_cli_open_queue(cli);
-	if (!q)
-		return HS_EXIT_FAILURE;
+	open_rc = hs_cli_open_queue(cli, &q);
+	if (open_rc != HS_EXIT_OK)
+		return open_rc;
 
 	if (as_json) {
 		list = json_array();

@@ -30,6 +30,7 @@ int hs_cmd_retry(struct hs_cli *cli, int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct hs_queue *q;
+	int open_rc;
 	bool all = false;
 	int c, rc = HS_EXIT_OK;
 	size_t n;
@@ -51,11 +52,9 @@ int hs_cmd_retry(struct hs_cli *cli, int argc, char **argv)
 			return HS_EXIT_USAGE;
 		}
 	}
-	if (!hs_cli_config(cli))
-		return HS_EXIT_CONFIG;
-	q = hs_cli_open_queue(cli);
-	if (!q)
-		return HS_EXIT_FAILURE;
+	open_rc = hs_cli_open_queue(cli, &q);
+	if (open_rc != HS_EXIT_OK)
+		return open_rc;
 
 	if (all) {
 		if (hs_queue_retry(q, -1, hs_wall_ms(), &n, &cause) != HS_Q_OK)

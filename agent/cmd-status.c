@@ -109,6 +109,7 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 	};
 	int64_t counts[HS_JOB_NSTATES];
 	struct hs_queue *q;
+	int open_rc;
 	json_t *doc = NULL, *queue, *daemon = NULL;
 	bool as_json = false;
 	int c, rc = HS_EXIT_FAILURE;
@@ -123,11 +124,9 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		hs_cli_error("usage: healsync status [--json]");
 		return HS_EXIT_USAGE;
 	}
-	if (!hs_cli_config(cli))
-		return HS_EXIT_CONFIG;
-	q = hs_cli_open_queue(cli);
-	if (!q)
-		return HS_EXIT_FAILURE;
+	open_rc = hs_cli_open_queue(cli, &q);
+	if (open_rc != HS_EXIT_OK)
+		return open_rc;
 	if (hs_queue_counts(q, counts, &cause) != HS_Q_OK) {
 		hs_cli_error("%s", cause ? cause : "out of memory");
 		goto out;

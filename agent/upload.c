@@ -392,6 +392,29 @@ static void step_retry(struct transfer *t, long status, const char *why)
 	arm_timer(t, (int64_t)hs_backoff_delay(&step_backoff, t->tries, hs_random64()));
 }
 
+/* One API request for the current step (URL base_url + path + id + tail,
+ * JSON body for POSTs); a request that cannot even start is a failed try
+ * of the step. May end the transfer. */
+static void api_call(struct transfer *t, const char *method, const char *path, const char *id,
+		     const char *tail, const char *body, hs_http_done_fn done)
+{
+	char url[4096], *cause = NULL;
+
+	api_url(t, url, sizeof(url), path, id, tail);
+	struct hs_http_request req = {.realm = "upload",
+				      .method = method,
+				      .url = url,
+				      .api_key = t->u->cfg->upload.api.api_key,
+				      .json_body = body,
+				      .body_fd = -1};
+	bool body_ok = body || strcmp(method, "POST") != 0;
+	t->call = body_ok ? hs_http_send(t->u->http, &req, done, t, &cause) : NULL;
+	if (!t->call) {
+		step_retry(t, 0, cause ? cause : "out of memory");
+		free(cause);
+	}
+}
+
 static void auth_pause(struct hs_uploader *u);
 
 /* Verdicts every step handles alike. Returns true when it handled v. */
@@ -477,20 +500,7 @@ static void on_complete(struct hs_http_response *resp, void *arg)
 
 static void send_complete_single(struct transfer *t)
 {
-	char url[4096], *cause = NULL;
-
-	api_url(t, url, sizeof(url), "/uploads/", t->single.upload_id, "/complete");
-	struct hs_http_request req = {.realm = "upload",
-				      .method = "POST",
-				      .url = url,
-				      .api_key = t->u->cfg->upload.api.api_key,
-				      .json_body = "{}",
-				      .body_fd = -1};
-	t->call = hs_http_send(t->u->http, &req, on_complete, t, &cause);
-	if (!t->call) {
-		step_retry(t, 0, cause ? cause : "out of memory");
-		free(cause);
-	}
+	api_call(t, "POST", "/uploads/", t->single.upload_id, "/complete", "{}", on_complete);
 }
 
 static void on_put(struct hs_http_response *resp, void *arg)
@@ -587,23 +597,11 @@ static void on_presign(struct hs_http_response *resp, void *arg)
 
 static void send_presign(struct transfer *t)
 {
-	char url[4096], *cause = NULL;
 	char *body = hs_api_presign_body(t->job->remote_name, t->st.st_size, t->sha,
 					 hs_content_type(t->job->remote_name));
 
-	api_url(t, url, sizeof(url), "/uploads", "", "");
-	struct hs_http_request req = {.realm = "upload",
-				      .method = "POST",
-				      .url = url,
-				      .api_key = t->u->cfg->upload.api.api_key,
-				      .json_body = body,
-				      .body_fd = -1};
-	t->call = body ? hs_http_send(t->u->http, &req, on_presign, t, &cause) : NULL;
+	api_call(t, "POST", "/uploads", "", "", body, on_presign);
 	free(body);
-	if (!t->call) {
-		step_retry(t, 0, cause ? cause : "out of memory");
-		free(cause);
-	}
 }
 
 /* ---- large files: parts ------------------------------------------------ */
@@ -908,23 +906,11 @@ static void send_create(struct transfer *t)
 {
 	int64_t part_size =
 	    hs_api_part_size_for(t->st.st_size, (int64_t)t->u->cfg->upload.part_size);
-	char url[4096], *cause = NULL;
 	char *body = hs_api_create_body(t->job->remote_name, t->st.st_size, t->sha,
 					hs_content_type(t->job->remote_name), part_size);
 
-	api_url(t, url, sizeof(url), "/uploads/multipart", "", "");
-	struct hs_http_request req = {.realm = "upload",
-				      .method = "POST",
-				      .url = url,
-				      .api_key = t->u->cfg->upload.api.api_key,
-				      .json_body = body,
-				      .body_fd = -1};
-	t->call = body ? hs_http_send(t->u->http, &req, on_create, t, &cause) : NULL;
+	api_call(t, "POST", "/uploads/multipart", "", "", body, on_create);
 	free(body);
-	if (!t->call) {
-		step_retry(t, 0, cause ? cause : "out of memory");
-		free(cause);
-	}
 }
 
 /* Resuming: what does the storage already hold? */
@@ -988,25 +974,13 @@ static void on_list(struct hs_http_response *resp, void *arg)
 
 static void send_list(struct transfer *t)
 {
-	char url[4096], *cause = NULL;
-
-	api_url(t, url, sizeof(url), "/uploads/multipart/", t->session.upload_id, "/parts");
-	struct hs_http_request req = {.realm = "upload",
-				      .method = "GET",
-				      .url = url,
-				      .api_key = t->u->cfg->upload.api.api_key,
-				      .body_fd = -1};
-	t->call = hs_http_send(t->u->http, &req, on_list, t, &cause);
-	if (!t->call) {
-		step_retry(t, 0, cause ? cause : "out of memory");
-		free(cause);
-	}
+	api_call(t, "GET", "/uploads/multipart/", t->session.upload_id, "/parts", NULL, on_list);
 }
 
 static void send_mp_complete(struct transfer *t)
 {
 	struct hs_part *list = calloc(t->session.part_count, sizeof(*list));
-	char url[4096], *cause = NULL, *body = NULL;
+	char *body = NULL;
 
 	for (uint32_t i = 0; list && i < t->session.part_count; i++) {
 		list[i].number = i + 1;
@@ -1014,19 +988,9 @@ static void send_mp_complete(struct transfer *t)
 	}
 	body = list ? hs_api_complete_body(list, t->session.part_count) : NULL;
 	free(list);
-	api_url(t, url, sizeof(url), "/uploads/multipart/", t->session.upload_id, "/complete");
-	struct hs_http_request req = {.realm = "upload",
-				      .method = "POST",
-				      .url = url,
-				      .api_key = t->u->cfg->upload.api.api_key,
-				      .json_body = body,
-				      .body_fd = -1};
-	t->call = body ? hs_http_send(t->u->http, &req, on_complete, t, &cause) : NULL;
+	api_call(t, "POST", "/uploads/multipart/", t->session.upload_id, "/complete", body,
+		 on_complete);
 	free(body);
-	if (!t->call) {
-		step_retry(t, 0, cause ? cause : "out of memory");
-		free(cause);
-	}
 }
 
 /* Waiting parts whose time has come go back in line; the timer is armed
