@@ -2,6 +2,7 @@
 """The upload engine against every fault the reference server can make:
 transient errors are retried and the file lands once; permanent ones leave
 a dead job with the server's reason; hostile answers never crash it."""
+import json
 import os
 import signal
 import time
@@ -113,6 +114,17 @@ with Env(tap, upload={"bandwidth": "4MiB/s"}) as env:
     with env.daemon() as d:
         env.wait_until(lambda: env.server.admin("GET", "/stats")["bytes_received"] > 1_000_000, 30,
                        "upload under way")
+        st = json.loads(env.cli("status", "--json")[1])["daemon"] or {}
+        moving = [t for t in st.get("transfers", []) if t.get("sent_bytes", 0) > 0]
+        tap.ok(moving and moving[0]["remote_name"] == "grow.bin",
+               "status --json shows the transfer in flight with bytes sent", st)
+        tap.eq(st.get("bandwidth", {}).get("limit_bytes_per_s"), 4 * 1024 * 1024,
+               "status --json shows the bandwidth limit in force")
+        tap.ok(any(r.get("api") == "upload" for r in st.get("rate_limits", [])),
+               "status --json lists the upload API's rate-limit state", st)
+        code, out, _ = env.cli("status")
+        tap.ok("uploading 1 file" in out and "limit 4.0 MiB/s" in out,
+               "status prints a readable summary", out)
         write_random(env.path("grow.bin"), 12 * 1024 * 1024, seed=4)
         ok = env.wait_until(lambda: env.stored("grow.bin") is not None, 60, "new content stored")
         tap.ok(ok, "a file changed during upload is stored with its new content", d.output()[-3000:])
