@@ -354,7 +354,8 @@ static int unheld(struct hs_queue *q, int64_t id, int64_t token, enum need need,
 	} else if (rc != SQLITE_ROW) {
 		db_cause(q, cause, what);
 		rc = HS_Q_ERROR;
-	} else if (strcmp((const char *)sqlite3_column_text(st, 0), "active") != 0 ||
+	} else if (!sqlite3_column_text(st, 0) ||
+		   strcmp((const char *)sqlite3_column_text(st, 0), "active") != 0 ||
 		   sqlite3_column_int64(st, 1) != token) {
 		rc = HS_Q_LOST;
 	} else if (need == NEED_SHA256 && !sqlite3_column_int(st, 2)) {
@@ -617,29 +618,30 @@ fail:
 }
 
 /* The database file is made (or kept) private before SQLite opens it; SQLite
- * gives its -wal and -shm files the same mode. */
+ * gives its -wal and -shm files the same mode. Messages leave the path to
+ * the caller, who knows it. */
 static int make_private(const char *path, char **cause)
 {
 	struct stat st;
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
 
 	if (fd < 0) {
-		set_cause(cause, "%s: %s", path, strerror(errno));
+		set_cause(cause, "opening the queue file: %s", strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) != 0) {
-		set_cause(cause, "%s: %s", path, strerror(errno));
+		set_cause(cause, "opening the queue file: %s", strerror(errno));
 		close(fd);
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		set_cause(cause, "%s: not a regular file", path);
+		set_cause(cause, "the queue file is not a regular file");
 		close(fd);
 		return -1;
 	}
 	/* Best effort: the owner may be another user (root running the CLI). */
 	if ((st.st_mode & 0177) != 0 && fchmod(fd, st.st_mode & 0600) != 0 && errno != EPERM) {
-		set_cause(cause, "%s: chmod: %s", path, strerror(errno));
+		set_cause(cause, "making the queue file private: %s", strerror(errno));
 		close(fd);
 		return -1;
 	}
