@@ -1,11 +1,13 @@
 # tests/: command-line, integration and server contract tests.
 
 # The reference server's own contract test, then healsync against it.
-TESTS += tests/server/test_contract.py \
+TESTS += tests/cli/commands.sh \
+	tests/server/test_contract.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_crash.py
-EXTRA_DIST += tests/server/healsync-testserver tests/server/hsserver_client.py \
+EXTRA_DIST += tests/cli/commands.sh \
+	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
 	tests/integration/hstest.py \
 	tests/integration/upload_basic.py \
