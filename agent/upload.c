@@ -1277,6 +1277,20 @@ static bool complete_from_records(struct transfer *t)
 	return true;
 }
 
+/* Leases are renewed every RENEW_MS while any transfer runs. */
+static void start_renewing(struct hs_uploader *u)
+{
+	int enabled = SD_EVENT_OFF;
+	uint64_t now;
+
+	sd_event_source_get_enabled(u->renew_timer, &enabled);
+	if (enabled != SD_EVENT_OFF)
+		return;
+	sd_event_now(u->ev, CLOCK_MONOTONIC, &now);
+	sd_event_source_set_time(u->renew_timer, now + RENEW_MS * 1000ULL);
+	sd_event_source_set_enabled(u->renew_timer, SD_EVENT_ONESHOT);
+}
+
 static void transfer_begin(struct hs_uploader *u, struct hs_job *job)
 {
 	struct transfer *t = calloc(1, sizeof(*t));
@@ -1294,6 +1308,7 @@ static void transfer_begin(struct hs_uploader *u, struct hs_job *job)
 	t->next = u->transfers;
 	u->transfers = t;
 	u->n_transfers++;
+	start_renewing(u);
 	if (u->on_change)
 		u->on_change(u->change_arg);
 	if (sd_event_add_time(u->ev, &t->timer, CLOCK_MONOTONIC, 0, 0, on_step_timer, t) < 0 ||
@@ -1491,8 +1506,13 @@ static int on_renew(sd_event_source *s, uint64_t usec, void *arg)
 			queue_error(t, "cannot renew the lease", cause);
 		}
 	}
-	sd_event_now(u->ev, CLOCK_MONOTONIC, &now);
-	sd_event_source_set_time(s, now + RENEW_MS * 1000ULL);
+	/* An idle uploader has no leases to keep: the timer stops until the
+	 * next transfer starts it. */
+	if (u->transfers) {
+		sd_event_now(u->ev, CLOCK_MONOTONIC, &now);
+		sd_event_source_set_time(s, now + RENEW_MS * 1000ULL);
+		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	}
 	return 0;
 }
 
@@ -1553,9 +1573,9 @@ struct hs_uploader *hs_uploader_new(sd_event *ev, const struct hs_config *cfg, s
 	if (sd_event_add_defer(ev, &u->pump_src, on_pump, u) < 0 ||
 	    sd_event_add_time(ev, &u->due_timer, CLOCK_REALTIME, 0, 10 * 1000, on_due, u) < 0 ||
 	    sd_event_source_set_enabled(u->due_timer, SD_EVENT_OFF) < 0 ||
-	    sd_event_add_time_relative(ev, &u->renew_timer, CLOCK_MONOTONIC, RENEW_MS * 1000ULL,
-				       1000 * 1000, on_renew, u) < 0 ||
-	    sd_event_source_set_enabled(u->renew_timer, SD_EVENT_ON) < 0 ||
+	    sd_event_add_time(ev, &u->renew_timer, CLOCK_MONOTONIC, 0, 1000 * 1000, on_renew, u) <
+		0 ||
+	    sd_event_source_set_enabled(u->renew_timer, SD_EVENT_OFF) < 0 ||
 	    sd_event_add_time(ev, &u->auth_timer, CLOCK_MONOTONIC, 0, 0, on_auth_timer, u) < 0 ||
 	    sd_event_source_set_enabled(u->auth_timer, SD_EVENT_OFF) < 0 ||
 	    sd_event_add_time(ev, &u->stop_timer, CLOCK_MONOTONIC, 0, 0, on_stop_timer, u) < 0 ||
