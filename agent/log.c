@@ -52,6 +52,11 @@ static void emit(int priority, const struct hs_log_field *fields, size_t n, cons
 	if (priority > log_level)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	/* A message is one line: file names may hold newlines or escape
+	 * sequences, which must not split an entry or forge another one. */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	if (!to_journal) {
 		fprintf(stderr, "<%d>%s\n", priority, msg);
 		return;

@@ -79,7 +79,9 @@ char *hs_remote_name(const char *prefix, const char *rel)
 	o = plen;
 	for (size_t i = 0; i < n;) {
 		size_t len = utf8_seq_len(s + i, n - i);
-		if (len == 0 || (s[i] == '%' && is_hex(rel[i + 1]) && is_hex(rel[i + 2]))) {
+		bool control = s[i] < 0x20 || s[i] == 0x7f;
+		if (len == 0 || control ||
+		    (s[i] == '%' && is_hex(rel[i + 1]) && is_hex(rel[i + 2]))) {
 			out[o++] = '%';
 			out[o++] = hex[s[i] >> 4];
 			out[o++] = hex[s[i] & 0xf];

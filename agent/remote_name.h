@@ -4,11 +4,13 @@
  *   remote_prefix + path relative to the watch root, "/" separators
  *
  * The server wants valid UTF-8, but Linux filenames are bytes. Bytes that are
- * not part of valid UTF-8 are written as "%XX" (upper-case hex). So that the
+ * not part of valid UTF-8, and control characters (which no server keeps in
+ * a name), are written as "%XX" (upper-case hex). So that the
  * mapping stays reversible, a literal "%" is written as "%25" when two hex
  * digits follow it; any other "%" stays as it is:
  *
  *   "caf\xe9.pdf"   -> "caf%E9.pdf"       (Latin-1 byte)
+ *   "a\nb.pdf"      -> "a%0Ab.pdf"        (control character)
  *   "100%.pdf"      -> "100%.pdf"
  *   "50%AB.pdf"     -> "50%25AB.pdf"
  *

@@ -40,6 +40,21 @@ with Env(tap) as env:
 
         code, out, _ = env.cli("status")
         tap.ok(code == 0 and "daemon: pid" in out, "status reports the running daemon", out)
+    # A strange name: a newline, an escape sequence and a Latin-1 byte.
+    odd = "odd\nname \x1b[31m\udce9.pdf"
+    odd_path = os.path.join(env.files.encode(), os.fsencode(odd))
+    with open(odd_path, "wb") as f:
+        f.write(b"strange name")
+    env.cli("enqueue", os.fsdecode(odd_path))
+    with env.daemon() as d2:
+        tap.ok(env.wait_jobs(done=7), "a file with control characters and invalid UTF-8 in its "
+               "name is uploaded", d2.output())
+    names = [f["filename"] for f in env.server_files()]
+    tap.ok("odd%0Aname %1B[31m%E9.pdf" in names, "its remote name keeps every byte, "
+           "escaped where not printable UTF-8", names)
+    lines = d2.output().splitlines()
+    tap.ok(not any(line.startswith("name ") for line in lines) and "\x1b" not in d2.output(),
+           "log lines stay single lines without escape sequences", d2.output())
     tap.eq(d.proc.returncode, 0, "SIGTERM stops the daemon with exit code 0")
     log = d.output()
     tap.ok(env.server.upload_base not in log or "X-Sig" not in log, "no presigned query in the log")

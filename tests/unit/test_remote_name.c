@@ -44,6 +44,7 @@ static void test_invalid_utf8_escaped(void **state)
 	expect_name("", "\xed\xa0\x80", "%ED%A0%80");	     /* surrogate */
 	expect_name("", "\xf4\x90\x80\x80", "%F4%90%80%80"); /* past U+10FFFF */
 	expect_name("", "trunc\xe2\x82", "trunc%E2%82");
+	expect_name("", "a\nb\tc\x1b[0m\x7f.pdf", "a%0Ab%09c%1B[0m%7F.pdf");
 }
 
 static void test_percent_kept_reversible(void **state)
