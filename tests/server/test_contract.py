@@ -645,6 +645,21 @@ def patients(t, srv, c):
     t.eq(c.records("/patients").doc()["meta"]["total_pages"], 0, "an empty data set has total_pages 0")
 
 
+def wait_quiet(srv, quiet=1.0, limit=20.0):
+    """Waits until the server's request and byte counts stay unchanged for
+    `quiet` seconds (at most `limit` seconds)."""
+    def snapshot():
+        stats = srv.admin("GET", "/stats")
+        return stats["requests_total"], stats["bytes_received"]
+    deadline = time.monotonic() + limit
+    last, since = snapshot(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.1)
+        now = snapshot()
+        if now != last:
+            last, since = now, time.monotonic()
+
+
 def srv_admin_status(srv, method, path, body=None):
     try:
         srv.admin(method, path, body)
@@ -1024,6 +1039,10 @@ def admin_interface(t, srv, c):
     t.eq(srv_admin_status(srv, "POST", "/config", {"no_such_knob": 1}), 400, "unknown settings are 400")
     t.eq(srv_admin_status(srv, "POST", "/config", {"url_ttl": "soon"}), 400, "invalid values are 400")
     t.eq(srv_admin_status(srv, "GET", "/nothing"), 404, "unknown admin paths are 404")
+    # Requests of earlier checks (stalled or slow faults) may still be
+    # finishing on other threads: let the server go quiet before the reset,
+    # or their late counts would land after it.
+    wait_quiet(srv)
     srv.admin("POST", "/reset")
     t.ok(srv.admin("GET", "/uploads") == {} and srv.admin("GET", "/files") == []
          and srv.admin("GET", "/stats")["requests_total"] == 0 and srv.admin("GET", "/received") == [],
