@@ -22,7 +22,7 @@
  * the finished parts of open multipart sessions.
  */
 
-#define SCHEMA_VERSION	2
+#define SCHEMA_VERSION	3
 #define BUSY_TIMEOUT_MS 10000
 /* "hsQ1": marks the file as a healsync queue for file(1) and for us. */
 #define APPLICATION_ID 0x68735131
@@ -105,7 +105,28 @@ static const char schema_v2[] =
     "  UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;\n"
     "END;\n";
 
-static const char *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2};
+/* v2 -> v3: what the watcher needs. A file written again while its job is
+ * active is flagged `changed`; when that job ends, the triggers give the
+ * path a fresh job (or make a waiting one due), so a change that lands
+ * after the upload read the file is never lost. The path index answers the
+ * startup scan's "is this file known?" for each file of a large tree. */
+static const char schema_v3[] =
+    "ALTER TABLE jobs ADD COLUMN changed INTEGER NOT NULL DEFAULT 0 CHECK (changed IN (0, 1));\n"
+    "CREATE INDEX jobs_path ON jobs (path, id);\n"
+    "CREATE TRIGGER jobs_changed_ended AFTER UPDATE OF state ON jobs\n"
+    "  WHEN NEW.changed AND OLD.state = 'active'\n"
+    "  AND NEW.state IN ('done', 'skipped', 'gone', 'dead') BEGIN\n"
+    "  UPDATE jobs SET changed = 0 WHERE id = NEW.id;\n"
+    "  INSERT INTO jobs (path, watch_root, remote_name, size, mtime_ns, inode, state, due_at,\n"
+    "    created_at, updated_at) VALUES (NEW.path, NEW.watch_root, NEW.remote_name, NEW.size,\n"
+    "    NEW.mtime_ns, NEW.inode, 'queued', NEW.updated_at, NEW.updated_at, NEW.updated_at);\n"
+    "END;\n"
+    "CREATE TRIGGER jobs_changed_waiting AFTER UPDATE OF state ON jobs\n"
+    "  WHEN NEW.changed AND OLD.state = 'active' AND NEW.state IN ('queued', 'failed') BEGIN\n"
+    "  UPDATE jobs SET changed = 0, due_at = min(due_at, NEW.updated_at) WHERE id = NEW.id;\n"
+    "END;\n";
+
+static const char *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
 
 enum stmt_id {
 	S_BEGIN,
@@ -136,6 +157,10 @@ enum stmt_id {
 	S_RECOVER,
 	S_COUNTS,
 	S_GET,
+	S_CHANGED,
+	S_SEEN,
+	S_LEDGER_TOUCH,
+	S_PRUNE,
 	S_COUNT
 };
 
@@ -209,6 +234,17 @@ static const char *const stmt_sql[S_COUNT] = {
 		  "WHERE " WAITING " AND state = 'active'",
     [S_COUNTS] = "SELECT state, n FROM job_counts",
     [S_GET] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1",
+    /* The file moved on while its job is active: see schema_v3. */
+    [S_CHANGED] = "UPDATE jobs SET changed = 1 WHERE path = ?1 AND state = 'active' "
+		  "AND NOT (size = ?2 AND mtime_ns = ?3 AND inode = ?4)",
+    [S_SEEN] = "SELECT state, size = ?2 AND mtime_ns = ?3 AND inode = ?4 FROM jobs "
+	       "WHERE path = ?1 ORDER BY id DESC LIMIT 1",
+    /* A skip proves the stored content is this file's too. */
+    [S_LEDGER_TOUCH] = "UPDATE uploaded SET (size, mtime_ns, inode) = "
+		       "(SELECT size, mtime_ns, inode FROM jobs WHERE id = ?1) "
+		       "WHERE (remote_name, sha256) = "
+		       "(SELECT remote_name, sha256 FROM jobs WHERE id = ?1)",
+    [S_PRUNE] = "DELETE FROM jobs WHERE state IN ('done', 'skipped', 'gone') AND updated_at < ?1",
 };
 
 struct hs_queue {
@@ -760,10 +796,21 @@ static int enqueue_one(struct hs_queue *q, const struct hs_job_spec *spec, int64
 		return -1;
 	}
 	finish(st);
-	if (sqlite3_changes(q->db) > 0 || !ret_id)
+	if (sqlite3_changes(q->db) > 0)
 		return 0;
 
-	/* An active job holds the path: left alone, its id returned. */
+	/* An active job holds the path: left alone, but flagged if the file is
+	 * no longer what it is sending (schema_v3). */
+	if (!(st = stmt(q, S_CHANGED, "enqueue", cause)))
+		return -1;
+	sqlite3_bind_text(st, 1, spec->path, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, spec->size);
+	sqlite3_bind_int64(st, 3, spec->mtime_ns);
+	sqlite3_bind_int64(st, 4, spec->inode);
+	if (run(q, st, "enqueue", cause) != 0)
+		return -1;
+	if (!ret_id)
+		return 0;
 	if (!(st = stmt(q, S_WAITING_ID, "enqueue", cause)))
 		return -1;
 	sqlite3_bind_text(st, 1, spec->path, -1, SQLITE_STATIC);
@@ -1048,6 +1095,14 @@ static int finish_job(struct hs_queue *q, int64_t id, int64_t token, const char 
 		rc = held_update(q, st, id, token, NEED_NOTHING, what, cause);
 		if (rc == HS_Q_OK && clear_parts(q, id, what, cause) != 0)
 			rc = HS_Q_ERROR;
+		if (rc == HS_Q_OK && strcmp(state, "skipped") == 0) {
+			if (!(st = stmt(q, S_LEDGER_TOUCH, what, cause)))
+				rc = HS_Q_ERROR;
+			else
+				sqlite3_bind_int64(st, 1, id);
+			if (st && run(q, st, what, cause) != 0)
+				rc = HS_Q_ERROR;
+		}
 	}
 	return held_end(q, rc, what, cause);
 }
@@ -1287,6 +1342,64 @@ int hs_queue_ledger_same_facts(struct hs_queue *q, const char *remote_name, int6
 	sqlite3_bind_int64(st, 3, mtime_ns);
 	sqlite3_bind_int64(st, 4, inode);
 	return ledger_query(q, st, ret_same, what, cause);
+}
+
+int hs_queue_seen(struct hs_queue *q, const struct hs_job_spec *spec, enum hs_seen *ret,
+		  char **cause)
+{
+	const char *what = "looking up a file";
+	sqlite3_stmt *st = stmt(q, S_SEEN, what, cause);
+	bool stored = false;
+	int rc;
+
+	*ret = HS_SEEN_NEW;
+	if (!st)
+		return HS_Q_ERROR;
+	sqlite3_bind_text(st, 1, spec->path, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, spec->size);
+	sqlite3_bind_int64(st, 3, spec->mtime_ns);
+	sqlite3_bind_int64(st, 4, spec->inode);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_int(st, 1) == 1) {
+		const char *state = (const char *)sqlite3_column_text(st, 0);
+		if (state && strcmp(state, "done") != 0 && strcmp(state, "skipped") != 0 &&
+		    strcmp(state, "gone") != 0)
+			*ret = HS_SEEN_PENDING; /* waiting, or dead until retried */
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_cause(q, cause, what);
+		finish(st);
+		return HS_Q_ERROR;
+	}
+	finish(st);
+	if (*ret == HS_SEEN_PENDING)
+		return HS_Q_OK;
+	rc = hs_queue_ledger_same_facts(q, spec->remote_name, spec->size, spec->mtime_ns,
+					spec->inode, &stored, cause);
+	if (rc == HS_Q_OK && stored)
+		*ret = HS_SEEN_STORED;
+	return rc;
+}
+
+int hs_queue_prune(struct hs_queue *q, int64_t before, size_t *ret_n, char **cause)
+{
+	const char *what = "pruning finished jobs";
+	sqlite3_stmt *st;
+
+	if (ret_n)
+		*ret_n = 0;
+	if (begin(q, what, cause) != 0)
+		return HS_Q_ERROR;
+	if (!(st = stmt(q, S_PRUNE, what, cause)))
+		goto fail;
+	sqlite3_bind_int64(st, 1, before);
+	if (run(q, st, what, cause) != 0)
+		goto fail;
+	if (ret_n)
+		*ret_n = (size_t)sqlite3_changes(q->db);
+	return commit(q, what, cause) == 0 ? HS_Q_OK : HS_Q_ERROR;
+fail:
+	rollback(q);
+	return HS_Q_ERROR;
 }
 
 /* ---- retry ------------------------------------------------------------------- */

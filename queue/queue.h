@@ -108,8 +108,10 @@ int hs_queue_open(const char *path, struct hs_queue **ret, char **cause);
 struct hs_queue *hs_queue_close(struct hs_queue *q);
 
 /* Adds a file. If a job for the same path is already waiting (queued or
- * failed), its facts are refreshed instead and it is due now; if one is
- * active, nothing changes. *ret_id (may be NULL) gets the job's id. */
+ * failed), its facts are refreshed instead and it is due now. If one is
+ * active and spec's facts differ from it, it is flagged changed: when it
+ * ends, the path gets a fresh job (or, back to waiting, is due at once).
+ * *ret_id (may be NULL) gets the job's id. */
 int hs_queue_enqueue(struct hs_queue *q, const struct hs_job_spec *spec, int64_t now,
 		     int64_t *ret_id, char **cause);
 /* The same for n files in one transaction (a burst from the watcher). */
@@ -139,6 +141,8 @@ int hs_queue_set_facts(struct hs_queue *q, int64_t id, int64_t token, int64_t si
 /* done: records (remote_name, sha256) in the ledger in the same transaction. */
 int hs_queue_complete(struct hs_queue *q, int64_t id, int64_t token, const char *file_id,
 		      int64_t now, char **cause);
+/* skip: the server already holds this content under the remote name; the
+ * ledger takes the file's facts, so scans know it is stored. */
 int hs_queue_skip(struct hs_queue *q, int64_t id, int64_t token, int64_t now, char **cause);
 int hs_queue_gone(struct hs_queue *q, int64_t id, int64_t token, const char *why, int64_t now,
 		  char **cause);
@@ -172,6 +176,21 @@ int hs_queue_ledger_has(struct hs_queue *q, const char *remote_name, const char 
  * (so a startup scan need not hash it again). */
 int hs_queue_ledger_same_facts(struct hs_queue *q, const char *remote_name, int64_t size,
 			       int64_t mtime_ns, int64_t inode, bool *ret_same, char **cause);
+
+/* What the queue knows of a file found on disk (the watcher's scans). */
+enum hs_seen {
+	HS_SEEN_NEW,	 /* enqueue it */
+	HS_SEEN_PENDING, /* a job with these facts waits, or is dead until retried */
+	HS_SEEN_STORED,	 /* the server holds exactly this file (ledger facts match) */
+};
+/* Read-only. Compares spec's path, remote name and facts (size, mtime,
+ * inode) with the newest job for the path and with the ledger. */
+int hs_queue_seen(struct hs_queue *q, const struct hs_job_spec *spec, enum hs_seen *ret,
+		  char **cause);
+
+/* Deletes done, skipped and gone jobs last updated before `before`; the
+ * ledger keeps what was stored. Dead jobs stay until retried. */
+int hs_queue_prune(struct hs_queue *q, int64_t before, size_t *ret_n, char **cause);
 
 /* Failed or dead jobs back to queued with attempts reset. id < 0: all of
  * them. *ret_n (may be NULL): how many changed. A job in another state is

@@ -259,7 +259,7 @@ static void test_open_settings(void **state)
 
 	assert_int_equal(sql_int(db, "PRAGMA synchronous"), 2); /* FULL */
 	assert_int_equal(sql_int(db, "PRAGMA foreign_keys"), 1);
-	assert_int_equal(sql_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(sql_int(db, "PRAGMA user_version"), 3);
 	assert_true(sql_int(db, "PRAGMA busy_timeout") >= 1000);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -380,7 +380,7 @@ static void test_migrate_from_v1(void **state)
 
 	if (hs_queue_open(p, &q, &cause) != HS_Q_OK)
 		fail_msg("open v1: %s", cause);
-	assert_int_equal(sql_int(hs_queue_sqlite(q), "PRAGMA user_version"), 2);
+	assert_int_equal(sql_int(hs_queue_sqlite(q), "PRAGMA user_version"), 3);
 	assert_int_equal(sql_int(hs_queue_sqlite(q), "SELECT count(*) FROM parts"), 0);
 	int64_t counts[HS_JOB_NSTATES];
 	assert_int_equal(hs_queue_counts(q, counts, &cause), HS_Q_OK);
@@ -423,7 +423,7 @@ static void test_migrate_from_v1(void **state)
 
 	/* Opening again changes nothing. */
 	assert_int_equal(hs_queue_open(p, &q, &cause), HS_Q_OK);
-	assert_int_equal(sql_int(hs_queue_sqlite(q), "PRAGMA user_version"), 2);
+	assert_int_equal(sql_int(hs_queue_sqlite(q), "PRAGMA user_version"), 3);
 	assert_int_equal(state_of(q, 1), HS_JOB_DONE);
 	hs_queue_close(q);
 }
@@ -877,6 +877,187 @@ static void test_enqueue_while_active(void **state)
 	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "SELECT count(*) FROM jobs"), 1);
 	complete(f->q, job, 3);
 	hs_job_free(job);
+	/* The file moved on while it was sent: the path gets a fresh job, due
+	 * when the old one ended, and the old one is no longer flagged. */
+	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "SELECT count(*) FROM jobs"), 2);
+	assert_int_equal(state_of(f->q, id), HS_JOB_DONE);
+	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "SELECT sum(changed) FROM jobs"), 0);
+	assert_int_equal(next_due(f->q), 3);
+	job = claim(f->q, 3, 0);
+	assert_int_not_equal(job->id, id);
+	assert_string_equal(job->path, "/srv/a");
+	hs_job_free(job);
+	assert_null(cause);
+}
+
+/* Enqueueing the very facts the active job has is no change. */
+static void test_enqueue_active_same_facts(void **state)
+{
+	struct fx *f = *state;
+	char *cause = NULL;
+	struct hs_job *job;
+	int64_t id = enqueue(f->q, "/srv/a", 10, 0);
+
+	job = claim(f->q, 1, id);
+	enqueue(f->q, "/srv/a", 10, 2);
+	facts(f->q, job, SHA_A);
+	assert_int_equal(hs_queue_skip(f->q, job->id, job->lease_token, 3, &cause), HS_Q_OK);
+	hs_job_free(job);
+	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "SELECT count(*) FROM jobs"), 1);
+	assert_int_equal(next_due(f->q), -1);
+	assert_null(cause);
+}
+
+/* A change flagged during an attempt that then fails, or is released, makes
+ * the waiting job due at once; one flagged before a dead end or a vanished
+ * file gets a fresh job. */
+static void test_changed_then_fail_or_gone(void **state)
+{
+	struct fx *f = *state;
+	struct hs_backoff slow = {.base_ms = 100000, .cap_ms = 100000};
+	char *cause = NULL;
+	struct hs_job *job;
+	enum hs_job_state st;
+	int64_t a = enqueue(f->q, "/srv/a", 10, 0), b = enqueue(f->q, "/srv/b", 10, 0);
+
+	job = claim(f->q, 1, a);
+	enqueue(f->q, "/srv/a", 11, 2);
+	assert_int_equal(hs_queue_fail(f->q, job->id, job->lease_token, "503", false, 5, &slow, 10,
+				       7, &st, &cause),
+			 HS_Q_OK);
+	assert_int_equal(st, HS_JOB_FAILED);
+	hs_job_free(job);
+	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "SELECT due_at FROM jobs WHERE id = 1"), 5);
+
+	job = claim(f->q, 6, b);
+	enqueue(f->q, "/srv/b", 12, 7);
+	assert_int_equal(hs_queue_gone(f->q, job->id, job->lease_token, "vanished", 8, &cause),
+			 HS_Q_OK);
+	hs_job_free(job);
+	assert_int_equal(state_of(f->q, b), HS_JOB_GONE);
+	assert_int_equal(
+	    sql_int(hs_queue_sqlite(f->q),
+		    "SELECT count(*) FROM jobs WHERE path = '/srv/b' AND state = 'queued'"),
+	    1);
+
+	job = claim(f->q, 9, a);
+	enqueue(f->q, "/srv/a", 13, 9);
+	assert_int_equal(hs_queue_fail(f->q, job->id, job->lease_token, "400", true, 10, &slow, 10,
+				       7, &st, &cause),
+			 HS_Q_OK);
+	assert_int_equal(st, HS_JOB_DEAD);
+	hs_job_free(job);
+	assert_int_equal(
+	    sql_int(hs_queue_sqlite(f->q),
+		    "SELECT count(*) FROM jobs WHERE path = '/srv/a' AND state = 'queued'"),
+	    1);
+	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "SELECT sum(changed) FROM jobs"), 0);
+	assert_null(cause);
+}
+
+static enum hs_seen seen(struct hs_queue *q, const char *path, int64_t size)
+{
+	struct hs_job_spec s = spec(path, size);
+	enum hs_seen v = (enum hs_seen) - 1;
+	char *cause = NULL;
+
+	if (hs_queue_seen(q, &s, &v, &cause) != HS_Q_OK)
+		fail_msg("seen %s: %s", path, cause ? cause : "?");
+	return v;
+}
+
+/* What a scan learns of a file: new, waiting (or dead), or stored. */
+static void test_seen(void **state)
+{
+	struct fx *f = *state;
+	struct hs_backoff b = {.base_ms = 10, .cap_ms = 10};
+	char *cause = NULL;
+	struct hs_job *job;
+	enum hs_job_state st;
+
+	assert_int_equal(seen(f->q, "/srv/a", 10), HS_SEEN_NEW);
+	enqueue(f->q, "/srv/a", 10, 0);
+	assert_int_equal(seen(f->q, "/srv/a", 10), HS_SEEN_PENDING);
+	assert_int_equal(seen(f->q, "/srv/a", 11), HS_SEEN_NEW); /* changed since */
+	job = claim(f->q, 1, 0);
+	assert_int_equal(seen(f->q, "/srv/a", 10), HS_SEEN_PENDING);
+	facts(f->q, job, SHA_A);
+	complete(f->q, job, 2);
+	hs_job_free(job);
+	assert_int_equal(seen(f->q, "/srv/a", 10), HS_SEEN_STORED);
+	assert_int_equal(seen(f->q, "/srv/a", 11), HS_SEEN_NEW);
+
+	/* Rewritten with the same content: the skip teaches the ledger the new
+	 * facts, so the next scan knows the file is stored. */
+	enqueue(f->q, "/srv/a", 10, 3);
+	assert_int_equal(sql_int(hs_queue_sqlite(f->q),
+				 "UPDATE jobs SET inode = 43 WHERE state = 'queued' "
+				 "RETURNING inode"),
+			 43);
+	job = claim(f->q, 4, 0);
+	facts(f->q, job, SHA_A);
+	assert_int_equal(hs_queue_skip(f->q, job->id, job->lease_token, 5, &cause), HS_Q_OK);
+	hs_job_free(job);
+	struct hs_job_spec moved = spec("/srv/a", 10);
+	moved.inode = 43;
+	enum hs_seen v;
+	assert_int_equal(hs_queue_seen(f->q, &moved, &v, &cause), HS_Q_OK);
+	assert_int_equal(v, HS_SEEN_STORED);
+	assert_int_equal(seen(f->q, "/srv/a", 10), HS_SEEN_NEW); /* the old inode */
+
+	/* Dead stays dead for scans; gone does not hide a file that is back. */
+	enqueue(f->q, "/srv/d", 20, 6);
+	job = claim(f->q, 6, 0);
+	assert_int_equal(
+	    hs_queue_fail(f->q, job->id, job->lease_token, "400", true, 7, &b, 3, 1, &st, &cause),
+	    HS_Q_OK);
+	hs_job_free(job);
+	assert_int_equal(seen(f->q, "/srv/d", 20), HS_SEEN_PENDING);
+	enqueue(f->q, "/srv/g", 20, 8);
+	job = claim(f->q, 8, 0);
+	assert_int_equal(hs_queue_gone(f->q, job->id, job->lease_token, "gone", 9, &cause),
+			 HS_Q_OK);
+	hs_job_free(job);
+	assert_int_equal(seen(f->q, "/srv/g", 20), HS_SEEN_NEW);
+	assert_null(cause);
+}
+
+static void test_prune(void **state)
+{
+	struct fx *f = *state;
+	struct hs_backoff b = {.base_ms = 10, .cap_ms = 10};
+	char *cause = NULL;
+	struct hs_job *job;
+	size_t n = 99;
+	const char *paths[] = {"/srv/done", "/srv/skip", "/srv/gone", "/srv/dead", "/srv/wait"};
+
+	for (int i = 0; i < 5; i++)
+		enqueue(f->q, paths[i], 10, i);
+	for (int i = 0; i < 4; i++) {
+		job = claim(f->q, 10, 0);
+		facts(f->q, job, SHA_A);
+		if (i == 0)
+			complete(f->q, job, 20);
+		else if (i == 1)
+			assert_int_equal(hs_queue_skip(f->q, job->id, job->lease_token, 20, &cause),
+					 HS_Q_OK);
+		else if (i == 2)
+			assert_int_equal(
+			    hs_queue_gone(f->q, job->id, job->lease_token, "x", 20, &cause),
+			    HS_Q_OK);
+		else
+			assert_int_equal(hs_queue_fail(f->q, job->id, job->lease_token, "x", true,
+						       20, &b, 3, 1, NULL, &cause),
+					 HS_Q_OK);
+		hs_job_free(job);
+	}
+	assert_int_equal(hs_queue_prune(f->q, 20, &n, &cause), HS_Q_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(hs_queue_prune(f->q, 21, &n, &cause), HS_Q_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "SELECT count(*) FROM jobs"), 2);
+	assert_true(ledger_has(f->q, "done", SHA_A));
+	assert_int_equal(seen(f->q, "/srv/done", 10), HS_SEEN_STORED);
 	assert_null(cause);
 }
 
@@ -1462,6 +1643,10 @@ int main(void)
 	    T(test_multipart),
 	    T(test_list_and_counts),
 	    T(test_schema_constraints),
+	    T(test_enqueue_active_same_facts),
+	    T(test_changed_then_fail_or_gone),
+	    T(test_seen),
+	    T(test_prune),
 	    T(test_two_processes),
 	    T(test_concurrent_open),
 	};
