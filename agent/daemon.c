@@ -29,11 +29,16 @@
 #include "agent/http.h"
 #include "agent/log.h"
 #include "agent/upload.h"
+#include "agent/watch.h"
 #include "conf/units.h"
 #include "queue/queue.h"
 
 #define STOP_GRACE_MS	   5000
 #define STATUS_INTERVAL_US (1000 * 1000)
+/* Finished jobs are kept this long for `healsync jobs`; the ledger keeps
+ * what was stored for ever. */
+#define KEEP_FINISHED_MS (30LL * 24 * 3600 * 1000)
+#define PRUNE_EVERY_US	 (24ULL * 3600 * 1000 * 1000)
 
 struct daemon {
 	const char *config_path;
@@ -43,6 +48,9 @@ struct daemon {
 	struct hs_bucket bucket;
 	struct hs_http *http;
 	struct hs_uploader *up;
+	struct hs_watcher *watcher;
+	sd_event_source *prune_timer;
+	bool ready;
 	int lock_fd;
 	int wake_fd;
 	sd_event_source *wake_src;
@@ -170,13 +178,24 @@ static void update_status(struct daemon *d)
 		hs_format_size(d->bucket.rate, limit, sizeof(limit));
 	else
 		snprintf(limit, sizeof(limit), "off");
-	if (c.n)
+	struct hs_watcher_stats ws = {0};
+	if (d->watcher)
+		hs_watcher_get_stats(d->watcher, &ws);
+	if (!d->ready)
+		snprintf(d->status_line, sizeof(d->status_line),
+			 "scanning %zu watch folder%s, %" PRId64 " queued", ws.folders,
+			 ws.folders == 1 ? "" : "s", counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
+	else if (c.n)
 		snprintf(d->status_line, sizeof(d->status_line),
 			 "uploading %u file%s (%s/s), %" PRId64 " queued", c.n, c.n == 1 ? "" : "s",
 			 rate, counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
 	else
 		snprintf(d->status_line, sizeof(d->status_line), "idle, %" PRId64 " queued",
 			 counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
+	if (ws.missing)
+		snprintf(d->status_line + strlen(d->status_line),
+			 sizeof(d->status_line) - strlen(d->status_line), ", %zu folder%s missing",
+			 ws.missing, ws.missing == 1 ? "" : "s");
 	if (d->up && hs_uploader_auth_paused(d->up))
 		snprintf(d->status_line + strlen(d->status_line),
 			 sizeof(d->status_line) - strlen(d->status_line),
@@ -190,6 +209,15 @@ static void update_status(struct daemon *d)
 		      c.list ? c.list : json_array(), "bandwidth", "limit_bytes_per_s",
 		      (json_int_t)d->bucket.rate, "rate_bytes_per_s", d->rate, "waiting_for_quota",
 		      (int)hs_http_waiting(d->http), "rate_limits", limits ? limits : json_array());
+	if (doc)
+		json_object_set_new(doc, "watch",
+				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "folders",
+					      (json_int_t)ws.folders, "missing",
+					      (json_int_t)ws.missing, "directories",
+					      (json_int_t)ws.dirs, "unwatched_directories",
+					      (json_int_t)ws.unwatched, "settling",
+					      (json_int_t)ws.settling, "scanning", ws.scanning,
+					      "files_queued", (json_int_t)ws.files_queued));
 	text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
 	if (!text || write_atomic(d->cfg->state_dir, HS_STATUS_FILE, text) != 0)
 		hs_log(LOG_WARNING, "cannot write %s/%s", d->cfg->state_dir, HS_STATUS_FILE);
@@ -202,7 +230,12 @@ static void update_status(struct daemon *d)
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *arg)
 {
 	struct daemon *d = arg;
-	bool busy = hs_uploader_active(d->up) > 0 || hs_http_waiting(d->http) > 0;
+	struct hs_watcher_stats ws = {0};
+
+	if (d->watcher)
+		hs_watcher_get_stats(d->watcher, &ws);
+	bool busy = hs_uploader_active(d->up) > 0 || hs_http_waiting(d->http) > 0 || ws.scanning ||
+		    ws.settling > 0;
 
 	update_status(d);
 	sd_event_source_set_time(s, usec + STATUS_INTERVAL_US);
@@ -227,6 +260,52 @@ static void status_soon(struct daemon *d)
 static void on_uploader_change(void *arg)
 {
 	status_soon(arg);
+}
+
+static void on_stored(const struct hs_job *job, int64_t size, int64_t mtime_ns, int64_t inode,
+		      void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->watcher)
+		hs_watcher_stored(d->watcher, job, size, mtime_ns, inode);
+}
+
+static void on_watch_queued(void *arg)
+{
+	struct daemon *d = arg;
+
+	hs_uploader_kick(d->up);
+	status_soon(d);
+}
+
+/* The start-up scans are done: the daemon is ready. */
+static void on_watch_ready(void *arg)
+{
+	struct daemon *d = arg;
+
+	d->ready = true;
+	hs_log(LOG_INFO, "watch folders scanned; ready");
+	sd_notify(0, "READY=1");
+	status_soon(d);
+}
+
+static int on_prune(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct daemon *d = arg;
+	char *cause = NULL;
+	size_t n = 0;
+
+	if (hs_queue_prune(d->q, hs_wall_ms() - KEEP_FINISHED_MS, &n, &cause) != HS_Q_OK) {
+		hs_log(LOG_WARNING, "queue: %s", cause ? cause : "out of memory");
+		free(cause);
+	} else if (n) {
+		hs_log(LOG_INFO, "pruned %zu finished job%s older than 30 days", n,
+		       n == 1 ? "" : "s");
+	}
+	sd_event_source_set_time(s, usec + PRUNE_EVERY_US);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	return 0;
 }
 
 /* ---- the queue's wake-up file ------------------------------------------ */
@@ -310,6 +389,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		return 0;
 	}
 	hs_uploader_reconfigure(d->up, cfg);
+	hs_watcher_reconfigure(d->watcher, cfg);
 	hs_config_free(d->cfg);
 	d->cfg = cfg;
 	hs_log_set_level(cfg->log_level);
@@ -412,10 +492,20 @@ static int start(struct daemon *d)
 		return -1;
 	}
 	hs_uploader_on_change(d->up, on_uploader_change, d);
+	hs_uploader_on_stored(d->up, on_stored, d);
+	const struct hs_watcher_hooks hooks = {on_watch_queued, on_watch_ready, d};
+	d->watcher = hs_watcher_new(d->ev, d->cfg, d->q, &hooks, &cause);
+	if (!d->watcher) {
+		hs_log(LOG_ERR, "cannot start: %s", cause ? cause : "out of memory");
+		free(cause);
+		return -1;
+	}
 	if (sd_event_add_time(d->ev, &d->timetable_timer, CLOCK_REALTIME, 0, 1000 * 1000,
 			      on_timetable, d) < 0 ||
 	    sd_event_add_time(d->ev, &d->status_timer, CLOCK_MONOTONIC, 0, 50 * 1000,
-			      on_status_timer, d) < 0) {
+			      on_status_timer, d) < 0 ||
+	    sd_event_add_time_relative(d->ev, &d->prune_timer, CLOCK_MONOTONIC, 60 * 1000 * 1000,
+				       60 * 1000 * 1000, on_prune, d) < 0) {
 		hs_log(LOG_ERR, "cannot add timers to the event loop");
 		return -1;
 	}
@@ -437,17 +527,18 @@ int hs_daemon_run(const char *config_path, struct hs_config *cfg)
 		hs_log(LOG_NOTICE, "healsync %s started: %zu watch folder%s, %u transfers at once",
 		       PACKAGE_VERSION, d.cfg->n_watches, d.cfg->n_watches == 1 ? "" : "s",
 		       d.cfg->upload.parallel);
-		sd_notify(0, "READY=1");
 		status_soon(&d);
 		rc = sd_event_loop(d.ev) < 0 ? 1 : d.exit_code;
 		update_status(&d);
 		hs_log(LOG_NOTICE, "stopped");
 	}
+	hs_watcher_free(d.watcher);
 	hs_uploader_free(d.up);
 	hs_http_free(d.http);
 	sd_event_source_disable_unref(d.wake_src);
 	sd_event_source_disable_unref(d.timetable_timer);
 	sd_event_source_disable_unref(d.status_timer);
+	sd_event_source_disable_unref(d.prune_timer);
 	if (d.wake_fd >= 0)
 		close(d.wake_fd);
 	hs_queue_close(d.q);

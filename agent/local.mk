@@ -7,7 +7,9 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/cmd-run.c agent/daemon.c agent/daemon.h agent/clock.h \
 	agent/log.c agent/log.h agent/http.c agent/http.h \
 	agent/ratelimit.c agent/ratelimit.h agent/bandwidth.c agent/bandwidth.h \
-	agent/upload.c agent/upload.h agent/upload_api.c agent/upload_api.h
+	agent/upload.c agent/upload.h agent/upload_api.c agent/upload_api.h \
+	agent/watch.c agent/watch.h agent/settle.c agent/settle.h \
+	agent/filter.c agent/filter.h agent/after.c agent/after.h
 healsync_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(SQLITE_CFLAGS) $(LIBCONFIG_CFLAGS) \
 	$(JANSSON_CFLAGS) $(CRYPTO_CFLAGS) $(SYSTEMD_CFLAGS) $(ZLIB_CFLAGS)
 healsync_LDADD = libhsqueue.a libhsconf.a $(CURL_LIBS) $(SQLITE_LIBS) $(LIBCONFIG_LIBS) \
@@ -38,4 +40,18 @@ TESTS += tests/unit/test_upload_api
 tests_unit_test_upload_api_SOURCES = tests/unit/test_upload_api.c agent/upload_api.c
 tests_unit_test_upload_api_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS)
 tests_unit_test_upload_api_LDADD = libhsconf.a $(CMOCKA_LIBS) $(JANSSON_LIBS) $(LIBCONFIG_LIBS)
+endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_settle tests/unit/test_filter tests/unit/test_after
+TESTS += tests/unit/test_settle tests/unit/test_filter tests/unit/test_after
+tests_unit_test_settle_SOURCES = tests/unit/test_settle.c agent/settle.c
+tests_unit_test_settle_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_settle_LDADD = $(CMOCKA_LIBS)
+tests_unit_test_filter_SOURCES = tests/unit/test_filter.c agent/filter.c
+tests_unit_test_filter_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_filter_LDADD = $(CMOCKA_LIBS)
+tests_unit_test_after_SOURCES = tests/unit/test_after.c agent/after.c
+tests_unit_test_after_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_after_LDADD = $(CMOCKA_LIBS)
 endif

@@ -134,6 +134,8 @@ struct hs_uploader {
 
 	void (*on_change)(void *arg);
 	void *change_arg;
+	hs_uploader_stored_fn on_stored;
+	void *stored_arg;
 
 	bool stopping;
 	void (*stop_done)(void *arg);
@@ -181,6 +183,15 @@ static void queue_error(const struct transfer *t, const char *what, char *cause)
 
 /* ---- ending a job ------------------------------------------------------- */
 
+/* The server holds the file as read: its folder's after_upload may run. */
+static void report_stored(struct transfer *t)
+{
+	if (t->u->on_stored)
+		t->u->on_stored(t->job, t->st.st_size,
+				(int64_t)t->st.st_mtim.tv_sec * 1000000000 + t->st.st_mtim.tv_nsec,
+				(int64_t)t->st.st_ino, t->u->stored_arg);
+}
+
 static int64_t now_ms(void)
 {
 	return hs_wall_ms();
@@ -192,10 +203,11 @@ static void job_done(struct transfer *t, const char *file_id)
 	int rc =
 	    hs_queue_complete(t->u->q, t->job->id, t->job->lease_token, file_id, now_ms(), &cause);
 
-	if (rc == HS_Q_OK)
+	if (rc == HS_Q_OK) {
 		log_job(LOG_INFO, t, 0, NULL, "uploaded (%s)",
-			hs_format_size((uint64_t)t->job->size, size, sizeof(size)));
-	else if (rc == HS_Q_LOST)
+			hs_format_size((uint64_t)t->st.st_size, size, sizeof(size)));
+		report_stored(t);
+	} else if (rc == HS_Q_LOST)
 		log_job(LOG_WARNING, t, 0, NULL, "uploaded, but the job's lease was lost");
 	else
 		queue_error(t, "cannot mark the job done", cause);
@@ -1060,10 +1072,12 @@ static void scan_finished(struct transfer *t)
 	}
 	if (stored) {
 		rc = hs_queue_skip(u->q, t->job->id, t->job->lease_token, now_ms(), &cause);
-		if (rc < 0)
+		if (rc < 0) {
 			queue_error(t, "cannot mark the job skipped", cause);
-		else
+		} else if (rc == HS_Q_OK) {
 			log_job(LOG_INFO, t, 0, NULL, "same content already stored; skipped");
+			report_stored(t);
+		}
 		transfer_end(t);
 		return;
 	}
@@ -1632,6 +1646,12 @@ void hs_uploader_stop(struct hs_uploader *u, uint64_t grace_ms, void (*done)(voi
 	sd_event_source_set_enabled(u->stop_timer, SD_EVENT_ONESHOT);
 	sd_event_source_set_enabled(u->due_timer, SD_EVENT_OFF);
 	kick(u);
+}
+
+void hs_uploader_on_stored(struct hs_uploader *u, hs_uploader_stored_fn fn, void *arg)
+{
+	u->on_stored = fn;
+	u->stored_arg = arg;
 }
 
 void hs_uploader_on_change(struct hs_uploader *u, void (*fn)(void *arg), void *arg)

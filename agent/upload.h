@@ -62,6 +62,13 @@ void hs_uploader_stop(struct hs_uploader *u, uint64_t grace_ms, void (*done)(voi
 /* fn(arg) is called whenever a transfer starts or ends (status updates). */
 void hs_uploader_on_change(struct hs_uploader *u, void (*fn)(void *arg), void *arg);
 
+/* fn is called when the server confirmed it holds a job's file (uploaded,
+ * or the same content already stored), with the facts the file had when it
+ * was read; the job is valid during the call only. */
+typedef void (*hs_uploader_stored_fn)(const struct hs_job *job, int64_t size, int64_t mtime_ns,
+				      int64_t inode, void *arg);
+void hs_uploader_on_stored(struct hs_uploader *u, hs_uploader_stored_fn fn, void *arg);
+
 void hs_uploader_each(struct hs_uploader *u,
 		      void (*fn)(const struct hs_transfer_info *t, void *arg), void *arg);
 unsigned hs_uploader_active(const struct hs_uploader *u);

@@ -50,26 +50,11 @@ static void print_size(FILE *out, const char *indent, const char *name, uint64_t
 	print_setting(out, indent, name, hs_format_size_exact(bytes, buf, sizeof(buf)));
 }
 
-/* In the largest unit that divides it: "2s", "10m", "1h", "250ms". */
 static void print_duration(FILE *out, const char *indent, const char *name, uint64_t ms)
 {
-	static const struct {
-		const char *suffix;
-		uint64_t ms;
-	} units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
 	char buf[32];
-	size_t i = 0;
 
-	while (i < sizeof(units) / sizeof(units[0]) && ms % units[i].ms != 0)
-		i++;
-	if (ms == 0)
-		snprintf(buf, sizeof(buf), "0s");
-	else if (i < sizeof(units) / sizeof(units[0]))
-		snprintf(buf, sizeof(buf), "%llu%s", (unsigned long long)(ms / units[i].ms),
-			 units[i].suffix);
-	else
-		snprintf(buf, sizeof(buf), "%llums", (unsigned long long)ms);
-	print_setting(out, indent, name, buf);
+	print_setting(out, indent, name, hs_format_duration(ms, buf, sizeof(buf)));
 }
 
 static void print_globs(FILE *out, const char *indent, const char *name, char **globs)

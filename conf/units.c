@@ -166,3 +166,23 @@ const char *hs_format_size_exact(uint64_t bytes, char *buf, size_t len)
 	snprintf(buf, len, "%llu", (unsigned long long)bytes);
 	return buf;
 }
+
+const char *hs_format_duration(uint64_t ms, char *buf, size_t len)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t ms;
+	} units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+	size_t i = 0;
+
+	while (i < sizeof(units) / sizeof(units[0]) && ms % units[i].ms != 0)
+		i++;
+	if (ms == 0)
+		snprintf(buf, len, "0s");
+	else if (i < sizeof(units) / sizeof(units[0]))
+		snprintf(buf, len, "%llu%s", (unsigned long long)(ms / units[i].ms),
+			 units[i].suffix);
+	else
+		snprintf(buf, len, "%llums", (unsigned long long)ms);
+	return buf;
+}

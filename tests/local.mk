@@ -5,11 +5,13 @@ TESTS += tests/cli/commands.sh \
 	tests/server/test_contract.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
-	tests/integration/upload_crash.py
+	tests/integration/upload_crash.py \
+	tests/integration/watch_basic.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
 	tests/integration/hstest.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
-	tests/integration/upload_crash.py
+	tests/integration/upload_crash.py \
+	tests/integration/watch_basic.py

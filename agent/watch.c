@@ -1,0 +1,1024 @@
+/*
+ * watch: inotify folders, scans and the settle timer, on the event loop.
+ *
+ * Per folder (a root): an inotify instance, and a tree of nodes, one per
+ * watched directory, found by watch descriptor. A node knows its path
+ * relative to the root; a directory renamed inside the tree keeps its
+ * watches and its subtree's paths are rewritten. Scans are a stack of
+ * directories still to list, worked through in slices by a defer source.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/after.h"
+#include "agent/clock.h"
+#include "agent/filter.h"
+#include "agent/log.h"
+#include "agent/remote_name.h"
+#include "agent/settle.h"
+#include "agent/watch.h"
+#include "conf/units.h"
+
+#define SLICE_ENTRIES	 512	 /* directory entries per scan slice */
+#define BATCH_MAX	 512	 /* jobs per queue transaction */
+#define MISSING_RETRY_MS 10000	 /* a vanished folder is looked for this often */
+#define RECENT_MS	 3600000 /* files this fresh are checked for writers */
+
+#define DIR_MASK                                                                                   \
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_MODIFY | IN_ATTRIB |        \
+	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK)
+
+struct node {
+	int wd;
+	char *rel; /* "" for the root itself */
+	struct node *parent, *child, *prev, *next;
+	struct node *hnext; /* wd hash chain */
+	uint64_t gen;	    /* the last full scan that saw it */
+};
+
+struct frame { /* a directory still to list */
+	char *rel;
+	int parent_wd; /* its parent's watch; -1 when none (or the root) */
+	struct frame *below;
+};
+
+struct moved { /* a directory moved away, maybe within the tree */
+	uint32_t cookie;
+	struct node *n;
+};
+
+struct root {
+	struct hs_watcher *w;
+	const struct hs_watch *conf;
+	unsigned id; /* settle entries name their root by it */
+	int fd;
+	sd_event_source *io;
+	struct node *top;
+	struct node **wds;
+	size_t n_wds; /* buckets, a power of two */
+	size_t dirs, unwatched;
+	bool missing, warned_watches;
+
+	struct frame *todo; /* scan stack */
+	DIR *dir;	    /* the directory being listed */
+	char *dir_rel;
+	int dir_wd;
+	bool full;	  /* a full scan is under way */
+	bool full_wanted; /* another one after it */
+	uint64_t gen;	  /* of the current full scan */
+
+	struct moved *moved;
+	size_t n_moved;
+	sd_event_source *rescan_timer;
+	struct root *next;
+};
+
+struct hs_watcher {
+	sd_event *ev;
+	const struct hs_config *cfg;
+	struct hs_queue *q;
+	struct hs_watcher_hooks hooks;
+	struct root *roots;
+	unsigned next_id;
+	struct hs_settle *settle;
+	sd_event_source *settle_timer;
+	sd_event_source *scan_src;
+	struct hs_job_spec *batch;
+	size_t n_batch;
+	bool ready_sent;
+	uint64_t files_queued;
+};
+
+static void root_lost(struct root *r, const char *why);
+static void root_start(struct root *r);
+static void scan_push(struct root *r, const char *rel, int parent_wd, bool full);
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+	return hs_mono_us() / 1000;
+}
+
+static int64_t mtime_ns(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* rel + "/" + name, or name when rel is "". NULL when out of memory. */
+static char *join(const char *rel, const char *name)
+{
+	char *s;
+
+	if (asprintf(&s, "%s%s%s", rel, rel[0] ? "/" : "", name) < 0)
+		return NULL;
+	return s;
+}
+
+static bool abs_path(const struct root *r, const char *rel, char *buf, size_t len)
+{
+	return snprintf(buf, len, "%s%s%s", r->conf->path, rel[0] ? "/" : "", rel) < (int)len;
+}
+
+/* Whether someone has the file open for writing: a read lease is refused
+ * then. Only a hint: without the right to take leases (another owner, no
+ * CAP_LEASE) or on file systems without them, the answer is "no". */
+static bool being_written(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+	bool busy = false;
+
+	if (fd < 0 && errno == EPERM)
+		fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0)
+		fcntl(fd, F_SETLEASE, F_UNLCK);
+	else
+		busy = errno == EAGAIN;
+	close(fd);
+	return busy;
+}
+
+/* ---- nodes -------------------------------------------------------------- */
+
+static struct node **wd_slot(struct root *r, int wd)
+{
+	struct node **n = &r->wds[(size_t)wd & (r->n_wds - 1)];
+
+	while (*n && (*n)->wd != wd)
+		n = &(*n)->hnext;
+	return n;
+}
+
+static struct node *node_get(struct root *r, int wd)
+{
+	return r->wds ? *wd_slot(r, wd) : NULL;
+}
+
+static void wd_grow(struct root *r)
+{
+	size_t n = r->n_wds ? 2 * r->n_wds : 64;
+	struct node **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return;
+	for (size_t i = 0; i < r->n_wds; i++)
+		for (struct node *e = r->wds[i], *next; e; e = next) {
+			next = e->hnext;
+			e->hnext = b[(size_t)e->wd & (n - 1)];
+			b[(size_t)e->wd & (n - 1)] = e;
+		}
+	free(r->wds);
+	r->wds = b;
+	r->n_wds = n;
+}
+
+static void unlink_node(struct node *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
+	else if (n->parent)
+		n->parent->child = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	n->parent = n->prev = n->next = NULL;
+}
+
+static void link_node(struct node *n, struct node *parent)
+{
+	unlink_node(n);
+	if (!parent)
+		return;
+	n->parent = parent;
+	n->next = parent->child;
+	if (parent->child)
+		parent->child->prev = n;
+	parent->child = n;
+}
+
+/* Rewrites the paths below n after n itself got a new one. */
+static void rename_subtree(struct node *n)
+{
+	for (struct node *c = n->child; c; c = c->next) {
+		const char *name = strrchr(c->rel, '/');
+		char *rel = join(n->rel, name ? name + 1 : c->rel);
+		if (rel) {
+			free(c->rel);
+			c->rel = rel;
+		}
+		rename_subtree(c);
+	}
+}
+
+/* Forgets n and everything below it; rm: also drop the kernel's watches
+ * (not when the kernel already did, IN_IGNORED). */
+static void node_drop(struct root *r, struct node *n, bool rm)
+{
+	struct node **at;
+
+	while (n->child)
+		node_drop(r, n->child, rm);
+	unlink_node(n);
+	at = wd_slot(r, n->wd);
+	if (*at == n)
+		*at = n->hnext;
+	if (rm)
+		inotify_rm_watch(r->fd, n->wd);
+	if (r->top == n)
+		r->top = NULL;
+	for (size_t i = 0; i < r->n_moved; i++)
+		if (r->moved[i].n == n)
+			r->moved[i].n = NULL;
+	r->dirs--;
+	free(n->rel);
+	free(n);
+}
+
+static void log_no_watches(struct root *r)
+{
+	FILE *f = fopen("/proc/sys/fs/inotify/max_user_watches", "re");
+	long max = -1;
+	char every[32];
+
+	if (r->warned_watches)
+		return;
+	r->warned_watches = true;
+	if (f) {
+		if (fscanf(f, "%ld", &max) != 1)
+			max = -1;
+		fclose(f);
+	}
+	hs_log(LOG_WARNING,
+	       "%s: out of inotify watches (fs.inotify.max_user_watches = %ld); folders without "
+	       "one are checked every %s; raise it with: sysctl fs.inotify.max_user_watches=%ld",
+	       r->conf->path, max, hs_format_duration(r->conf->rescan_ms, every, sizeof(every)),
+	       max > 0 ? max * 4 : 524288);
+}
+
+/* Watches the directory rel, a child of parent_wd's directory, and returns
+ * its node; NULL when it cannot be watched. A directory already watched
+ * (renamed inside the tree) gets its new path. */
+static struct node *watch_dir(struct root *r, const char *rel, int parent_wd)
+{
+	char path[PATH_MAX];
+	struct node *n, *parent = rel[0] && parent_wd >= 0 ? node_get(r, parent_wd) : NULL;
+	int wd;
+
+	if (!abs_path(r, rel, path, sizeof(path)))
+		return NULL;
+	wd = inotify_add_watch(r->fd, path, DIR_MASK);
+	if (wd < 0) {
+		if (errno == ENOSPC) {
+			log_no_watches(r);
+			r->unwatched++;
+		} else if (errno != ENOENT && errno != ENOTDIR) {
+			hs_log(LOG_WARNING, "cannot watch %s: %s", path, strerror(errno));
+			r->unwatched++;
+		}
+		return NULL;
+	}
+	if ((n = node_get(r, wd))) {
+		if (strcmp(n->rel, rel) != 0) {
+			char *copy = strdup(rel);
+			if (copy) {
+				free(n->rel);
+				n->rel = copy;
+				rename_subtree(n);
+			}
+		}
+		if (n != r->top && n->parent != parent)
+			link_node(n, parent);
+		n->gen = r->gen;
+		return n;
+	}
+	if (!(n = calloc(1, sizeof(*n))) || !(n->rel = strdup(rel))) {
+		free(n);
+		inotify_rm_watch(r->fd, wd);
+		return NULL;
+	}
+	n->wd = wd;
+	n->gen = r->gen;
+	if (r->dirs + 1 > r->n_wds)
+		wd_grow(r);
+	n->hnext = *wd_slot(r, wd);
+	*wd_slot(r, wd) = n;
+	r->dirs++;
+	if (!rel[0])
+		r->top = n;
+	else
+		link_node(n, parent);
+	return n;
+}
+
+/* ---- jobs ----------------------------------------------------------------- */
+
+static void flush_batch(struct hs_watcher *w)
+{
+	char *cause = NULL;
+	size_t n = w->n_batch;
+
+	if (n == 0)
+		return;
+	if (hs_queue_enqueue_many(w->q, w->batch, n, hs_wall_ms(), &cause) != HS_Q_OK) {
+		hs_log(LOG_ERR, "queue: cannot add %zu file%s: %s; the next rescan retries", n,
+		       n == 1 ? "" : "s", cause ? cause : "out of memory");
+		free(cause);
+	} else {
+		w->files_queued += n;
+		hs_log(LOG_DEBUG, "queued %zu file%s", n, n == 1 ? "" : "s");
+	}
+	for (size_t i = 0; i < n; i++) {
+		free((char *)w->batch[i].path);
+		free((char *)w->batch[i].remote_name);
+	}
+	w->n_batch = 0;
+	if (w->hooks.queued)
+		w->hooks.queued(w->hooks.arg);
+}
+
+static void run_after(struct root *r, const char *path, const char *rel, int64_t size,
+		      int64_t mtime, int64_t inode)
+{
+	char *dest = NULL, *cause = NULL;
+	int rc = hs_after_upload(r->conf, path, rel, size, mtime, inode, &dest, &cause);
+	const struct hs_log_field f[] = {{"FILE", path}};
+
+	if (rc == HS_AFTER_DONE)
+		hs_log_fields(LOG_INFO, f, 1, "%s: %s%s", path, dest ? "moved to " : "deleted",
+			      dest ? dest : "");
+	else if (rc == HS_AFTER_FAILED)
+		hs_log_fields(LOG_ERR, f, 1, "after upload: %s", cause ? cause : "out of memory");
+	free(dest);
+	free(cause);
+}
+
+/* A file that counts (quiet, matching): queued unless the queue knows it.
+ * st: its facts, just read. */
+static void consider(struct root *r, const char *path, const char *rel, const struct stat *st)
+{
+	struct hs_watcher *w = r->w;
+	struct hs_job_spec spec = {
+	    .path = path,
+	    .watch_root = r->conf->path,
+	    .size = st->st_size,
+	    .mtime_ns = mtime_ns(st),
+	    .inode = (int64_t)st->st_ino,
+	};
+	enum hs_seen seen;
+	char *remote = hs_remote_name(r->conf->remote_prefix, rel), *cause = NULL;
+
+	if (!remote) {
+		hs_log(LOG_WARNING, "%s: no valid remote name for this path; not sent", path);
+		return;
+	}
+	spec.remote_name = remote;
+	if (hs_queue_seen(w->q, &spec, &seen, &cause) != HS_Q_OK) {
+		hs_log(LOG_ERR, "queue: %s", cause ? cause : "out of memory");
+		free(cause);
+		free(remote);
+		return;
+	}
+	if (seen == HS_SEEN_STORED) {
+		free(remote);
+		run_after(r, path, rel, spec.size, spec.mtime_ns, spec.inode);
+		return;
+	}
+	if (seen == HS_SEEN_PENDING) {
+		free(remote);
+		return;
+	}
+	if (w->n_batch == BATCH_MAX)
+		flush_batch(w);
+	spec.path = strdup(path);
+	if (!spec.path) {
+		free(remote);
+		return;
+	}
+	spec.watch_root = r->conf->path; /* borrowed: flushed before any reload */
+	w->batch[w->n_batch++] = spec;
+}
+
+/* ---- settling ---------------------------------------------------------- */
+
+static struct root *root_by_id(struct hs_watcher *w, unsigned id)
+{
+	for (struct root *r = w->roots; r; r = r->next)
+		if (r->id == id)
+			return r;
+	return NULL;
+}
+
+static void arm_settle(struct hs_watcher *w)
+{
+	int64_t next = hs_settle_next(w->settle);
+
+	if (next < 0) {
+		sd_event_source_set_enabled(w->settle_timer, SD_EVENT_OFF);
+		return;
+	}
+	sd_event_source_set_time(w->settle_timer, (uint64_t)next * 1000);
+	sd_event_source_set_enabled(w->settle_timer, SD_EVENT_ONESHOT);
+}
+
+static void settle_file(struct root *r, const char *path, const struct stat *st)
+{
+	int64_t deadline = mono_ms() + (int64_t)r->conf->settle_ms;
+
+	if (hs_settle_touch(r->w->settle, path, r->id, deadline, st != NULL, st ? st->st_size : 0,
+			    st ? mtime_ns(st) : 0) != 0)
+		hs_log(LOG_WARNING, "%s: out of memory; the next rescan finds it", path);
+}
+
+static int on_settle(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct hs_watcher *w = arg;
+	int64_t now = mono_ms();
+	struct hs_pending *p;
+
+	while ((p = hs_settle_pop(w->settle, now))) {
+		struct root *r = root_by_id(w, p->root);
+		size_t len = r ? strlen(r->conf->path) : 0;
+		struct stat st;
+
+		if (!r || strncmp(p->path, r->conf->path, len) != 0 || p->path[len] != '/' ||
+		    lstat(p->path, &st) != 0 || !S_ISREG(st.st_mode)) {
+			hs_pending_free(p); /* vanished, replaced, or its folder left */
+			continue;
+		}
+		if (!p->known || p->size != st.st_size || p->mtime_ns != mtime_ns(&st) ||
+		    being_written(p->path)) {
+			hs_settle_requeue(w->settle, p, now + (int64_t)r->conf->settle_ms,
+					  st.st_size, mtime_ns(&st));
+			continue;
+		}
+		consider(r, p->path, p->path + len + 1, &st);
+		hs_pending_free(p);
+	}
+	flush_batch(w);
+	arm_settle(w);
+	return 0;
+}
+
+/* ---- inotify events --------------------------------------------------------- */
+
+static void file_event(struct root *r, struct node *n, const struct inotify_event *ev)
+{
+	char *rel = join(n->rel, ev->name), path[PATH_MAX];
+	const char *name = ev->name;
+	struct stat st;
+
+	if (!rel || !abs_path(r, rel, path, sizeof(path)) || !hs_filter_file(r->conf, rel, name)) {
+		free(rel);
+		return;
+	}
+	if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+			settle_file(r, path, &st);
+			arm_settle(r->w);
+		}
+	} else if (ev->mask & (IN_MODIFY | IN_ATTRIB)) {
+		/* Still being written, or touched: only files already waiting
+		 * wait longer; the close that ends a write brings the others. */
+		hs_settle_bump(r->w->settle, path, mono_ms() + (int64_t)r->conf->settle_ms);
+	}
+	free(rel);
+}
+
+static struct node *child_named(struct node *n, const char *rel)
+{
+	for (struct node *c = n->child; c; c = c->next)
+		if (strcmp(c->rel, rel) == 0)
+			return c;
+	return NULL;
+}
+
+static void dir_event(struct root *r, struct node *n, const struct inotify_event *ev)
+{
+	char *rel = join(n->rel, ev->name);
+	struct node *c;
+
+	if (!rel)
+		return;
+	if (!r->conf->recursive || !hs_filter_dir(r->conf, rel, ev->name)) {
+		if ((ev->mask & IN_MOVED_FROM) && (c = child_named(n, rel)))
+			node_drop(r, c, true);
+		free(rel);
+		return;
+	}
+	if (ev->mask & IN_MOVED_FROM) {
+		c = child_named(n, rel);
+		struct moved *m = c ? realloc(r->moved, (r->n_moved + 1) * sizeof(*m)) : NULL;
+		if (m) {
+			r->moved = m;
+			r->moved[r->n_moved++] = (struct moved){ev->cookie, c};
+		} else if (c) {
+			node_drop(r, c, true);
+		}
+	} else if (ev->mask & (IN_MOVED_TO | IN_CREATE)) {
+		for (size_t i = 0; i < r->n_moved; i++)
+			if (r->moved[i].cookie == ev->cookie && r->moved[i].n &&
+			    (ev->mask & IN_MOVED_TO)) {
+				r->moved[i].n = NULL; /* renamed inside the tree: kept */
+			}
+		/* New or renamed: (re)watch it and list it, now. */
+		scan_push(r, rel, n->wd, false);
+	}
+	free(rel);
+}
+
+/* Directories moved away whose other half never came: they left the tree. */
+static void settle_moves(struct root *r)
+{
+	for (size_t i = 0; i < r->n_moved; i++)
+		if (r->moved[i].n)
+			node_drop(r, r->moved[i].n, true);
+	free(r->moved);
+	r->moved = NULL;
+	r->n_moved = 0;
+}
+
+static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *arg)
+{
+	struct root *r = arg;
+	char buf[65536] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t len;
+
+	while ((len = read(fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + len;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			struct node *n;
+
+			p += sizeof(*ev) + ev->len;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				hs_log(LOG_WARNING,
+				       "%s: inotify queue overflowed; rescanning the folder",
+				       r->conf->path);
+				scan_push(r, "", -1, true);
+				continue;
+			}
+			if (!(n = node_get(r, ev->wd)))
+				continue;
+			if (ev->mask & IN_IGNORED) {
+				if (n == r->top) {
+					root_lost(r, "its watch ended");
+					return 0;
+				}
+				node_drop(r, n, false);
+				continue;
+			}
+			if (n == r->top &&
+			    (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT))) {
+				root_lost(r, ev->mask & IN_UNMOUNT	 ? "unmounted"
+					     : ev->mask & IN_DELETE_SELF ? "deleted"
+									 : "moved away");
+				return 0;
+			}
+			if (!ev->len)
+				continue;
+			if (ev->mask & IN_ISDIR)
+				dir_event(r, n, ev);
+			else
+				file_event(r, n, ev);
+		}
+	}
+	if (len < 0 && errno != EAGAIN && errno != EINTR)
+		hs_log(LOG_ERR, "%s: reading inotify events: %s", r->conf->path, strerror(errno));
+	settle_moves(r);
+	return 0;
+}
+
+/* ---- scans -------------------------------------------------------------- */
+
+static bool scanning(const struct hs_watcher *w)
+{
+	for (const struct root *r = w->roots; r; r = r->next)
+		if (r->todo || r->dir)
+			return true;
+	return false;
+}
+
+static void scan_push(struct root *r, const char *rel, int parent_wd, bool full)
+{
+	struct frame *f;
+
+	if (r->missing)
+		return;
+	if (full) {
+		if (r->full) { /* one at a time; another follows it */
+			r->full_wanted = true;
+			return;
+		}
+		r->full = true;
+		r->gen++;
+		r->unwatched = 0;
+	}
+	if (!(f = calloc(1, sizeof(*f))) || !(f->rel = strdup(rel))) {
+		free(f);
+		return;
+	}
+	f->parent_wd = parent_wd;
+	f->below = r->todo;
+	r->todo = f;
+	sd_event_source_set_enabled(r->w->scan_src, SD_EVENT_ON);
+}
+
+/* After a full scan: nodes it did not see are directories that left the
+ * tree while events were lost. */
+static void sweep(struct root *r, struct node *n)
+{
+	for (struct node *c = n->child, *next; c; c = next) {
+		next = c->next;
+		if (c->gen != r->gen)
+			node_drop(r, c, true);
+		else
+			sweep(r, c);
+	}
+}
+
+static void scan_entry(struct root *r, const struct dirent *de, int64_t now_wall)
+{
+	char *rel = join(r->dir_rel, de->d_name), path[PATH_MAX];
+	struct stat st;
+
+	if (!rel)
+		return;
+	if (de->d_type == DT_DIR) {
+		if (r->conf->recursive && hs_filter_dir(r->conf, rel, de->d_name)) {
+			struct frame *f = calloc(1, sizeof(*f));
+			if (f) {
+				f->rel = rel;
+				f->parent_wd = r->dir_wd;
+				rel = NULL;
+				f->below = r->todo;
+				r->todo = f;
+			}
+		}
+		goto out;
+	}
+	if ((de->d_type != DT_REG && de->d_type != DT_UNKNOWN) ||
+	    !abs_path(r, rel, path, sizeof(path)) ||
+	    fstatat(dirfd(r->dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		goto out;
+	if (!S_ISREG(st.st_mode) || !hs_filter_file(r->conf, rel, de->d_name))
+		goto out;
+	/* Written long enough ago and not open for writing: it counts now;
+	 * else it settles like a file just written. */
+	int64_t age_ms = now_wall - mtime_ns(&st) / 1000000;
+	if (age_ms >= (int64_t)r->conf->settle_ms && (age_ms > RECENT_MS || !being_written(path))) {
+		consider(r, path, rel, &st);
+	} else {
+		settle_file(r, path, &st);
+		arm_settle(r->w);
+	}
+out:
+	free(rel);
+}
+
+static void scan_close(struct root *r)
+{
+	if (r->dir)
+		closedir(r->dir);
+	r->dir = NULL;
+	free(r->dir_rel);
+	r->dir_rel = NULL;
+}
+
+/* Lists one directory, or part of it; returns the entries used. */
+static unsigned scan_step(struct root *r, unsigned budget)
+{
+	int64_t now = hs_wall_ms();
+	unsigned used = 0;
+	struct dirent *de;
+
+	if (!r->dir) {
+		struct frame *f = r->todo;
+		char path[PATH_MAX];
+		int fd;
+
+		struct node *n = NULL;
+
+		r->todo = f->below;
+		r->dir_rel = f->rel;
+		/* Watch first, then list: what is written meanwhile is seen. */
+		if (!r->dir_rel[0] || r->conf->recursive)
+			n = watch_dir(r, r->dir_rel, f->parent_wd);
+		r->dir_wd = n ? n->wd : -1;
+		free(f);
+		if (!abs_path(r, r->dir_rel, path, sizeof(path)) ||
+		    (fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+		    !(r->dir = fdopendir(fd))) {
+			if (errno != ENOENT && errno != ENOTDIR)
+				hs_log(LOG_WARNING, "cannot list %s: %s", path, strerror(errno));
+			if (!r->dir_rel[0] && errno == ENOENT) {
+				scan_close(r);
+				root_lost(r, "not found");
+				return 1;
+			}
+			scan_close(r);
+			return 1;
+		}
+	}
+	while (used < budget && (errno = 0, de = readdir(r->dir))) {
+		used++;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		scan_entry(r, de, now);
+	}
+	if (used < budget)
+		scan_close(r);
+	return used ? used : 1;
+}
+
+static void scan_finished(struct root *r)
+{
+	char every[32];
+
+	if (r->full) {
+		if (r->top)
+			sweep(r, r->top);
+		r->full = false;
+		hs_log(LOG_DEBUG, "%s: scanned; %zu directories watched", r->conf->path, r->dirs);
+		if (r->unwatched)
+			hs_log(LOG_NOTICE, "%s: %zu directories without a watch, checked every %s",
+			       r->conf->path, r->unwatched,
+			       hs_format_duration(r->conf->rescan_ms, every, sizeof(every)));
+		if (r->full_wanted) {
+			r->full_wanted = false;
+			scan_push(r, "", -1, true);
+		}
+	}
+}
+
+static int on_scan(sd_event_source *s, void *arg)
+{
+	struct hs_watcher *w = arg;
+	unsigned budget = SLICE_ENTRIES;
+
+	for (struct root *r = w->roots; r && budget; r = r->next) {
+		while (budget && (r->dir || r->todo)) {
+			unsigned used = scan_step(r, budget);
+			budget -= used < budget ? used : budget;
+			if (!r->dir && !r->todo)
+				scan_finished(r);
+		}
+	}
+	flush_batch(w);
+	if (!scanning(w)) {
+		sd_event_source_set_enabled(s, SD_EVENT_OFF);
+		if (!w->ready_sent) {
+			w->ready_sent = true;
+			if (w->hooks.ready)
+				w->hooks.ready(w->hooks.arg);
+		}
+	}
+	return 0;
+}
+
+/* ---- roots ------------------------------------------------------------------ */
+
+static void arm_rescan(struct root *r, uint64_t after_ms)
+{
+	uint64_t now;
+
+	sd_event_now(r->w->ev, CLOCK_MONOTONIC, &now);
+	sd_event_source_set_time(r->rescan_timer, now + after_ms * 1000);
+	sd_event_source_set_enabled(r->rescan_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_rescan(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct root *r = arg;
+
+	if (r->missing) {
+		root_start(r);
+		if (r->missing) {
+			arm_rescan(r, MISSING_RETRY_MS);
+			return 0;
+		}
+		hs_log(LOG_NOTICE, "%s: the folder is back; watching it again", r->conf->path);
+	} else {
+		scan_push(r, "", -1, true);
+	}
+	arm_rescan(r, r->conf->rescan_ms);
+	return 0;
+}
+
+static void root_stop(struct root *r)
+{
+	struct frame *f;
+
+	scan_close(r);
+	while ((f = r->todo)) {
+		r->todo = f->below;
+		free(f->rel);
+		free(f);
+	}
+	r->full = r->full_wanted = false;
+	if (r->top)
+		node_drop(r, r->top, false);
+	free(r->moved);
+	r->moved = NULL;
+	r->n_moved = 0;
+	r->io = sd_event_source_disable_unref(r->io);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+	r->dirs = r->unwatched = 0;
+	hs_settle_drop_root(r->w->settle, r->id);
+}
+
+/* Sets up the inotify instance and starts a full scan; a folder that is
+ * not there is marked missing and looked for again later. */
+static void root_start(struct root *r)
+{
+	struct stat st;
+	bool was_missing = r->missing;
+
+	r->missing = false;
+	errno = 0;
+	if (stat(r->conf->path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		if (!was_missing)
+			hs_log(LOG_WARNING, "watch folder %s: %s; looking for it every %d s",
+			       r->conf->path, errno ? strerror(errno) : "not a directory",
+			       MISSING_RETRY_MS / 1000);
+		r->missing = true;
+		return;
+	}
+	r->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (r->fd < 0 || sd_event_add_io(r->w->ev, &r->io, r->fd, EPOLLIN, on_inotify, r) < 0) {
+		hs_log(LOG_ERR, "watch folder %s: cannot set up inotify: %s%s", r->conf->path,
+		       strerror(errno),
+		       errno == EMFILE ? " (raise fs.inotify.max_user_instances)" : "");
+		if (r->fd >= 0)
+			close(r->fd);
+		r->fd = -1;
+		r->missing = true;
+		return;
+	}
+	scan_push(r, "", -1, true);
+}
+
+static void root_lost(struct root *r, const char *why)
+{
+	hs_log(LOG_WARNING, "watch folder %s: %s; looking for it every %d s", r->conf->path, why,
+	       MISSING_RETRY_MS / 1000);
+	root_stop(r);
+	r->missing = true;
+	arm_rescan(r, MISSING_RETRY_MS);
+}
+
+static struct root *root_new(struct hs_watcher *w, const struct hs_watch *conf)
+{
+	struct root *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->w = w;
+	r->conf = conf;
+	r->id = w->next_id++;
+	r->fd = -1;
+	if (sd_event_add_time(w->ev, &r->rescan_timer, CLOCK_MONOTONIC, 0, 1000 * 1000, on_rescan,
+			      r) < 0) {
+		free(r);
+		return NULL;
+	}
+	root_start(r);
+	arm_rescan(r, r->missing ? MISSING_RETRY_MS : conf->rescan_ms);
+	return r;
+}
+
+static struct root *root_free(struct root *r)
+{
+	root_stop(r);
+	sd_event_source_disable_unref(r->rescan_timer);
+	free(r->wds);
+	free(r);
+	return NULL;
+}
+
+/* ---- the interface ------------------------------------------------------- */
+
+struct hs_watcher *hs_watcher_new(sd_event *ev, const struct hs_config *cfg, struct hs_queue *q,
+				  const struct hs_watcher_hooks *hooks, char **cause)
+{
+	struct hs_watcher *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->ev = ev;
+	w->cfg = cfg;
+	w->q = q;
+	if (hooks)
+		w->hooks = *hooks;
+	if (!(w->settle = hs_settle_new()) || !(w->batch = calloc(BATCH_MAX, sizeof(*w->batch))) ||
+	    sd_event_add_time(ev, &w->settle_timer, CLOCK_MONOTONIC, 0, 1000, on_settle, w) < 0 ||
+	    sd_event_source_set_enabled(w->settle_timer, SD_EVENT_OFF) < 0 ||
+	    sd_event_add_defer(ev, &w->scan_src, on_scan, w) < 0 ||
+	    sd_event_source_set_enabled(w->scan_src, SD_EVENT_OFF) < 0) {
+		if (cause)
+			*cause = strdup("cannot set up the watcher on the event loop");
+		return hs_watcher_free(w);
+	}
+	/* Idle priority: a scan gives way to transfers and events. */
+	sd_event_source_set_priority(w->scan_src, SD_EVENT_PRIORITY_IDLE);
+	hs_watcher_reconfigure(w, cfg);
+	if (!scanning(w)) { /* nothing to scan: ready at once */
+		sd_event_source_set_enabled(w->scan_src, SD_EVENT_ON);
+	}
+	return w;
+}
+
+struct hs_watcher *hs_watcher_free(struct hs_watcher *w)
+{
+	if (!w)
+		return NULL;
+	while (w->roots) {
+		struct root *r = w->roots;
+		w->roots = r->next;
+		root_free(r);
+	}
+	for (size_t i = 0; i < w->n_batch; i++) {
+		free((char *)w->batch[i].path);
+		free((char *)w->batch[i].remote_name);
+	}
+	free(w->batch);
+	hs_settle_free(w->settle);
+	sd_event_source_disable_unref(w->settle_timer);
+	sd_event_source_disable_unref(w->scan_src);
+	free(w);
+	return NULL;
+}
+
+void hs_watcher_reconfigure(struct hs_watcher *w, const struct hs_config *cfg)
+{
+	struct root *kept = NULL, **tail = &kept;
+
+	flush_batch(w); /* the batch borrows folder paths from the old config */
+	w->cfg = cfg;
+	for (size_t i = 0; i < cfg->n_watches; i++) {
+		const struct hs_watch *c = &cfg->watches[i];
+		struct root **at = &w->roots, *r;
+
+		while (*at && !(strcmp((*at)->conf->path, c->path) == 0 &&
+				(*at)->conf->recursive == c->recursive))
+			at = &(*at)->next;
+		if ((r = *at)) { /* same folder: keep its watches */
+			*at = r->next;
+			r->conf = c;
+		} else if (!(r = root_new(w, c))) {
+			hs_log(LOG_ERR, "watch folder %s: out of memory", c->path);
+			continue;
+		} else if (w->ready_sent) {
+			hs_log(LOG_NOTICE, "watching %s", c->path);
+		}
+		r->next = NULL;
+		*tail = r;
+		tail = &r->next;
+	}
+	while (w->roots) { /* no longer listed */
+		struct root *r = w->roots;
+		w->roots = r->next;
+		hs_log(LOG_NOTICE, "no longer watching %s", r->conf->path);
+		root_free(r);
+	}
+	w->roots = kept;
+	arm_settle(w);
+}
+
+void hs_watcher_stored(struct hs_watcher *w, const struct hs_job *job, int64_t size,
+		       int64_t mtime_ns, int64_t inode)
+{
+	for (struct root *r = w->roots; r; r = r->next) {
+		size_t len = strlen(r->conf->path);
+		if (strcmp(job->watch_root, r->conf->path) != 0 ||
+		    strncmp(job->path, r->conf->path, len) != 0 || job->path[len] != '/')
+			continue;
+		run_after(r, job->path, job->path + len + 1, size, mtime_ns, inode);
+		return;
+	}
+}
+
+void hs_watcher_get_stats(const struct hs_watcher *w, struct hs_watcher_stats *ret)
+{
+	*ret = (struct hs_watcher_stats){.settling = hs_settle_count(w->settle),
+					 .scanning = scanning(w),
+					 .files_queued = w->files_queued};
+	for (const struct root *r = w->roots; r; r = r->next) {
+		ret->folders++;
+		ret->missing += r->missing;
+		ret->dirs += r->dirs;
+		ret->unwatched += r->unwatched;
+	}
+}
