@@ -808,27 +808,6 @@ static int load_watch(struct loader *ld, const config_setting_t *group, size_t i
 	return 0;
 }
 
-/* One folder, one watch: nested watch folders would send a file twice,
- * under two names. */
-static int check_overlaps(struct loader *ld, const config_setting_t *list)
-{
-	for (size_t i = 0; i < ld->cfg->n_watches; i++)
-		for (size_t j = 0; j < ld->cfg->n_watches; j++) {
-			const struct hs_watch *a = &ld->cfg->watches[i], *b = &ld->cfg->watches[j];
-
-			if (i == j || !path_within(a->path, b->path) ||
-			    (strcmp(a->path, b->path) != 0 && !b->recursive))
-				continue;
-			if (strcmp(a->path, b->path) == 0 && j > i)
-				continue; /* reported at the later one */
-			return fail_at(ld,
-				       config_setting_get_member(
-					   config_setting_get_elem(list, (unsigned)i), "path"),
-				       "\"%s\" is already watched by watch[%zu]", a->path, j);
-		}
-	return 0;
-}
-
 /* A moved file must land outside every watched folder, or it comes back. */
 static int check_move_dirs(struct loader *ld, const config_setting_t *list)
 {
@@ -883,7 +862,7 @@ static int load_watches(struct loader *ld, const config_setting_t *root)
 		if (load_watch(ld, group, (size_t)i) != 0)
 			return -1;
 	}
-	return check_overlaps(ld, list) != 0 ? -1 : check_move_dirs(ld, list);
+	return check_move_dirs(ld, list);
 }
 
 /* Full parsing arrives with the scheduler; here the shape is checked. */

@@ -6,7 +6,9 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_crash.py \
-	tests/integration/watch_basic.py
+	tests/integration/watch_basic.py \
+	tests/integration/watch_after.py \
+	tests/integration/watch_burst.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -14,4 +16,6 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_crash.py \
-	tests/integration/watch_basic.py
+	tests/integration/watch_basic.py \
+	tests/integration/watch_after.py \
+	tests/integration/watch_burst.py
