@@ -931,8 +931,8 @@ struct hs_watcher *hs_watcher_new(sd_event *ev, const struct hs_config *cfg, str
 			*cause = strdup("cannot set up the watcher on the event loop");
 		return hs_watcher_free(w);
 	}
-	/* Idle priority: a scan gives way to transfers and events. */
-	sd_event_source_set_priority(w->scan_src, SD_EVENT_PRIORITY_IDLE);
+	/* Normal priority, bounded slices: at idle priority a scan would
+	 * starve while any upload keeps its socket writable. */
 	hs_watcher_reconfigure(w, cfg);
 	if (!scanning(w)) { /* nothing to scan: ready at once */
 		sd_event_source_set_enabled(w->scan_src, SD_EVENT_ON);

@@ -536,7 +536,7 @@ static void test_integrity(void **state)
 
 	expect_ok_check(db, "PRAGMA integrity_check");
 	assert_int_equal(sql_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
-	assert_int_equal(sql_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(sql_int(db, "PRAGMA user_version"), 3);
 	sqlite3_close(db);
 }
 
