@@ -30,8 +30,8 @@
 #include "agent/watch.h"
 #include "conf/units.h"
 
-#define SLICE_ENTRIES	 512	 /* directory entries per scan slice */
-#define BATCH_MAX	 512	 /* jobs per queue transaction */
+#define SLICE_ENTRIES	 2048	 /* directory entries per scan slice, ~10 ms */
+#define BATCH_MAX	 2048	 /* jobs per queue transaction */
 #define MISSING_RETRY_MS 10000	 /* a vanished folder is looked for this often */
 #define RECENT_MS	 3600000 /* files this fresh are checked for writers */
 
@@ -84,6 +84,13 @@ struct root {
 	struct root *next;
 };
 
+struct candidate { /* a quiet file to ask the queue about */
+	struct root *r;
+	struct hs_job_spec spec; /* path and remote_name owned */
+	size_t rel_off;		 /* where the relative path starts in spec.path */
+	bool check_writer;
+};
+
 struct hs_watcher {
 	sd_event *ev;
 	const struct hs_config *cfg;
@@ -96,11 +103,16 @@ struct hs_watcher {
 	sd_event_source *scan_src;
 	struct hs_job_spec *batch;
 	size_t n_batch;
+	struct candidate *cands;
+	size_t n_cands;
+	struct hs_job_spec *specs; /* flush_candidates' scratch */
+	enum hs_seen *seen;
 	bool ready_sent;
 	uint64_t files_queued;
 };
 
 static void root_lost(struct root *r, const char *why);
+static void arm_settle(struct hs_watcher *w);
 static void root_start(struct root *r);
 static void scan_push(struct root *r, const char *rel, int parent_wd, bool full);
 
@@ -364,50 +376,90 @@ static void run_after(struct root *r, const char *path, const char *rel, int64_t
 	free(cause);
 }
 
+static void settle_facts(struct root *r, const char *path, bool known, int64_t size, int64_t mtime)
+{
+	int64_t deadline = mono_ms() + (int64_t)r->conf->settle_ms;
+
+	if (hs_settle_touch(r->w->settle, path, r->id, deadline, known, size, mtime) != 0)
+		hs_log(LOG_WARNING, "%s: out of memory; the next rescan finds it", path);
+}
+
+/* Asks the queue about the candidates in one go, then queues the new ones
+ * (unless a writer still has them open), runs after_upload for stored ones
+ * and forgets the rest. */
+static void flush_candidates(struct hs_watcher *w)
+{
+	struct hs_job_spec *specs = w->specs;
+	enum hs_seen *seen = w->seen;
+	char *cause = NULL;
+	size_t n = w->n_cands;
+
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		specs[i] = w->cands[i].spec;
+	if (hs_queue_seen_many(w->q, specs, n, seen, &cause) != HS_Q_OK) {
+		hs_log(LOG_ERR, "queue: %s; the next rescan retries",
+		       cause ? cause : "out of memory");
+		free(cause);
+		for (size_t i = 0; i < n; i++)
+			seen[i] = HS_SEEN_PENDING;
+	}
+	w->n_cands = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct candidate *c = &w->cands[i];
+		struct hs_job_spec *sp = &c->spec;
+		bool queue_it = false;
+
+		if (seen[i] == HS_SEEN_STORED) {
+			run_after(c->r, sp->path, sp->path + c->rel_off, sp->size, sp->mtime_ns,
+				  sp->inode);
+		} else if (seen[i] == HS_SEEN_NEW && c->check_writer && being_written(sp->path)) {
+			settle_facts(c->r, sp->path, true, sp->size, sp->mtime_ns);
+		} else if (seen[i] == HS_SEEN_NEW) {
+			queue_it = true;
+		}
+		if (queue_it) {
+			if (w->n_batch == BATCH_MAX)
+				flush_batch(w);
+			w->batch[w->n_batch++] = *sp; /* takes the strings */
+		} else {
+			free((char *)sp->path);
+			free((char *)sp->remote_name);
+		}
+	}
+	arm_settle(w);
+}
+
 /* A file that counts (quiet, matching): queued unless the queue knows it.
- * st: its facts, just read. */
-static void consider(struct root *r, const char *path, const char *rel, const struct stat *st)
+ * st: its facts, just read; check_writer: look for a writer before queueing. */
+static void consider(struct root *r, const char *path, const char *rel, const struct stat *st,
+		     bool check_writer)
 {
 	struct hs_watcher *w = r->w;
-	struct hs_job_spec spec = {
-	    .path = path,
-	    .watch_root = r->conf->path,
-	    .size = st->st_size,
-	    .mtime_ns = mtime_ns(st),
-	    .inode = (int64_t)st->st_ino,
-	};
-	enum hs_seen seen;
-	char *remote = hs_remote_name(r->conf->remote_prefix, rel), *cause = NULL;
+	char *remote = hs_remote_name(r->conf->remote_prefix, rel), *copy = strdup(path);
 
-	if (!remote) {
-		hs_log(LOG_WARNING, "%s: no valid remote name for this path; not sent", path);
-		return;
-	}
-	spec.remote_name = remote;
-	if (hs_queue_seen(w->q, &spec, &seen, &cause) != HS_Q_OK) {
-		hs_log(LOG_ERR, "queue: %s", cause ? cause : "out of memory");
-		free(cause);
+	if (!remote || !copy) {
+		if (copy && !remote)
+			hs_log(LOG_WARNING, "%s: no valid remote name for this path; not sent",
+			       path);
 		free(remote);
+		free(copy);
 		return;
 	}
-	if (seen == HS_SEEN_STORED) {
-		free(remote);
-		run_after(r, path, rel, spec.size, spec.mtime_ns, spec.inode);
-		return;
-	}
-	if (seen == HS_SEEN_PENDING) {
-		free(remote);
-		return;
-	}
-	if (w->n_batch == BATCH_MAX)
-		flush_batch(w);
-	spec.path = strdup(path);
-	if (!spec.path) {
-		free(remote);
-		return;
-	}
-	spec.watch_root = r->conf->path; /* borrowed: flushed before any reload */
-	w->batch[w->n_batch++] = spec;
+	if (w->n_cands == BATCH_MAX)
+		flush_candidates(w);
+	w->cands[w->n_cands++] = (struct candidate){
+	    .r = r,
+	    .rel_off = strlen(r->conf->path) + 1, /* path is the folder, "/", rel */
+	    .check_writer = check_writer,
+	    .spec = {.path = copy,
+		     .watch_root = r->conf->path, /* borrowed: flushed before any reload */
+		     .remote_name = remote,
+		     .size = st->st_size,
+		     .mtime_ns = mtime_ns(st),
+		     .inode = (int64_t)st->st_ino},
+	};
 }
 
 /* ---- settling ---------------------------------------------------------- */
@@ -432,15 +484,6 @@ static void arm_settle(struct hs_watcher *w)
 	sd_event_source_set_enabled(w->settle_timer, SD_EVENT_ONESHOT);
 }
 
-static void settle_file(struct root *r, const char *path, const struct stat *st)
-{
-	int64_t deadline = mono_ms() + (int64_t)r->conf->settle_ms;
-
-	if (hs_settle_touch(r->w->settle, path, r->id, deadline, st != NULL, st ? st->st_size : 0,
-			    st ? mtime_ns(st) : 0) != 0)
-		hs_log(LOG_WARNING, "%s: out of memory; the next rescan finds it", path);
-}
-
 static int on_settle(sd_event_source *s, uint64_t usec, void *arg)
 {
 	struct hs_watcher *w = arg;
@@ -463,9 +506,10 @@ static int on_settle(sd_event_source *s, uint64_t usec, void *arg)
 					  st.st_size, mtime_ns(&st));
 			continue;
 		}
-		consider(r, p->path, p->path + len + 1, &st);
+		consider(r, p->path, p->path + len + 1, &st, false);
 		hs_pending_free(p);
 	}
+	flush_candidates(w);
 	flush_batch(w);
 	arm_settle(w);
 	return 0;
@@ -485,7 +529,7 @@ static void file_event(struct root *r, struct node *n, const struct inotify_even
 	}
 	if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
 		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-			settle_file(r, path, &st);
+			settle_facts(r, path, true, st.st_size, mtime_ns(&st));
 			arm_settle(r->w);
 		}
 	} else if (ev->mask & (IN_MODIFY | IN_ATTRIB)) {
@@ -676,10 +720,10 @@ static void scan_entry(struct root *r, const struct dirent *de, int64_t now_wall
 	/* Written long enough ago and not open for writing: it counts now;
 	 * else it settles like a file just written. */
 	int64_t age_ms = now_wall - mtime_ns(&st) / 1000000;
-	if (age_ms >= (int64_t)r->conf->settle_ms && (age_ms > RECENT_MS || !being_written(path))) {
-		consider(r, path, rel, &st);
+	if (age_ms >= (int64_t)r->conf->settle_ms) {
+		consider(r, path, rel, &st, age_ms <= RECENT_MS);
 	} else {
-		settle_file(r, path, &st);
+		settle_facts(r, path, true, st.st_size, mtime_ns(&st));
 		arm_settle(r->w);
 	}
 out:
@@ -774,6 +818,7 @@ static int on_scan(sd_event_source *s, void *arg)
 				scan_finished(r);
 		}
 	}
+	flush_candidates(w);
 	flush_batch(w);
 	if (!scanning(w)) {
 		sd_event_source_set_enabled(s, SD_EVENT_OFF);
@@ -923,6 +968,9 @@ struct hs_watcher *hs_watcher_new(sd_event *ev, const struct hs_config *cfg, str
 	if (hooks)
 		w->hooks = *hooks;
 	if (!(w->settle = hs_settle_new()) || !(w->batch = calloc(BATCH_MAX, sizeof(*w->batch))) ||
+	    !(w->cands = calloc(BATCH_MAX, sizeof(*w->cands))) ||
+	    !(w->specs = calloc(BATCH_MAX, sizeof(*w->specs))) ||
+	    !(w->seen = calloc(BATCH_MAX, sizeof(*w->seen))) ||
 	    sd_event_add_time(ev, &w->settle_timer, CLOCK_MONOTONIC, 0, 1000, on_settle, w) < 0 ||
 	    sd_event_source_set_enabled(w->settle_timer, SD_EVENT_OFF) < 0 ||
 	    sd_event_add_defer(ev, &w->scan_src, on_scan, w) < 0 ||
@@ -954,6 +1002,13 @@ struct hs_watcher *hs_watcher_free(struct hs_watcher *w)
 		free((char *)w->batch[i].remote_name);
 	}
 	free(w->batch);
+	for (size_t i = 0; i < w->n_cands; i++) {
+		free((char *)w->cands[i].spec.path);
+		free((char *)w->cands[i].spec.remote_name);
+	}
+	free(w->cands);
+	free(w->specs);
+	free(w->seen);
 	hs_settle_free(w->settle);
 	sd_event_source_disable_unref(w->settle_timer);
 	sd_event_source_disable_unref(w->scan_src);
@@ -965,7 +1020,8 @@ void hs_watcher_reconfigure(struct hs_watcher *w, const struct hs_config *cfg)
 {
 	struct root *kept = NULL, **tail = &kept;
 
-	flush_batch(w); /* the batch borrows folder paths from the old config */
+	flush_candidates(w); /* both borrow folder paths from the old config */
+	flush_batch(w);
 	w->cfg = cfg;
 	for (size_t i = 0; i < cfg->n_watches; i++) {
 		const struct hs_watch *c = &cfg->watches[i];

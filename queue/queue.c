@@ -130,6 +130,7 @@ static const char *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2, sch
 
 enum stmt_id {
 	S_BEGIN,
+	S_BEGIN_READ,
 	S_COMMIT,
 	S_ROLLBACK,
 	S_ENQUEUE,
@@ -166,6 +167,7 @@ enum stmt_id {
 
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_BEGIN_READ] = "BEGIN DEFERRED",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     /* A waiting job for the path is refreshed (its checksum kept only if
@@ -237,8 +239,12 @@ static const char *const stmt_sql[S_COUNT] = {
     /* The file moved on while its job is active: see schema_v3. */
     [S_CHANGED] = "UPDATE jobs SET changed = 1 WHERE path = ?1 AND state = 'active' "
 		  "AND NOT (size = ?2 AND mtime_ns = ?3 AND inode = ?4)",
-    [S_SEEN] = "SELECT state, size = ?2 AND mtime_ns = ?3 AND inode = ?4 FROM jobs "
-	       "WHERE path = ?1 ORDER BY id DESC LIMIT 1",
+    /* The newest job's state if it has these facts, and whether the ledger
+     * holds them: one statement, as a scan asks it of every file. */
+    [S_SEEN] = "SELECT (SELECT CASE WHEN size = ?2 AND mtime_ns = ?3 AND inode = ?4 "
+	       "THEN state END FROM jobs WHERE path = ?1 ORDER BY id DESC LIMIT 1), "
+	       "EXISTS (SELECT 1 FROM uploaded WHERE remote_name = ?5 AND size = ?2 "
+	       "AND mtime_ns = ?3 AND inode = ?4)",
     /* A skip proves the stored content is this file's too. */
     [S_LEDGER_TOUCH] = "UPDATE uploaded SET (size, mtime_ns, inode) = "
 		       "(SELECT size, mtime_ns, inode FROM jobs WHERE id = ?1) "
@@ -1349,7 +1355,7 @@ int hs_queue_seen(struct hs_queue *q, const struct hs_job_spec *spec, enum hs_se
 {
 	const char *what = "looking up a file";
 	sqlite3_stmt *st = stmt(q, S_SEEN, what, cause);
-	bool stored = false;
+	const char *state;
 	int rc;
 
 	*ret = HS_SEEN_NEW;
@@ -1359,24 +1365,35 @@ int hs_queue_seen(struct hs_queue *q, const struct hs_job_spec *spec, enum hs_se
 	sqlite3_bind_int64(st, 2, spec->size);
 	sqlite3_bind_int64(st, 3, spec->mtime_ns);
 	sqlite3_bind_int64(st, 4, spec->inode);
+	sqlite3_bind_text(st, 5, spec->remote_name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && sqlite3_column_int(st, 1) == 1) {
-		const char *state = (const char *)sqlite3_column_text(st, 0);
-		if (state && strcmp(state, "done") != 0 && strcmp(state, "skipped") != 0 &&
-		    strcmp(state, "gone") != 0)
-			*ret = HS_SEEN_PENDING; /* waiting, or dead until retried */
-	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+	if (rc != SQLITE_ROW) {
 		db_cause(q, cause, what);
 		finish(st);
 		return HS_Q_ERROR;
 	}
-	finish(st);
-	if (*ret == HS_SEEN_PENDING)
-		return HS_Q_OK;
-	rc = hs_queue_ledger_same_facts(q, spec->remote_name, spec->size, spec->mtime_ns,
-					spec->inode, &stored, cause);
-	if (rc == HS_Q_OK && stored)
+	state = (const char *)sqlite3_column_text(st, 0);
+	if (state && strcmp(state, "done") != 0 && strcmp(state, "skipped") != 0 &&
+	    strcmp(state, "gone") != 0)
+		*ret = HS_SEEN_PENDING; /* waiting, or dead until retried */
+	else if (sqlite3_column_int(st, 1) == 1)
 		*ret = HS_SEEN_STORED;
+	finish(st);
+	return HS_Q_OK;
+}
+
+int hs_queue_seen_many(struct hs_queue *q, const struct hs_job_spec *specs, size_t n,
+		       enum hs_seen *ret, char **cause)
+{
+	int rc = HS_Q_OK;
+
+	/* One read transaction: a scan asks this of every file of a tree. */
+	if (n > 1 && exec_simple(q, S_BEGIN_READ, "looking up files", cause) != 0)
+		return HS_Q_ERROR;
+	for (size_t i = 0; i < n && rc == HS_Q_OK; i++)
+		rc = hs_queue_seen(q, &specs[i], &ret[i], cause);
+	if (n > 1)
+		commit(q, "looking up files", NULL);
 	return rc;
 }
 

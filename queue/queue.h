@@ -188,6 +188,11 @@ enum hs_seen {
 int hs_queue_seen(struct hs_queue *q, const struct hs_job_spec *spec, enum hs_seen *ret,
 		  char **cause);
 
+/* The same for n files at once, in one read transaction: ret[i] is the
+ * answer for specs[i]. */
+int hs_queue_seen_many(struct hs_queue *q, const struct hs_job_spec *specs, size_t n,
+		       enum hs_seen *ret, char **cause);
+
 /* Deletes done, skipped and gone jobs last updated before `before`; the
  * ledger keeps what was stored. Dead jobs stay until retried. */
 int hs_queue_prune(struct hs_queue *q, int64_t before, size_t *ret_n, char **cause);
