@@ -8,7 +8,8 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
-	tests/integration/watch_burst.py
+	tests/integration/watch_burst.py \
+	tests/integration/service.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -18,4 +19,5 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
-	tests/integration/watch_burst.py
+	tests/integration/watch_burst.py \
+	tests/integration/service.py
