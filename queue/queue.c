@@ -727,6 +727,10 @@ int hs_queue_open(const char *path, struct hs_queue **ret, char **cause)
 	}
 	if (set_wal(q, cause) != 0)
 		goto fail;
+	/* 8 MiB of page cache instead of 2: a scan that queues 100,000 files
+	 * took 8 s with the default, 2.8 s with this (bench/watch.py). */
+	if (pragma_int(q, "PRAGMA cache_size = -8192", &v, "setting the cache size", cause))
+		goto fail;
 	if (pragma_int(q, "PRAGMA synchronous = FULL", &v, "setting synchronous=FULL", cause) ||
 	    pragma_int(q, "PRAGMA synchronous", &v, "reading synchronous", cause))
 		goto fail;
