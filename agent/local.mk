@@ -40,3 +40,11 @@ tests_unit_test_upload_api_SOURCES = tests/unit/test_upload_api.c agent/upload_a
 tests_unit_test_upload_api_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS)
 tests_unit_test_upload_api_LDADD = libhsconf.a $(CMOCKA_LIBS) $(JANSSON_LIBS) $(LIBCONFIG_LIBS)
 endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_cron
+TESTS += tests/unit/test_cron
+tests_unit_test_cron_SOURCES = tests/unit/test_cron.c agent/cron.c
+tests_unit_test_cron_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_cron_LDADD = $(CMOCKA_LIBS)
+endif
