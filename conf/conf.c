@@ -865,24 +865,22 @@ static int load_watches(struct loader *ld, const config_setting_t *root)
 	return check_move_dirs(ld, list);
 }
 
-/* Full parsing arrives with the scheduler; here the shape is checked. */
+/* Parsed here, so a bad schedule is a configuration error with its line. */
 static int check_schedule(struct loader *ld, const config_setting_t *s, const char *text)
 {
-	int fields = 0;
+	char *cause = NULL;
+	const char *why;
+	int rc;
 
-	for (const char *p = text; *p;) {
-		p += strspn(p, " \t");
-		if (!*p)
-			break;
-		fields++;
-		p += strcspn(p, " \t");
-	}
-	if (fields != 5)
-		return fail_at(ld, s,
-			       "\"%s\" has %d field%s; a cron schedule has 5 (minute hour "
-			       "day-of-month month day-of-week)",
-			       text, fields, fields == 1 ? "" : "s");
-	return 0;
+	ld->cfg->mirror.cron = hs_cron_parse(text, &cause);
+	if (ld->cfg->mirror.cron)
+		return 0;
+	why = cause ? cause : "out of memory";
+	if (strncmp(why, "schedule: ", 10) == 0)
+		why += 10;
+	rc = fail_at(ld, s, "\"%s\": %s", text, why);
+	free(cause);
+	return rc;
 }
 
 static int load_mirror(struct loader *ld, const config_setting_t *root)
@@ -903,7 +901,8 @@ static int load_mirror(struct loader *ld, const config_setting_t *root)
 		if (dup_string(ld, s, &cfg->mirror.schedule) != 0 ||
 		    check_schedule(ld, s, cfg->mirror.schedule) != 0)
 			return -1;
-	} else if (!(cfg->mirror.schedule = strdup("0 2 * * *"))) {
+	} else if (!(cfg->mirror.schedule = strdup("0 2 * * *")) ||
+		   !(cfg->mirror.cron = hs_cron_parse(cfg->mirror.schedule, NULL))) {
 		return -1;
 	}
 	if ((s = config_setting_get_member(group, "jitter")) &&
@@ -1122,6 +1121,7 @@ struct hs_config *hs_config_free(struct hs_config *cfg)
 	free(cfg->watches);
 	api_free(&cfg->mirror.api);
 	free(cfg->mirror.schedule);
+	hs_cron_free(cfg->mirror.cron);
 	free(cfg->mirror.database);
 	free(cfg->mirror.export_path);
 	free(cfg);

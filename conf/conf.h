@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "conf/cron.h"
 #include "conf/timetable.h"
 
 #define HS_DEFAULT_CONFIG HS_SYSCONFDIR "/healsync/healsync.conf"
@@ -81,7 +82,8 @@ struct hs_config {
 	struct {
 		bool enabled; /* the mirror section is present */
 		struct hs_api api;
-		char *schedule; /* 5-field cron; default "0 2 * * *" */
+		char *schedule;	      /* 5-field cron; default "0 2 * * *" */
+		struct hs_cron *cron; /* schedule, parsed */
 		uint64_t jitter_ms;
 		unsigned page_size; /* 1..100; default 100 */
 		bool fetch_details;

@@ -117,6 +117,13 @@ expect_broken "world-readable key file" "3: upload.api_key_file: "
 	printf '  api_key_file = "%s/records.key";\n  schedule = "0 2 * *";\n};\n' "$tmp"
 } >"$tmp/bad.conf"
 expect_broken "cron schedule without 5 fields" "9: mirror.schedule: "
+{
+	upload_section ''
+	printf 'mirror: {\n  base_url = "https://api.healos.ai/ext-api/v1";\n'
+	printf '  api_key_file = "%s/records.key";\n  schedule = "0 24 * * mon-fri";\n};\n' "$tmp"
+} >"$tmp/bad.conf"
+expect_broken "cron hour out of range" "9: mirror.schedule: "
+if grep -q "field 2 (hour)" "$tmp/err"; then ok "the cron error names the field"; else not_ok "the cron error names the field"; fi
 if grep -q -e "$upload_key" -e "$records_key" "$tmp/err"; then
 	not_ok "errors never show a key"
 else

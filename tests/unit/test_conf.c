@@ -712,11 +712,11 @@ static void test_bad_values(void **state)
 	    "@F@:6: watch[0].after_upload: bad value \"remove\" (want \"keep\", \"delete\" "
 	    "or \"move:/absolute/folder\")");
 	expect_error(fx, UPLOAD MIRROR_WITH("schedule = \"0 2 * *\";"),
-		     "@F@:8: mirror.schedule: \"0 2 * *\" has 4 fields; a cron schedule has 5 "
-		     "(minute hour day-of-month month day-of-week)");
-	expect_error(fx, UPLOAD MIRROR_WITH("schedule = \"@daily\";"),
-		     "@F@:8: mirror.schedule: \"@daily\" has 1 field; a cron schedule has 5 "
-		     "(minute hour day-of-month month day-of-week)");
+		     "@F@:8: mirror.schedule: \"0 2 * *\": 4 fields, want 5 (minute hour "
+		     "day-of-month month day-of-week)");
+	expect_error(fx, UPLOAD MIRROR_WITH("schedule = \"0 24 * * *\";"),
+		     "@F@:8: mirror.schedule: \"0 24 * * *\": field 2 (hour): 24 is out of range "
+		     "0-23");
 	expect_error(fx, UPLOAD "log: { level = \"warn\"; };\n",
 		     "@F@:5: log.level: bad level \"warn\" (want debug, info, notice, warning or "
 		     "err)");
