@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include "agent/clock.h"
-#include "agent/cron.h"
 #include "agent/log.h"
 #include "agent/mirror_sched.h"
 #include "queue/backoff.h"
@@ -25,7 +24,6 @@ struct hs_mirror_sched {
 	const struct hs_config *cfg;
 	struct hs_http *http;
 	struct hs_mirror *mirror;
-	struct hs_cron *cron;
 	sd_event_source *timer;
 	int64_t next_at; /* Unix ms; 0: none */
 	unsigned failures;
@@ -66,7 +64,7 @@ static void arm(struct hs_mirror_sched *s, int64_t at_ms, const char *why)
 /* The next scheduled time after after_ms, with this run's jitter. */
 static int64_t scheduled_after(struct hs_mirror_sched *s, int64_t after_ms)
 {
-	int64_t t = hs_cron_next(s->cron, after_ms / 1000);
+	int64_t t = hs_cron_next(s->cfg->mirror.cron, after_ms / 1000);
 
 	return t < 0 ? -1 : t * 1000 + jitter(s);
 }
@@ -151,7 +149,7 @@ static void arm_first(struct hs_mirror_sched *s)
 		arm(s, now + START_DELAY_MS, "no run has finished yet");
 		return;
 	}
-	int64_t due = hs_cron_next(s->cron, s->last_ok.started_at / 1000);
+	int64_t due = hs_cron_next(s->cfg->mirror.cron, s->last_ok.started_at / 1000);
 	if (due >= 0 && due * 1000 <= now)
 		arm(s, now + START_DELAY_MS, "a scheduled run was missed");
 	else
@@ -173,8 +171,7 @@ struct hs_mirror_sched *hs_mirror_sched_new(sd_event *ev, const struct hs_config
 	s->arg = arg;
 	if (!cfg->mirror.enabled)
 		return s;
-	if (!(s->cron = hs_cron_parse(cfg->mirror.schedule, cause)) ||
-	    !(s->mirror = hs_mirror_new(ev, cfg, http, cause)))
+	if (!(s->mirror = hs_mirror_new(ev, cfg, http, cause)))
 		return hs_mirror_sched_free(s);
 	if (sd_event_add_time(ev, &s->timer, CLOCK_REALTIME, 0, 1000 * 1000, on_timer, s) < 0) {
 		if (cause)
@@ -190,7 +187,6 @@ struct hs_mirror_sched *hs_mirror_sched_free(struct hs_mirror_sched *s)
 	if (!s)
 		return NULL;
 	hs_mirror_free(s->mirror);
-	hs_cron_free(s->cron);
 	sd_event_source_disable_unref(s->timer);
 	free(s);
 	return NULL;
@@ -199,17 +195,12 @@ struct hs_mirror_sched *hs_mirror_sched_free(struct hs_mirror_sched *s)
 int hs_mirror_sched_reconfigure(struct hs_mirror_sched *s, const struct hs_config *cfg,
 				char **cause)
 {
-	struct hs_cron *cron = NULL;
 	bool was = s->cfg->mirror.enabled;
 	bool same_schedule = was && cfg->mirror.enabled &&
 			     strcmp(s->cfg->mirror.schedule, cfg->mirror.schedule) == 0;
 
-	if (cfg->mirror.enabled && !(cron = hs_cron_parse(cfg->mirror.schedule, cause)))
-		return -1;
 	if (!cfg->mirror.enabled) { /* section removed: stop */
-		hs_cron_free(cron);
 		s->mirror = hs_mirror_free(s->mirror);
-		s->cron = hs_cron_free(s->cron);
 		s->timer = sd_event_source_disable_unref(s->timer);
 		s->next_at = 0;
 		s->cfg = cfg;
@@ -217,22 +208,17 @@ int hs_mirror_sched_reconfigure(struct hs_mirror_sched *s, const struct hs_confi
 			hs_log(LOG_NOTICE, "mirror section removed; no more runs");
 		return 0;
 	}
+	s->cfg = cfg;
 	if (!was) { /* section added: start as at start-up */
-		s->cfg = cfg;
-		s->cron = cron;
 		if (!(s->mirror = hs_mirror_new(s->ev, cfg, s->http, cause)) ||
 		    sd_event_add_time(s->ev, &s->timer, CLOCK_REALTIME, 0, 1000 * 1000, on_timer,
 				      s) < 0) {
 			s->mirror = hs_mirror_free(s->mirror);
-			s->cron = hs_cron_free(s->cron);
 			return -1;
 		}
 		arm_first(s);
 		return 0;
 	}
-	hs_cron_free(s->cron);
-	s->cron = cron;
-	s->cfg = cfg;
 	hs_mirror_reconfigure(s->mirror, cfg);
 	if (!same_schedule && !hs_mirror_running(s->mirror))
 		arm_next(s);

@@ -1,7 +1,7 @@
 /*
  * mirror_sched: the mirror's place in the daemon. Runs the patient mirror
  * (mirror.h) at the times of `mirror.schedule`, a 5-field cron expression in
- * local time (cron.h), each delayed by a random part of `mirror.jitter` so
+ * local time (conf/cron.h), each delayed by a random part of `mirror.jitter` so
  * that many clinics do not call the API in the same second.
  *
  * At start, the last successful run is read from the mirror database. If a
@@ -45,8 +45,8 @@ struct hs_mirror_sched *hs_mirror_sched_new(sd_event *ev, const struct hs_config
 /* Cancels a run in progress (it changes nothing). Accepts NULL. */
 struct hs_mirror_sched *hs_mirror_sched_free(struct hs_mirror_sched *s);
 
-/* A reload. A new schedule is parsed first: if it does not, *cause is set
- * and -1 returned with nothing changed (config validation makes this rare). */
+/* A reload: a new schedule, key or section takes effect; a run in progress
+ * goes on. -1 and *cause when a new section cannot be set up. */
 int hs_mirror_sched_reconfigure(struct hs_mirror_sched *s, const struct hs_config *cfg,
 				char **cause);
 
