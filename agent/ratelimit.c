@@ -250,8 +250,14 @@ void hs_ratelimit_observe(struct hs_ratelimit *rl, uint64_t seq, int64_t now,
 	if (seq > rl->answered_seq) {
 		rl->answered_seq = seq;
 		rl->limit = limit;
-		rl->remaining = left;
+	} else if (seq == rl->answered_seq) {
+		return; /* the same answer again */
 	}
+	/* Each answer takes the older requests answered before it for counted
+	 * before it, which is wrong for those that overtook it on the way; it
+	 * is right for the one counted last, which says the least. */
+	if (left < rl->remaining)
+		rl->remaining = left;
 }
 
 /* ---- parsing ------------------------------------------------------------- */

@@ -10,11 +10,16 @@
  * Accounting. The response to request `seq` saying Remaining R was counted
  * before the requests granted after it (sent - seq of them) and perhaps
  * before older ones still in flight; so left = R - (sent - seq) - (older
- * requests still unanswered), at least 0. Only newer news replaces older: a
- * response to a higher seq for the same window, or any response for a later
- * window. Remaining above Limit counts as Limit; without a Limit header the
- * largest Remaining stands in. A response without both Remaining and Reset
- * teaches nothing (failed transfers included: they only leave the flight).
+ * requests still unanswered), at least 0. That takes the older requests
+ * answered already for counted before it, which is wrong for any that
+ * overtook it on the way; it is right for the response counted last, which
+ * says the least. So within a window the least `left` stands (a count that
+ * goes up is believed from the next window on), and any response for a later
+ * window replaces the news. Remaining above Limit counts as Limit; without a
+ * Limit header the largest Remaining stands in; the Limit of the response
+ * to the highest seq is the one in use. A response without both Remaining
+ * and Reset teaches nothing (failed transfers included: they only leave the
+ * flight).
  *
  * The reset. Servers speak whole seconds; the limiter never takes a window
  * for over before the instant it was told: a Unix-time reset is taken as

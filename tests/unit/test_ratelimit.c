@@ -303,16 +303,51 @@ static void test_in_flight_accounting(void **state)
 	grant(&rl, T0 + 800);
 	hs_ratelimit_observe(&rl, 7, T0 + 810, &h);
 	assert_int_equal(rl.remaining, 20);
-	/* The server's count may also go up (a request it never counted). */
+	/* A count that goes up within the window (a request the server never
+	 * counted) is believed from the next window on. */
 	h = hdr(30, 22, 5);
 	grant(&rl, T0 + 1000);
 	hs_ratelimit_observe(&rl, 8, T0 + 1010, &h);
-	assert_int_equal(rl.remaining, 22);
+	assert_int_equal(rl.remaining, 19);
+	assert_true(rl.answered_seq == 8);
 	/* Unknown sequence numbers are ignored. */
-	h = hdr(30, 30, 5);
+	h = hdr(30, 0, 5);
 	hs_ratelimit_observe(&rl, 0, T0 + 1020, &h);
 	hs_ratelimit_observe(&rl, 99, T0 + 1020, &h);
-	assert_int_equal(rl.remaining, 22);
+	assert_int_equal(rl.remaining, 19);
+	/* Four go before any headers and reach the server out of order:
+	 * 4, 1, 3, 2. The answer to 4 (counted first) takes 1, answered, for
+	 * counted before it; the answers to 1 and 2 say the least. */
+	hs_ratelimit_init(&rl);
+	for (int i = 0; i < 4; i++)
+		grant(&rl, T0);
+	h = hdr(4, 2, 13);
+	hs_ratelimit_observe(&rl, 1, T0 + 4, &h);
+	assert_int_equal(rl.remaining, 0);
+	h = hdr(4, 3, 13);
+	hs_ratelimit_observe(&rl, 4, T0 + 6, &h);
+	assert_int_equal(rl.remaining, 0);
+	h = hdr(4, 1, 13);
+	hs_ratelimit_observe(&rl, 3, T0 + 9, &h);
+	h = hdr(4, 0, 13);
+	hs_ratelimit_observe(&rl, 2, T0 + 11, &h);
+	assert_int_equal(rl.remaining, 0);
+	assert_true(rl.answered_seq == 4);
+	expect_wait(&rl, T0 + 11, T0 + 13004);
+	/* Three go; 2 is counted last and answered before 3, which takes it
+	 * for counted before it: the answer to 2 stands. */
+	hs_ratelimit_init(&rl);
+	for (int i = 0; i < 3; i++)
+		grant(&rl, T0);
+	h = hdr(3, 2, 11);
+	hs_ratelimit_observe(&rl, 1, T0 + 13, &h);
+	h = hdr(3, 0, 11);
+	hs_ratelimit_observe(&rl, 2, T0 + 23, &h);
+	assert_int_equal(rl.remaining, 0);
+	h = hdr(3, 1, 11);
+	hs_ratelimit_observe(&rl, 3, T0 + 28, &h);
+	assert_int_equal(rl.remaining, 0);
+	assert_true(rl.answered_seq == 3);
 }
 
 static void test_same_window_tightens(void **state)
