@@ -17,6 +17,10 @@
 #define MIN_WINDOW_MS 1000
 #define MAX_LATE_MS   (5 * 60 * 1000) /* the most a server's windows may end after it says */
 #define UNIX_AIM_MS   500	      /* pace to this before a Unix-time reset */
+#define LEN_MARGIN_MS 2		      /* past a start and a length learned: our clock's ms */
+#define SAY_STEP_MS   1000	      /* resets are said in whole seconds */
+#define MAX_STRIKES   2		      /* learned lengths proved short: then none */
+#define UNKNOWN	      INT64_MAX
 
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
 {
@@ -55,6 +59,9 @@ void hs_ratelimit_init(struct hs_ratelimit *rl)
 	rl->last_grant = INT64_MIN;
 	rl->late_seen_at = INT64_MIN;
 	rl->window_ms = MIN_WINDOW_MS;
+	rl->len_ms = UNKNOWN;
+	rl->win_seen = INT64_MIN;
+	rl->win_sent = INT64_MIN;
 }
 
 static int64_t jitter(struct hs_ratelimit *rl, uint64_t rnd)
@@ -76,12 +83,15 @@ static int64_t earliest(struct hs_ratelimit *rl, int64_t now, uint64_t rnd)
 		int64_t wake = sat_add(rl->reset_at, jitter(rl, rnd));
 		if (now < wake)
 			return wake;
+		if (!rl->guessed)
+			rl->guess_by_length = rl->by_length;
 		rl->guessed = true;
 		rl->guess_seq = rl->sent;
 		rl->remaining = rl->limit - popcount64(rl->in_flight);
 		if (rl->remaining < 1)
 			rl->remaining = 1; /* a limit of 0: still one try per window */
 		rl->reset_at = sat_add(now, rl->window_ms);
+		rl->by_length = false;
 		rl->jitter_ms = -1;
 		rl->last_grant = INT64_MIN;
 	}
@@ -90,9 +100,10 @@ static int64_t earliest(struct hs_ratelimit *rl, int64_t now, uint64_t rnd)
 	if (rl->last_grant == INT64_MIN || rl->last_grant >= rl->reset_at)
 		return now;
 	/* A Unix-time reset says only the second the window ends in: aim the
-	 * spreading at the middle of it. */
+	 * spreading at the middle of it (not needed when the end came from the
+	 * window's start and length instead). */
 	int64_t target = rl->reset_at;
-	if (rl->said_unix && !rl->guessed) {
+	if (rl->said_unix && !rl->guessed && !rl->by_length) {
 		int64_t x = rl->window_ms / 10 < UNIX_AIM_MS ? rl->window_ms / 10 : UNIX_AIM_MS;
 		if (rl->last_grant < target - x)
 			target -= x;
@@ -114,6 +125,7 @@ int64_t hs_ratelimit_reserve(struct hs_ratelimit *rl, int64_t now, uint64_t rnd,
 	}
 	rl->blocked_until = 0;
 	rl->sent++;
+	rl->grant_at[rl->sent % 64] = now;
 	rl->in_flight = rl->in_flight << 1 | 1;
 	rl->last_grant = now;
 	if (rl->known)
@@ -137,8 +149,10 @@ void hs_ratelimit_block(struct hs_ratelimit *rl, int64_t now, int64_t delay_ms)
 		int64_t late = clamp64(sat_sub(until, rl->said_at), 0, MAX_LATE_MS);
 		if (late > rl->late_ms[rl->said_unix])
 			rl->late_ms[rl->said_unix] = late;
-		if (until > rl->reset_at)
+		if (until > rl->reset_at) {
 			rl->reset_at = until;
+			rl->by_length = false;
+		}
 		rl->late_seen_at = INT64_MIN;
 	}
 }
@@ -166,6 +180,9 @@ static void adopt(struct hs_ratelimit *rl, uint64_t seq, int64_t now, int64_t sa
 	rl->said_at = said;
 	rl->said_unix = unix_;
 	rl->reset_at = end;
+	rl->by_length = false;
+	rl->win_seen = now; /* it began before this answer came */
+	rl->win_sent = INT64_MIN;
 	rl->limit = limit;
 	rl->remaining = left;
 	rl->answered_seq = seq;
@@ -175,6 +192,39 @@ static void adopt(struct hs_ratelimit *rl, uint64_t seq, int64_t now, int64_t sa
 		rl->window_ms = est;
 	if (rl->window_ms < MIN_WINDOW_MS)
 		rl->window_ms = MIN_WINDOW_MS;
+}
+
+/* What the answer to seq, from the current window, tells of the window's
+ * start, and its end by that start and the length learned. */
+static void learn_start(struct hs_ratelimit *rl, uint64_t seq, int64_t now, int64_t said,
+			bool unix_, int64_t limit, int64_t remaining)
+{
+	int64_t granted, end;
+
+	if (rl->sent - seq >= 64 || rl->win_seen == INT64_MIN)
+		return;
+	granted = rl->grant_at[seq % 64];
+	/* A delta was rounded up from less than a second more than when the
+	 * request was granted: a window that long ends later than learned,
+	 * so the server's windows changed. */
+	if (!unix_ && rl->len_ms != UNKNOWN &&
+	    sat_add(rl->len_ms, LEN_MARGIN_MS) <
+		sat_sub(sat_add(granted, sat_sub(said, now)), sat_add(rl->win_seen, SAY_STEP_MS)))
+		rl->len_ms = UNKNOWN;
+	/* The request the window counted first began it, after it was
+	 * granted. */
+	if (limit >= 2 && remaining == limit - 1 && rl->win_sent == INT64_MIN &&
+	    granted <= rl->win_seen)
+		rl->win_sent = granted;
+	if (rl->len_ms == UNKNOWN)
+		return;
+	end = sat_add(sat_add(rl->win_seen, rl->len_ms), LEN_MARGIN_MS);
+	if (end < rl->reset_at && end > now) {
+		rl->reset_at = end;
+		rl->by_length = true;
+	}
+	if (rl->len_ms < rl->window_ms)
+		rl->window_ms = rl->len_ms < MIN_WINDOW_MS ? MIN_WINDOW_MS : rl->len_ms;
 }
 
 void hs_ratelimit_observe(struct hs_ratelimit *rl, uint64_t seq, int64_t now,
@@ -213,13 +263,15 @@ void hs_ratelimit_observe(struct hs_ratelimit *rl, uint64_t seq, int64_t now,
 		said = sat_add(now, clamp64(h->reset, 0, HS_RATELIMIT_MAX_RESET_MS / 1000) * 1000);
 	end = window_end(rl, unix_, said, now);
 
-	if (!rl->known) {
-		adopt(rl, seq, now, said, unix_, end, limit, left, remaining);
-		return;
-	}
 	int64_t tol = unix_ && rl->said_unix ? SAME_UNIX_MS : SAME_DELTA_MS;
-	if (sat_sub(said, rl->said_at) >= tol) {
+	if (!rl->known || sat_sub(said, rl->said_at) >= tol) {
+		/* A later window: the one in use had ended before this one
+		 * began, so it lasted at most from its first grant to now. */
+		if (rl->known && rl->win_sent != INT64_MIN && rl->len_strikes < MAX_STRIKES &&
+		    sat_sub(now, rl->win_sent) < rl->len_ms)
+			rl->len_ms = sat_sub(now, rl->win_sent);
 		adopt(rl, seq, now, said, unix_, end, limit, left, remaining);
+		learn_start(rl, seq, now, said, unix_, limit, remaining);
 		return;
 	}
 	if (sat_sub(rl->said_at, said) >= tol)
@@ -230,14 +282,25 @@ void hs_ratelimit_observe(struct hs_ratelimit *rl, uint64_t seq, int64_t now,
 		/* We took it for over. A request sent since that still landed
 		 * in it shows the server had not moved on: believe the server. */
 		if (rl->guessed && seq > rl->guess_seq) {
-			/* The server's windows end later than it says (its
-			 * clock is behind ours, or it rounds down): by about
-			 * this much at least. A Retry-After with this answer
-			 * tells the rest (hs_ratelimit_block). */
-			int64_t late = clamp64(sat_sub(now, rl->said_at), 0, MAX_LATE_MS);
-			if (late > rl->late_ms[unix_])
-				rl->late_ms[unix_] = late;
-			rl->late_seen_at = now;
+			/* Sent after the end we took from the length learned:
+			 * the windows are longer, or do not begin with their
+			 * first request. Learn it anew; twice, and no more. */
+			if (rl->guess_by_length) {
+				rl->len_ms = UNKNOWN;
+				rl->len_strikes++;
+			}
+			/* Sent after the reset it said: the server's windows
+			 * end later than it says (its clock is behind ours,
+			 * or it rounds down), by about this much at least. A
+			 * Retry-After with this answer tells the rest
+			 * (hs_ratelimit_block). */
+			if (rl->sent - seq >= 64 ||
+			    rl->grant_at[seq % 64] >= sat_add(rl->said_at, rl->late_ms[unix_])) {
+				int64_t late = clamp64(sat_sub(now, rl->said_at), 0, MAX_LATE_MS);
+				if (late > rl->late_ms[unix_])
+					rl->late_ms[unix_] = late;
+				rl->late_seen_at = now;
+			}
 			end = window_end(rl, unix_, said, now);
 			adopt(rl, seq, now, said, unix_, end, limit, left, remaining);
 		}
@@ -245,13 +308,22 @@ void hs_ratelimit_observe(struct hs_ratelimit *rl, uint64_t seq, int64_t now,
 	}
 	if (said < rl->said_at)
 		rl->said_at = said;
-	if (end < rl->reset_at)
+	if (end < rl->reset_at) {
 		rl->reset_at = end;
+		rl->by_length = false;
+	}
+	learn_start(rl, seq, now, said, unix_, limit, remaining);
 	if (seq > rl->answered_seq) {
 		rl->answered_seq = seq;
 		rl->limit = limit;
-		rl->remaining = left;
+	} else if (seq == rl->answered_seq) {
+		return; /* the same answer again */
 	}
+	/* Each answer takes the older requests answered before it for counted
+	 * before it, which is wrong for those that overtook it on the way; it
+	 * is right for the one counted last, which says the least. */
+	if (left < rl->remaining)
+		rl->remaining = left;
 }
 
 /* ---- parsing ------------------------------------------------------------- */

@@ -10,11 +10,16 @@
  * Accounting. The response to request `seq` saying Remaining R was counted
  * before the requests granted after it (sent - seq of them) and perhaps
  * before older ones still in flight; so left = R - (sent - seq) - (older
- * requests still unanswered), at least 0. Only newer news replaces older: a
- * response to a higher seq for the same window, or any response for a later
- * window. Remaining above Limit counts as Limit; without a Limit header the
- * largest Remaining stands in. A response without both Remaining and Reset
- * teaches nothing (failed transfers included: they only leave the flight).
+ * requests still unanswered), at least 0. That takes the older requests
+ * answered already for counted before it, which is wrong for any that
+ * overtook it on the way; it is right for the response counted last, which
+ * says the least. So within a window the least `left` stands (a count that
+ * goes up is believed from the next window on), and any response for a later
+ * window replaces the news. Remaining above Limit counts as Limit; without a
+ * Limit header the largest Remaining stands in; the Limit of the response
+ * to the highest seq is the one in use. A response without both Remaining
+ * and Reset teaches nothing (failed transfers included: they only leave the
+ * flight).
  *
  * The reset. Servers speak whole seconds; the limiter never takes a window
  * for over before the instant it was told: a Unix-time reset is taken as
@@ -30,34 +35,55 @@
  * Retry-After gives, capped at 5 min) and adds it to every later reset said
  * in the same style: a skewed clock costs a 429 or two, not one per window.
  *
+ * The window's length. A whole-second reset may be up to a second late, and
+ * a Unix-time one is in the server's clock; so the limiter also learns how
+ * long the windows last, in its own clock, taking them to begin with the
+ * first request they count and to last a fixed time (a fixed-window quota).
+ * The answer saying Remaining = Limit - 1 (with a Limit of 2 or more; a 429
+ * says 0) comes from the request that began its window: the window began
+ * after that request was granted (g), and by the first answer from it (a).
+ * When an answer from a later window comes at a', the earlier one had
+ * ended: windows last at most a' - g. The least of these (len_ms) bounds
+ * the current window's end at a + len_ms + 2 ms (our clock counts whole
+ * ms); when that is sooner than the reset said, it is the end. Neither the
+ * server's clock nor its rounding enters. Should a request sent after such
+ * an end still land in the old window (its windows grew, or do not begin
+ * with their first request: windows aligned to the clock, say), the length
+ * is forgotten and learned anew; after the second time, no more. A delta
+ * showing a window longer than learned (it was rounded up from less than a
+ * second more than the time since the request was granted) also makes it
+ * forget, before any 429.
+ *
  * Pacing. With `left` requests left, the last granted at t and the window
  * ending at reset_at, the next may go at
  *     t + (target - t) / (left + 1),   target = reset_at
  * so they are spread evenly and the last goes a step before the reset. A
  * Unix-time reset tells only the second in which the window ends, so there
- * the spreading aims at the middle of that second: target = reset_at -
- * min(500 ms, window / 10); requests sent after the true end then start the
- * next window early instead of waiting for the said one. Example: the server
- * says limit 30, remaining 20, reset in 5 s just as a request was granted:
- * one request every 5 s / 21 = 238 ms. With 3 requests in flight that were
- * sent after the one that reported "20", it counts 17 left.
+ * (unless the end came from the length learned) the spreading aims at the
+ * middle of that second: target = reset_at - min(500 ms, window / 10);
+ * requests sent after the true end then start the next window early instead
+ * of waiting for the said one. Example: the server says limit 30, remaining
+ * 20, reset in 5 s just as a request was granted: one request every 5 s / 21
+ * = 238 ms. With 3 requests in flight that were sent after the one that
+ * reported "20", it counts 17 left.
  *
  * When the reset has passed, the limiter waits a jitter drawn from rnd of at
  * most HS_RATELIMIT_JITTER_MS (250 ms) and at most 2% of the window length as
- * estimated (the reset delay seen at a window's first response; with
- * whole-second resets it may exceed the true length by up to a second), so
- * that many clinics do not wake at the same instant. Then it assumes a fresh
- * window of `limit` less the requests still in flight (they may be counted in
- * it): the first request goes at once, the rest are paced over the estimated
- * window length. It does not wait for a response; the first one from the new
- * window replaces the guess. If the server stops sending headers, guessed
- * windows follow one another at the last rate known.
+ * estimated (the reset delay seen at a window's first response, or the length
+ * learned when shorter; with whole-second resets the former may exceed the
+ * true length by up to a second), so that many clinics do not wake at the
+ * same instant. Then it assumes a fresh window of `limit` less the requests
+ * still in flight (they may be counted in it): the first request goes at
+ * once, the rest are paced over the estimated window length. It does not
+ * wait for a response; the first one from the new window replaces the guess.
+ * If the server stops sending headers, guessed windows follow one another at
+ * the last rate known.
  *
  * Simulated (tests/unit/test_ratelimit.c): 1500 requests, 4 in flight, round
  * trips of 2-20 ms, against a fixed window of 30 per 5 s starting at the
- * first request it counts: no 429 once the headers are known; 1.01x the
- * quota's minimum with delta resets, 1.08x with Unix-time resets (the second
- * of rounding costs the rest).
+ * first request it counts: no 429 once the headers are known, and no window
+ * taken for over before its end; 1.01x the quota's minimum with delta
+ * resets, 1.03x with Unix-time resets (the first window pays the rounding).
  *
  * A 429 or 503 with Retry-After blocks the host until then (clamped to
  * [1 s, 1 h]). Before any headers were seen, requests go freely.
@@ -112,6 +138,16 @@ struct hs_ratelimit {
 	int64_t late_ms[2];   /* how much later than said windows were seen to end,
 				 [0] for delta resets, [1] for Unix-time ones */
 	int64_t late_seen_at; /* when an answer last showed that */
+	bool by_length;	      /* reset_at is win_seen + len_ms, sooner than said */
+	bool guess_by_length; /* the guessed windows began at such a reset_at */
+	int len_strikes;      /* times a request sent at such a reset_at still landed in
+				 the window */
+	int64_t len_ms;	      /* the longest a window can last, in our clock;
+				 INT64_MAX while unknown */
+	int64_t win_seen;     /* the first answer from the current window: it began by then */
+	int64_t win_sent;     /* when the request it counted first was granted: it began
+				 after; INT64_MIN until that answer came */
+	int64_t grant_at[64]; /* when request seq was granted, at [seq % 64] */
 };
 
 void hs_ratelimit_init(struct hs_ratelimit *rl);
