@@ -17,7 +17,7 @@
 /* MESSAGE_IDs a sysadmin can alert on (journalctl MESSAGE_ID=...). */
 #define HS_MSGID_UPLOAD_DEAD   "8a4c1f0e3b2d4e6f9a7b5c3d1e0f2a4b"
 #define HS_MSGID_KEY_REJECTED  "5d3e7a9c1b4f4d2e8c6a0b9f7e5d3c1a"
-#define HS_MSGID_MIRROR_FAILED "2f6b8d0a4c3e4b1d9f7a5c3e1b0d8f6a"
+#define HS_MSGID_MIRROR_FAILED "8b94cbbe52bb417cb621d5f81ffcf2e9"
 
 struct hs_log_field {
 	const char *name; /* JOB_ID, FILE, ...; NULL value: left out */
