@@ -41,3 +41,15 @@ tests_unit_test_upload_api_SOURCES = tests/unit/test_upload_api.c agent/upload_a
 tests_unit_test_upload_api_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS)
 tests_unit_test_upload_api_LDADD = libhsconf.a $(CMOCKA_LIBS) $(JANSSON_LIBS) $(LIBCONFIG_LIBS)
 endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_mirror_record tests/unit/test_mirror_db
+TESTS += tests/unit/test_mirror_record tests/unit/test_mirror_db
+tests_unit_test_mirror_record_SOURCES = tests/unit/test_mirror_record.c agent/mirror_record.c
+tests_unit_test_mirror_record_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS) \
+	$(CURL_CFLAGS)
+tests_unit_test_mirror_record_LDADD = $(CMOCKA_LIBS) $(JANSSON_LIBS) $(CURL_LIBS)
+tests_unit_test_mirror_db_SOURCES = tests/unit/test_mirror_db.c agent/mirror_db.c
+tests_unit_test_mirror_db_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS)
+tests_unit_test_mirror_db_LDADD = $(CMOCKA_LIBS) $(SQLITE_LIBS)
+endif

@@ -252,7 +252,7 @@ static int exec_id(struct hs_mirror_db *db, enum stmt_id id, const char *what, c
 
 static void rollback(struct hs_mirror_db *db)
 {
-	if (!sqlite3_get_autocommit(db->db))
+	if (db->db && !sqlite3_get_autocommit(db->db))
 		exec_id(db, S_ROLLBACK, "rollback", NULL);
 }
 

@@ -230,15 +230,27 @@ char *hs_patient_url(const char *base_url, const char *id)
 {
 	size_t len = id ? strlen(id) : 0;
 	char *escaped, *url;
+	bool dots;
 
 	if (!hs_patient_id_valid(id, len))
 		return NULL;
-	/* The handle argument is unused by libcurl (7.82 and later). */
-	escaped = curl_easy_escape(NULL, id, (int)len);
-	if (!escaped)
+	/* "." and ".." would be dot segments, which URL normalization
+	 * removes: spelled %2E they are just an id. */
+	dots = strspn(id, ".") == len;
+	if (dots) {
+		if (!(escaped = malloc(3 * len + 1)))
+			return NULL;
+		for (size_t i = 0; i < len; i++)
+			memcpy(escaped + 3 * i, "%2E", 4);
+	} else if (!(escaped = curl_easy_escape(NULL, id, (int)len))) {
+		/* The handle argument is unused by libcurl (7.82 and later). */
 		return NULL;
+	}
 	if (asprintf(&url, "%s/patients/%s", base_url, escaped) < 0)
 		url = NULL;
-	curl_free(escaped);
+	if (dots)
+		free(escaped);
+	else
+		curl_free(escaped);
 	return url;
 }

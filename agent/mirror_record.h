@@ -73,9 +73,9 @@ void hs_patient_columns(const json_t *rec, struct hs_patient_columns *ret);
 char *hs_patient_dump(const json_t *rec);
 
 /* base_url + "/patients?page=N&limit=L", and base_url + "/patients/" + the
- * percent-encoded id (every byte but A-Z a-z 0-9 - . _ ~ is encoded, so an
- * id cannot walk the path or add a query). Caller frees; NULL when out of
- * memory or the id is not valid. */
+ * percent-encoded id (every byte but A-Z a-z 0-9 - . _ ~ is encoded, and
+ * the dots of an id made only of dots, so an id cannot walk the path or add
+ * a query). Caller frees; NULL when out of memory or the id is not valid. */
 char *hs_patients_url(const char *base_url, int64_t page, unsigned limit);
 char *hs_patient_url(const char *base_url, const char *id);
 
