@@ -5,11 +5,18 @@ TESTS += tests/cli/commands.sh \
 	tests/server/test_contract.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
-	tests/integration/upload_crash.py
+	tests/integration/upload_crash.py \
+	tests/integration/mirror_basic.py \
+	tests/integration/mirror_faults.py \
+	tests/integration/mirror_crash.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
 	tests/integration/hstest.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
-	tests/integration/upload_crash.py
+	tests/integration/upload_crash.py \
+	tests/integration/mirrorlib.py \
+	tests/integration/mirror_basic.py \
+	tests/integration/mirror_faults.py \
+	tests/integration/mirror_crash.py
