@@ -10,6 +10,8 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/upload.c agent/upload.h agent/upload_api.c agent/upload_api.h \
 	agent/cmd-mirror.c agent/mirror.c agent/mirror.h \
 	agent/mirror_db.c agent/mirror_db.h agent/mirror_record.c agent/mirror_record.h
+# For programs that read the mirror database.
+EXTRA_DIST += docs/mirror-schema.md
 healsync_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(SQLITE_CFLAGS) $(LIBCONFIG_CFLAGS) \
 	$(JANSSON_CFLAGS) $(CRYPTO_CFLAGS) $(SYSTEMD_CFLAGS) $(ZLIB_CFLAGS)
 healsync_LDADD = libhsqueue.a libhsconf.a $(CURL_LIBS) $(SQLITE_LIBS) $(LIBCONFIG_LIBS) \
