@@ -634,8 +634,11 @@ static void on_response(struct hs_http_response *resp, void *arg)
 		detail_done(s, 404, NULL);
 		return;
 	}
-	/* The error type only: a message could quote what was asked for. */
+	/* The error type only, and only if it looks like one: a message, or
+	 * a hostile type, could quote what was asked for. */
 	hs_api_error_type(resp->body, type, sizeof(type));
+	if (type[strspn(type, "abcdefghijklmnopqrstuvwxyz0123456789_")] != '\0')
+		type[0] = '\0';
 	snprintf(why, sizeof(why), "HTTP %ld%s%s", resp->status, type[0] ? " " : "", type);
 	if (resp->status == 401) {
 		fail(m, "the records API rejected the API key (HTTP 401); check %s",
