@@ -45,5 +45,6 @@ int hs_cmd_enqueue(struct hs_cli *cli, int argc, char **argv);
 int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv);
 int hs_cmd_retry(struct hs_cli *cli, int argc, char **argv);
 int hs_cmd_status(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_mirror(struct hs_cli *cli, int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include "agent/cli.h"
 #include "agent/daemon.h"
+#include "agent/mirror_db.h"
 #include "conf/units.h"
 
 /* The daemon's last report, or NULL when none is running. */
@@ -101,6 +102,79 @@ static void print_daemon(json_t *d)
 	}
 }
 
+static json_t *run_json(const struct hs_mirror_run *r)
+{
+	if (r->id == 0)
+		return json_null();
+	return json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s?}", "id",
+			 (json_int_t)r->id, "status", r->status, "started_at",
+			 (json_int_t)r->started_at, "ended_at", (json_int_t)r->ended_at, "pages",
+			 (json_int_t)r->pages, "records", (json_int_t)r->records, "created",
+			 (json_int_t)r->created, "updated", (json_int_t)r->updated, "deleted",
+			 (json_int_t)r->deleted, "error", r->error[0] ? r->error : NULL);
+}
+
+/* The mirror's last runs from its database (readable without a daemon),
+ * with the running daemon's view of the next one. NULL: no mirror. */
+static json_t *mirror_status(const struct hs_config *cfg, json_t *daemon)
+{
+	struct hs_mirror_run last = {0}, last_ok = {0};
+	json_t *m, *live = json_object_get(daemon, "mirror");
+	char *cause = NULL;
+
+	if (!cfg->mirror.enabled)
+		return NULL;
+	if (hs_mirror_db_read_runs(cfg->mirror.database, &last, &last_ok, &cause) < 0) {
+		hs_cli_error("%s: %s", cfg->mirror.database, cause ? cause : "out of memory");
+		free(cause);
+	}
+	m = json_pack("{s:o, s:o}", "last_run", run_json(&last), "last_success",
+		      run_json(&last_ok));
+	if (m && live)
+		json_object_update(m, live);
+	return m;
+}
+
+static void print_run_time(const char *label, json_int_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char buf[40];
+
+	if (ms > 0 && localtime_r(&t, &tm) && strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm))
+		printf("%s%s", label, buf);
+}
+
+static void print_mirror(json_t *m)
+{
+	json_t *last = json_object_get(m, "last_run");
+
+	if (!m)
+		return;
+	printf("mirror: ");
+	if (json_is_object(last)) {
+		printf("last run %" JSON_INTEGER_FORMAT " %s",
+		       json_integer_value(json_object_get(last, "id")),
+		       json_string_value(json_object_get(last, "status")));
+		print_run_time(" at ", json_integer_value(json_object_get(last, "started_at")));
+		printf(" (%" JSON_INTEGER_FORMAT " records, %" JSON_INTEGER_FORMAT
+		       " new, %" JSON_INTEGER_FORMAT " changed, %" JSON_INTEGER_FORMAT " deleted)",
+		       json_integer_value(json_object_get(last, "records")),
+		       json_integer_value(json_object_get(last, "created")),
+		       json_integer_value(json_object_get(last, "updated")),
+		       json_integer_value(json_object_get(last, "deleted")));
+	} else {
+		printf("no run yet");
+	}
+	if (json_is_true(json_object_get(m, "running")))
+		printf("; running now, page %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT,
+		       json_integer_value(json_object_get(m, "page")),
+		       json_integer_value(json_object_get(m, "total_pages")));
+	else
+		print_run_time("; next ", json_integer_value(json_object_get(m, "next_at")));
+	printf("\n");
+}
+
 int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -110,7 +184,7 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 	int64_t counts[HS_JOB_NSTATES];
 	struct hs_queue *q;
 	int open_rc;
-	json_t *doc = NULL, *queue, *daemon = NULL;
+	json_t *doc = NULL, *queue, *daemon = NULL, *mirror = NULL;
 	bool as_json = false;
 	int c, rc = HS_EXIT_FAILURE;
 	char *cause = NULL;
@@ -132,6 +206,7 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		goto out;
 	}
 	daemon = daemon_status(cli->cfg);
+	mirror = mirror_status(cli->cfg, daemon);
 
 	if (as_json) {
 		doc = json_object();
@@ -141,6 +216,7 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		for (int s = 0; s < HS_JOB_NSTATES; s++)
 			json_object_set_new(queue, hs_job_state_name(s), json_integer(counts[s]));
 		json_object_set(doc, "daemon", daemon ? daemon : json_null());
+		json_object_set(doc, "mirror", mirror ? mirror : json_null());
 		if (json_dumpf(doc, stdout, JSON_INDENT(2)) != 0 || putchar('\n') == EOF)
 			goto out;
 	} else {
@@ -149,11 +225,13 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 			printf(" %" PRId64 " %s%s", counts[s], hs_job_state_name(s),
 			       s + 1 < HS_JOB_NSTATES ? "," : "\n");
 		print_daemon(daemon);
+		print_mirror(mirror);
 	}
 	rc = fflush(stdout) == 0 ? HS_EXIT_OK : HS_EXIT_FAILURE;
 out:
 	free(cause);
 	json_decref(daemon);
+	json_decref(mirror);
 	json_decref(doc);
 	hs_queue_close(q);
 	return rc;

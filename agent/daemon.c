@@ -22,12 +22,14 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/clock.h"
 #include "agent/daemon.h"
 #include "agent/http.h"
 #include "agent/log.h"
+#include "agent/mirror_sched.h"
 #include "agent/upload.h"
 #include "agent/watch.h"
 #include "conf/units.h"
@@ -49,6 +51,7 @@ struct daemon {
 	struct hs_http *http;
 	struct hs_uploader *up;
 	struct hs_watcher *watcher;
+	struct hs_mirror_sched *mirror;
 	sd_event_source *prune_timer;
 	bool ready;
 	int lock_fd;
@@ -192,6 +195,26 @@ static void update_status(struct daemon *d)
 	else
 		snprintf(d->status_line, sizeof(d->status_line), "idle, %" PRId64 " queued",
 			 counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
+	struct hs_mirror_sched_info mi = {0};
+	if (d->mirror)
+		hs_mirror_sched_get_info(d->mirror, &mi);
+	if (mi.running && mi.progress.total_pages)
+		snprintf(d->status_line + strlen(d->status_line),
+			 sizeof(d->status_line) - strlen(d->status_line),
+			 ", mirroring page %" PRId64 " of %" PRId64, mi.progress.page,
+			 mi.progress.total_pages);
+	else if (mi.running)
+		snprintf(d->status_line + strlen(d->status_line),
+			 sizeof(d->status_line) - strlen(d->status_line), ", mirroring");
+	else if (mi.next_at > 0) {
+		time_t t = (time_t)(mi.next_at / 1000);
+		struct tm tm;
+		char hm[16] = "?";
+		if (localtime_r(&t, &tm))
+			strftime(hm, sizeof(hm), "%H:%M", &tm);
+		snprintf(d->status_line + strlen(d->status_line),
+			 sizeof(d->status_line) - strlen(d->status_line), ", next mirror %s", hm);
+	}
 	if (ws.missing)
 		snprintf(d->status_line + strlen(d->status_line),
 			 sizeof(d->status_line) - strlen(d->status_line), ", %zu folder%s missing",
@@ -218,6 +241,15 @@ static void update_status(struct daemon *d)
 					      (json_int_t)ws.unwatched, "settling",
 					      (json_int_t)ws.settling, "scanning", ws.scanning,
 					      "files_queued", (json_int_t)ws.files_queued));
+	if (doc && mi.enabled)
+		json_object_set_new(doc, "mirror",
+				    json_pack("{s:b, s:I, s:s?, s:I, s:I, s:I, s:I}", "running",
+					      mi.running, "next_at", (json_int_t)mi.next_at,
+					      "phase", mi.running ? mi.progress.phase : NULL,
+					      "page", (json_int_t)mi.progress.page, "total_pages",
+					      (json_int_t)mi.progress.total_pages, "details_done",
+					      (json_int_t)mi.progress.details_done, "details_total",
+					      (json_int_t)mi.progress.details_total));
 	text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
 	if (!text || write_atomic(d->cfg->state_dir, HS_STATUS_FILE, text) != 0)
 		hs_log(LOG_WARNING, "cannot write %s/%s", d->cfg->state_dir, HS_STATUS_FILE);
@@ -234,8 +266,11 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *arg)
 
 	if (d->watcher)
 		hs_watcher_get_stats(d->watcher, &ws);
+	struct hs_mirror_sched_info mi = {0};
+	if (d->mirror)
+		hs_mirror_sched_get_info(d->mirror, &mi);
 	bool busy = hs_uploader_active(d->up) > 0 || hs_http_waiting(d->http) > 0 || ws.scanning ||
-		    ws.settling > 0;
+		    ws.settling > 0 || mi.running;
 
 	update_status(d);
 	sd_event_source_set_time(s, usec + STATUS_INTERVAL_US);
@@ -390,6 +425,11 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	}
 	hs_uploader_reconfigure(d->up, cfg);
 	hs_watcher_reconfigure(d->watcher, cfg);
+	if (hs_mirror_sched_reconfigure(d->mirror, cfg, &cause) != 0) {
+		hs_log(LOG_ERR, "mirror: %s", cause ? cause : "out of memory");
+		free(cause);
+		cause = NULL;
+	}
 	hs_config_free(d->cfg);
 	d->cfg = cfg;
 	hs_log_set_level(cfg->log_level);
@@ -493,6 +533,12 @@ static int start(struct daemon *d)
 	}
 	hs_uploader_on_change(d->up, on_uploader_change, d);
 	hs_uploader_on_stored(d->up, on_stored, d);
+	d->mirror = hs_mirror_sched_new(d->ev, d->cfg, d->http, on_uploader_change, d, &cause);
+	if (!d->mirror) {
+		hs_log(LOG_ERR, "cannot start the mirror: %s", cause ? cause : "out of memory");
+		free(cause);
+		return -1;
+	}
 	const struct hs_watcher_hooks hooks = {on_watch_queued, on_watch_ready, d};
 	d->watcher = hs_watcher_new(d->ev, d->cfg, d->q, &hooks, &cause);
 	if (!d->watcher) {
@@ -533,6 +579,7 @@ int hs_daemon_run(const char *config_path, struct hs_config *cfg)
 		hs_log(LOG_NOTICE, "stopped");
 	}
 	hs_watcher_free(d.watcher);
+	hs_mirror_sched_free(d.mirror);
 	hs_uploader_free(d.up);
 	hs_http_free(d.http);
 	sd_event_source_disable_unref(d.wake_src);

@@ -709,7 +709,9 @@ struct hs_http *hs_http_new(sd_event *ev, const struct hs_http_opts *opts, struc
 		set_cause(cause, "%s", "cannot create a curl multi handle");
 		goto fail;
 	}
-	if (sd_event_add_time(ev, &h->curl_timer, CLOCK_MONOTONIC, 0, 0, on_curl_timer_fired, h) <
+	/* Accuracy 1 us: curl's timeouts are often "now" (a transfer just
+	 * added), and the default accuracy would let each wait up to 250 ms. */
+	if (sd_event_add_time(ev, &h->curl_timer, CLOCK_MONOTONIC, 0, 1, on_curl_timer_fired, h) <
 		0 ||
 	    sd_event_source_set_enabled(h->curl_timer, SD_EVENT_OFF) < 0 ||
 	    sd_event_add_time(ev, &h->bw_timer, CLOCK_MONOTONIC, 0, 0, on_bandwidth_timer, h) < 0 ||

@@ -27,6 +27,7 @@ static const struct command commands[] = {
     {"enqueue", hs_cmd_enqueue, "FILE...", "add files to the upload queue now"},
     {"jobs", hs_cmd_jobs, "[--state S] [--json]", "list jobs"},
     {"retry", hs_cmd_retry, "(JOB_ID... | --failed)", "put failed or dead jobs back in the queue"},
+    {"mirror", hs_cmd_mirror, "", "one mirror run of the patient records, in the foreground"},
 };
 
 static void usage(FILE *out)

@@ -14,7 +14,7 @@
 #include "agent/mirror_sched.h"
 #include "queue/backoff.h"
 
-#define START_DELAY_MS 10000 /* a missed run waits this long after start */
+#define START_DELAY_MS 5000 /* a missed run waits this long after start */
 #define BUSY_RETRY_MS  60000
 
 static const struct hs_backoff fail_backoff = {.base_ms = 60 * 1000, .cap_ms = 3600 * 1000};

@@ -28,11 +28,11 @@
 struct hs_mirror_sched;
 
 struct hs_mirror_sched_info {
-	bool enabled;		       /* a mirror section is configured */
-	bool running;		       /* a run is under way (progress says where) */
-	int64_t next_at;	       /* Unix ms of the next run; 0 when none */
-	struct hs_mirror_run last;     /* id 0 when none */
-	struct hs_mirror_run last_ok;  /* id 0 when none */
+	bool enabled;		      /* a mirror section is configured */
+	bool running;		      /* a run is under way (progress says where) */
+	int64_t next_at;	      /* Unix ms of the next run; 0 when none */
+	struct hs_mirror_run last;    /* id 0 when none */
+	struct hs_mirror_run last_ok; /* id 0 when none */
 	struct hs_mirror_progress progress;
 };
 

@@ -9,7 +9,11 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
 	tests/integration/watch_burst.py \
-	tests/integration/service.py
+	tests/integration/service.py \
+	tests/integration/mirror_basic.py \
+	tests/integration/mirror_faults.py \
+	tests/integration/mirror_crash.py \
+	tests/integration/mirror_daemon.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -20,4 +24,9 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
 	tests/integration/watch_burst.py \
-	tests/integration/service.py
+	tests/integration/service.py \
+	tests/integration/mirrorlib.py \
+	tests/integration/mirror_basic.py \
+	tests/integration/mirror_faults.py \
+	tests/integration/mirror_crash.py \
+	tests/integration/mirror_daemon.py
