@@ -112,6 +112,12 @@ with Env(tap) as env:
         os.rename(os.path.join(root, "renamed"), os.path.join(outside, "gone-away"))
         write(os.path.join(outside, "gone-away/x/four.txt"), b"four")
 
+        # Symlinks are never followed, to files or to directories.
+        write(os.path.join(outside, "target.pdf"), b"reached through a link")
+        write(os.path.join(outside, "linked-dir/inner.pdf"), b"inside a linked folder")
+        os.symlink(os.path.join(outside, "target.pdf"), os.path.join(root, "link.pdf"))
+        os.symlink(os.path.join(outside, "linked-dir"), os.path.join(root, "link-dir"))
+
         # Excluded and temporary names are ignored.
         write(os.path.join(root, "later.tmp"), b"tmp")
         write(os.path.join(root, "report.pdf.part"), b"partial download")
@@ -120,8 +126,9 @@ with Env(tap) as env:
         time.sleep(1)
         held = names(env)
         bad = [n for n in held if n.endswith((".tmp", ".part")) or "/." in n or "~" in n
-               or "four.txt" in n]
-        tap.eq(bad, [], "excluded, hidden, temporary and moved-out files are not uploaded")
+               or "four.txt" in n or "link" in n]
+        tap.eq(bad, [], "excluded, hidden, temporary, moved-out and symlinked files are not "
+               "uploaded")
 
         # The same bytes written again: skipped; new bytes: sent.
         before = env.counts()
