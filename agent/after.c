@@ -13,23 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/cause.h"
 #include "agent/after.h"
 
 #define MAX_NUMBER 9999 /* "scan.9999.pdf" and then we give up */
-
-static void set_cause(char **cause, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void set_cause(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!cause)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(cause, fmt, ap) < 0)
-		*cause = NULL;
-	va_end(ap);
-}
 
 static bool same_file(const struct stat *st, int64_t size, int64_t mtime_ns, int64_t inode)
 {
@@ -161,11 +148,11 @@ static int move_across(const char *path, const char *dest, int64_t size, int64_t
 	int in, out = -1, rc = HS_AFTER_FAILED;
 
 	if ((in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
-		set_cause(cause, "%s: %s", path, strerror(errno));
+		hs_cause(cause, "%s: %s", path, strerror(errno));
 		return errno == ENOENT ? HS_AFTER_NOTHING : HS_AFTER_FAILED;
 	}
 	if ((out = copy_to_temp(in, dest, tmp, sizeof(tmp))) < 0) {
-		set_cause(cause, "copying to %s: %s", dest, strerror(errno));
+		hs_cause(cause, "copying to %s: %s", dest, strerror(errno));
 		goto out;
 	}
 	/* Changed while copied: leave it, it will be sent again. */
@@ -175,14 +162,14 @@ static int move_across(const char *path, const char *dest, int64_t size, int64_t
 		goto out;
 	}
 	if (place(tmp, dest, true, placed, len) != 0) {
-		set_cause(cause, "%s: %s", dest, strerror(errno));
+		hs_cause(cause, "%s: %s", dest, strerror(errno));
 		unlink(tmp);
 		goto out;
 	}
 	unlink(tmp);
 	if (unlink(path) != 0) {
-		set_cause(cause, "copied to %s, but cannot remove %s: %s", placed, path,
-			  strerror(errno));
+		hs_cause(cause, "copied to %s, but cannot remove %s: %s", placed, path,
+			 strerror(errno));
 		goto out;
 	}
 	rc = HS_AFTER_DONE;
@@ -207,25 +194,25 @@ int hs_after_upload(const struct hs_watch *w, const char *path, const char *rel,
 		return HS_AFTER_NOTHING;
 	if (w->after_upload == HS_AFTER_DELETE) {
 		if (unlink(path) != 0 && errno != ENOENT) {
-			set_cause(cause, "cannot delete %s: %s", path, strerror(errno));
+			hs_cause(cause, "cannot delete %s: %s", path, strerror(errno));
 			return HS_AFTER_FAILED;
 		}
 		return HS_AFTER_DONE;
 	}
 
 	if (snprintf(dest, sizeof(dest), "%s/%s", w->move_dir, rel) >= (int)sizeof(dest)) {
-		set_cause(cause, "%s/%s: name too long", w->move_dir, rel);
+		hs_cause(cause, "%s/%s: name too long", w->move_dir, rel);
 		return HS_AFTER_FAILED;
 	}
 	if (make_parents(dest) != 0) {
-		set_cause(cause, "cannot create the folders of %s: %s", dest, strerror(errno));
+		hs_cause(cause, "cannot create the folders of %s: %s", dest, strerror(errno));
 		return HS_AFTER_FAILED;
 	}
 	if (place(path, dest, false, placed, sizeof(placed)) != 0) {
 		if (errno == ENOENT)
 			return HS_AFTER_NOTHING;
 		if (errno != EXDEV) {
-			set_cause(cause, "cannot move %s to %s: %s", path, dest, strerror(errno));
+			hs_cause(cause, "cannot move %s to %s: %s", path, dest, strerror(errno));
 			return HS_AFTER_FAILED;
 		}
 		int rc =

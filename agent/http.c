@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "agent/cause.h"
 #include "agent/clock.h"
 #include "agent/http.h"
 #include "queue/backoff.h"
@@ -74,19 +75,6 @@ struct hs_http {
 
 static void check_done(struct hs_http *h);
 static void limiter_pump(struct limiter *lim);
-
-static int set_cause(char **cause, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int set_cause(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (cause && vasprintf(cause, fmt, ap) < 0)
-		*cause = NULL;
-	va_end(ap);
-	return -1;
-}
 
 /* ---- curl's sockets and timer on the loop ---------------------------- */
 
@@ -553,25 +541,25 @@ static int setup_easy(struct hs_http_call *c, const struct hs_http_request *req,
 
 	if (req->api_key) {
 		if (asprintf(&key_header, "X-API-Key: %s", req->api_key) < 0)
-			return set_cause(cause, "%s", "out of memory");
+			return hs_cause(cause, "%s", "out of memory");
 		l = curl_slist_append(c->headers, key_header);
 		explicit_bzero(key_header, strlen(key_header));
 		free(key_header);
 		if (!l)
-			return set_cause(cause, "%s", "out of memory");
+			return hs_cause(cause, "%s", "out of memory");
 		c->headers = l;
 	}
 	for (const char *const *hd = req->headers; hd && *hd; hd++) {
 		if (!(l = curl_slist_append(c->headers, *hd)))
-			return set_cause(cause, "%s", "out of memory");
+			return hs_cause(cause, "%s", "out of memory");
 		c->headers = l;
 	}
 	if (req->json_body) {
 		if (!(l = curl_slist_append(c->headers, "Content-Type: application/json")))
-			return set_cause(cause, "%s", "out of memory");
+			return hs_cause(cause, "%s", "out of memory");
 		c->headers = l;
 		if (!(c->json_body = strdup(req->json_body)))
-			return set_cause(cause, "%s", "out of memory");
+			return hs_cause(cause, "%s", "out of memory");
 	}
 	/* Send only what the APIs document: no "Accept: * / *", and no
 	 * "Expect: 100-continue", which costs every part a wait for the
@@ -580,7 +568,7 @@ static int setup_easy(struct hs_http_call *c, const struct hs_http_request *req,
 	static const char *const unsent[] = {"Accept:", "Expect:"};
 	for (size_t i = 0; i < sizeof(unsent) / sizeof(unsent[0]); i++) {
 		if (!(l = curl_slist_append(c->headers, unsent[i])))
-			return set_cause(cause, "%s", "out of memory");
+			return hs_cause(cause, "%s", "out of memory");
 		c->headers = l;
 	}
 
@@ -633,7 +621,7 @@ struct hs_http_call *hs_http_send(struct hs_http *h, const struct hs_http_reques
 	struct hs_http_call *c = calloc(1, sizeof(*c));
 
 	if (!c) {
-		set_cause(cause, "%s", "out of memory");
+		hs_cause(cause, "%s", "out of memory");
 		return NULL;
 	}
 	c->h = h;
@@ -646,7 +634,7 @@ struct hs_http_call *hs_http_send(struct hs_http *h, const struct hs_http_reques
 		h->calls->prev = c;
 	h->calls = c;
 	if (!(c->easy = curl_easy_init())) {
-		set_cause(cause, "%s", "cannot create a curl handle");
+		hs_cause(cause, "%s", "cannot create a curl handle");
 		goto fail;
 	}
 	if (setup_easy(c, req, cause) != 0)
@@ -654,7 +642,7 @@ struct hs_http_call *hs_http_send(struct hs_http *h, const struct hs_http_reques
 
 	struct hs_ratelimit *rl = hs_http_limiter(h, req->realm, req->url);
 	if (!rl) {
-		set_cause(cause, "%s", "bad URL or out of memory");
+		hs_cause(cause, "%s", "bad URL or out of memory");
 		goto fail;
 	}
 	c->lim = limiter_of(h, rl);
@@ -693,7 +681,7 @@ struct hs_http *hs_http_new(sd_event *ev, const struct hs_http_opts *opts, struc
 	struct hs_http *h = calloc(1, sizeof(*h));
 
 	if (!h) {
-		set_cause(cause, "%s", "out of memory");
+		hs_cause(cause, "%s", "out of memory");
 		return NULL;
 	}
 	h->ev = sd_event_ref(ev);
@@ -702,11 +690,11 @@ struct hs_http *hs_http_new(sd_event *ev, const struct hs_http_opts *opts, struc
 	h->stall_timeout_s = opts->stall_timeout_s > 0 ? opts->stall_timeout_s : 60;
 	if ((opts->ca_file && !(h->ca_file = strdup(opts->ca_file))) ||
 	    (opts->proxy && !(h->proxy = strdup(opts->proxy)))) {
-		set_cause(cause, "%s", "out of memory");
+		hs_cause(cause, "%s", "out of memory");
 		goto fail;
 	}
 	if (!(h->multi = curl_multi_init())) {
-		set_cause(cause, "%s", "cannot create a curl multi handle");
+		hs_cause(cause, "%s", "cannot create a curl multi handle");
 		goto fail;
 	}
 	/* Accuracy 1 us: curl's timeouts are often "now" (a transfer just
@@ -716,7 +704,7 @@ struct hs_http *hs_http_new(sd_event *ev, const struct hs_http_opts *opts, struc
 	    sd_event_source_set_enabled(h->curl_timer, SD_EVENT_OFF) < 0 ||
 	    sd_event_add_time(ev, &h->bw_timer, CLOCK_MONOTONIC, 0, 0, on_bandwidth_timer, h) < 0 ||
 	    sd_event_source_set_enabled(h->bw_timer, SD_EVENT_OFF) < 0) {
-		set_cause(cause, "%s", "cannot add timers to the event loop");
+		hs_cause(cause, "%s", "cannot add timers to the event loop");
 		goto fail;
 	}
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);

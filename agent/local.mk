@@ -12,7 +12,7 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/filter.c agent/filter.h agent/after.c agent/after.h \
 	agent/cmd-mirror.c agent/mirror.c agent/mirror.h \
 	agent/mirror_db.c agent/mirror_db.h agent/mirror_record.c agent/mirror_record.h \
-	agent/mirror_sched.c agent/mirror_sched.h
+	agent/mirror_sched.c agent/mirror_sched.h agent/cause.c agent/cause.h
 # For programs that read the mirror database.
 EXTRA_DIST += docs/mirror-schema.md
 healsync_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(SQLITE_CFLAGS) $(LIBCONFIG_CFLAGS) \
@@ -56,7 +56,7 @@ tests_unit_test_settle_LDADD = $(CMOCKA_LIBS)
 tests_unit_test_filter_SOURCES = tests/unit/test_filter.c agent/filter.c
 tests_unit_test_filter_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_filter_LDADD = $(CMOCKA_LIBS)
-tests_unit_test_after_SOURCES = tests/unit/test_after.c agent/after.c
+tests_unit_test_after_SOURCES = tests/unit/test_after.c agent/after.c agent/cause.c
 tests_unit_test_after_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_after_LDADD = $(CMOCKA_LIBS)
 endif
@@ -64,11 +64,12 @@ endif
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_mirror_record tests/unit/test_mirror_db
 TESTS += tests/unit/test_mirror_record tests/unit/test_mirror_db
-tests_unit_test_mirror_record_SOURCES = tests/unit/test_mirror_record.c agent/mirror_record.c
+tests_unit_test_mirror_record_SOURCES = tests/unit/test_mirror_record.c agent/mirror_record.c \
+	agent/cause.c
 tests_unit_test_mirror_record_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS) \
 	$(CURL_CFLAGS)
 tests_unit_test_mirror_record_LDADD = $(CMOCKA_LIBS) $(JANSSON_LIBS) $(CURL_LIBS)
-tests_unit_test_mirror_db_SOURCES = tests/unit/test_mirror_db.c agent/mirror_db.c
+tests_unit_test_mirror_db_SOURCES = tests/unit/test_mirror_db.c agent/mirror_db.c agent/cause.c
 tests_unit_test_mirror_db_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS)
 tests_unit_test_mirror_db_LDADD = $(CMOCKA_LIBS) $(SQLITE_LIBS)
 endif

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/cause.h"
 #include "agent/clock.h"
 #include "agent/log.h"
 #include "agent/mirror.h"
@@ -65,19 +66,6 @@ struct hs_mirror {
 };
 
 static void pump_details(struct hs_mirror *m);
-
-static int set_cause(char **cause, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int set_cause(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (cause && vasprintf(cause, fmt, ap) < 0)
-		*cause = NULL;
-	va_end(ap);
-	return -1;
-}
 
 /* ---- ending a run ------------------------------------------------------------ */
 
@@ -201,13 +189,13 @@ static int export_records(struct hs_mirror *m, char **cause)
 	}
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		set_cause(cause, "%s: %s", tmp, strerror(errno));
+		hs_cause(cause, "%s: %s", tmp, strerror(errno));
 		free(tmp);
 		tmp = NULL;
 		goto out;
 	}
 	if (fchmod(fd, 0600) != 0 || !(f = fdopen(fd, "w"))) {
-		set_cause(cause, "%s: %s", tmp, strerror(errno));
+		hs_cause(cause, "%s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	fd = -1;
@@ -215,17 +203,17 @@ static int export_records(struct hs_mirror *m, char **cause)
 	if (walk == HS_MDB_ERROR)
 		goto out;
 	if (walk != 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		set_cause(cause, "writing %s: %s", tmp, strerror(errno));
+		hs_cause(cause, "writing %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	if (fclose(f) != 0) {
 		f = NULL;
-		set_cause(cause, "writing %s: %s", tmp, strerror(errno));
+		hs_cause(cause, "writing %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	f = NULL;
 	if (rename(tmp, m->export_path) != 0) {
-		set_cause(cause, "renaming %s to %s: %s", tmp, m->export_path, strerror(errno));
+		hs_cause(cause, "renaming %s to %s: %s", tmp, m->export_path, strerror(errno));
 		goto out;
 	}
 	free(tmp);
@@ -233,13 +221,13 @@ static int export_records(struct hs_mirror *m, char **cause)
 	/* The rename is durable once the directory is. */
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || fsync(dfd) != 0) {
-		set_cause(cause, "syncing %s: %s", dir, strerror(errno));
+		hs_cause(cause, "syncing %s: %s", dir, strerror(errno));
 		goto out;
 	}
 	rc = 0;
 	goto out;
 oom:
-	set_cause(cause, "%s", "out of memory");
+	hs_cause(cause, "%s", "out of memory");
 out:
 	if (f)
 		fclose(f);
@@ -415,7 +403,7 @@ static int stage_listed(struct hs_mirror *m, const json_t *rec, char **cause)
 	    !(raw_obj = hs_patient_merge(raw, rec, cause)))
 		goto out;
 	if (!(list_text = hs_patient_dump(list_obj)) || !(raw_text = hs_patient_dump(raw_obj))) {
-		set_cause(cause, "%s", "out of memory");
+		hs_cause(cause, "%s", "out of memory");
 		goto out;
 	}
 	row_from(&row, raw_obj, raw_text, list_text);
@@ -445,7 +433,7 @@ static int stage_fetched(struct hs_mirror *m, const json_t *rec, char **cause)
 	if (!(obj = hs_patient_merge(list ? list : raw, rec, cause)))
 		goto out;
 	if (!(text = hs_patient_dump(obj))) {
-		set_cause(cause, "%s", "out of memory");
+		hs_cause(cause, "%s", "out of memory");
 		goto out;
 	}
 	row_from(&row, obj, text, NULL);
@@ -664,7 +652,7 @@ struct hs_mirror *hs_mirror_new(sd_event *ev, const struct hs_config *cfg, struc
 	struct hs_mirror *m = calloc(1, sizeof(*m));
 
 	if (!m) {
-		set_cause(cause, "%s", "out of memory");
+		hs_cause(cause, "%s", "out of memory");
 		return NULL;
 	}
 	m->ev = sd_event_ref(ev);
@@ -676,7 +664,7 @@ struct hs_mirror *hs_mirror_new(sd_event *ev, const struct hs_config *cfg, struc
 		if (sd_event_add_time(ev, &s->timer, CLOCK_MONOTONIC, 0, 0, on_retry_timer, s) <
 			0 ||
 		    sd_event_source_set_enabled(s->timer, SD_EVENT_OFF) < 0) {
-			set_cause(cause, "%s", "cannot add the mirror to the event loop");
+			hs_cause(cause, "%s", "cannot add the mirror to the event loop");
 			return hs_mirror_free(m);
 		}
 	}
@@ -702,14 +690,14 @@ int hs_mirror_start(struct hs_mirror *m, hs_mirror_done_fn done, void *arg, char
 	int rc;
 
 	if (m->phase != P_IDLE)
-		return set_cause(cause, "%s", "a mirror run is already going");
+		return hs_cause(cause, "%s", "a mirror run is already going");
 	if (!cfg->mirror.enabled || !cfg->mirror.api.base_url || !cfg->mirror.database)
-		return set_cause(cause, "%s", "no mirror section in the configuration");
+		return hs_cause(cause, "%s", "no mirror section in the configuration");
 	if (!(m->base_url = strdup(cfg->mirror.api.base_url)) ||
 	    !(m->database = strdup(cfg->mirror.database)) ||
 	    (cfg->mirror.export_path && !(m->export_path = strdup(cfg->mirror.export_path)))) {
 		run_clear(m);
-		return set_cause(cause, "%s", "out of memory");
+		return hs_cause(cause, "%s", "out of memory");
 	}
 	m->page_size = cfg->mirror.page_size ? cfg->mirror.page_size : 100;
 	m->fetch_details = cfg->mirror.fetch_details;
@@ -722,7 +710,7 @@ int hs_mirror_start(struct hs_mirror *m, hs_mirror_done_fn done, void *arg, char
 	if (rc == HS_MDB_OK)
 		rc = hs_mirror_db_run_begin(m->db, m->started_at, &m->run_id, &why);
 	if (rc != HS_MDB_OK) {
-		set_cause(cause, "%s: %s", m->database, why ? why : "out of memory");
+		hs_cause(cause, "%s: %s", m->database, why ? why : "out of memory");
 		free(why);
 		run_clear(m);
 		return -1;

@@ -17,6 +17,7 @@
 
 #include <sqlite3.h>
 
+#include "agent/cause.h"
 #include "agent/mirror_db.h"
 
 #define SCHEMA_VERSION	1
@@ -194,22 +195,9 @@ struct hs_mirror_db {
 
 /* ---- errors, statements, transactions ------------------------------------ */
 
-static int set_cause(char **cause, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int set_cause(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (cause && vasprintf(cause, fmt, ap) < 0)
-		*cause = NULL;
-	va_end(ap);
-	return HS_MDB_ERROR;
-}
-
 static int db_cause(struct hs_mirror_db *db, char **cause, const char *what)
 {
-	return set_cause(cause, "%s: %s", what, sqlite3_errmsg(db->db));
+	return hs_cause(cause, "%s: %s", what, sqlite3_errmsg(db->db));
 }
 
 static sqlite3_stmt *stmt(struct hs_mirror_db *db, enum stmt_id id, const char *what, char **cause)
@@ -382,8 +370,8 @@ static int set_wal(struct hs_mirror_db *db, char **cause)
 	}
 	mode = (const char *)sqlite3_column_text(st, 0);
 	if (!mode || strcmp(mode, "wal") != 0) {
-		set_cause(cause, "journal_mode=WAL did not take (the mode is %s)",
-			  mode ? mode : "unknown");
+		hs_cause(cause, "journal_mode=WAL did not take (the mode is %s)",
+			 mode ? mode : "unknown");
 		sqlite3_finalize(st);
 		return -1;
 	}
@@ -407,15 +395,15 @@ static int migrate(struct hs_mirror_db *db, bool write, int64_t *ret_version, ch
 		return -1;
 	*ret_version = version;
 	if (app != 0 && app != APPLICATION_ID)
-		return set_cause(cause,
-				 "the file is an SQLite database of another application "
-				 "(application_id %#llx), not a healsync mirror",
-				 (unsigned long long)app);
+		return hs_cause(cause,
+				"the file is an SQLite database of another application "
+				"(application_id %#llx), not a healsync mirror",
+				(unsigned long long)app);
 	if (version > SCHEMA_VERSION)
-		return set_cause(cause,
-				 "the mirror database has schema version %lld, newer than this "
-				 "healsync knows (%d); refusing to use it with an older version",
-				 (long long)version, SCHEMA_VERSION);
+		return hs_cause(cause,
+				"the mirror database has schema version %lld, newer than this "
+				"healsync knows (%d); refusing to use it with an older version",
+				(long long)version, SCHEMA_VERSION);
 	if (version == SCHEMA_VERSION || !write)
 		return 0;
 	if (exec_id(db, S_BEGIN, "starting the schema migration", cause) != HS_MDB_OK)
@@ -425,16 +413,16 @@ static int migrate(struct hs_mirror_db *db, bool write, int64_t *ret_version, ch
 			       "reading the schema", cause))
 			goto fail;
 		if (objects != 0) {
-			set_cause(cause, "the file is an SQLite database but not a healsync mirror "
-					 "(it has tables and no schema version)");
+			hs_cause(cause, "the file is an SQLite database but not a healsync mirror "
+					"(it has tables and no schema version)");
 			goto fail;
 		}
 		version = 0;
 	}
 	for (int64_t v = version; v < SCHEMA_VERSION; v++) {
 		if (sqlite3_exec(db->db, migrations[v], NULL, NULL, &err) != SQLITE_OK) {
-			set_cause(cause, "migrating the schema from version %lld to %lld: %s",
-				  (long long)v, (long long)v + 1, err ? err : "out of memory");
+			hs_cause(cause, "migrating the schema from version %lld to %lld: %s",
+				 (long long)v, (long long)v + 1, err ? err : "out of memory");
 			sqlite3_free(err);
 			goto fail;
 		}
@@ -459,18 +447,18 @@ static int lock_writer(struct hs_mirror_db *db, const char *path, char **cause)
 	char *lock_path;
 
 	if (asprintf(&lock_path, "%s.lock", path) < 0)
-		return set_cause(cause, "%s", "out of memory");
+		return hs_cause(cause, "%s", "out of memory");
 	db->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 	if (db->lock_fd < 0) {
-		set_cause(cause, "%s: %s", lock_path, strerror(errno));
+		hs_cause(cause, "%s: %s", lock_path, strerror(errno));
 		free(lock_path);
 		return HS_MDB_ERROR;
 	}
 	free(lock_path);
 	if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno != EWOULDBLOCK)
-			return set_cause(cause, "locking: %s", strerror(errno));
-		set_cause(cause, "%s", "another healsync process is mirroring into it");
+			return hs_cause(cause, "locking: %s", strerror(errno));
+		hs_cause(cause, "%s", "another healsync process is mirroring into it");
 		return HS_MDB_BUSY;
 	}
 	return HS_MDB_OK;
@@ -486,18 +474,18 @@ static int make_private(const char *path, char **cause)
 
 	if (lstat(path, &st) != 0) {
 		if (errno != ENOENT)
-			return set_cause(cause, "%s", strerror(errno));
+			return hs_cause(cause, "%s", strerror(errno));
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
 		if (fd < 0)
-			return set_cause(cause, "creating it: %s", strerror(errno));
+			return hs_cause(cause, "creating it: %s", strerror(errno));
 		close(fd);
 		return 0;
 	}
 	if (!S_ISREG(st.st_mode))
-		return set_cause(cause, "%s", "not a regular file");
+		return hs_cause(cause, "%s", "not a regular file");
 	/* Best effort: the owner may be another user (root running the CLI). */
 	if ((st.st_mode & 0177) != 0 && chmod(path, st.st_mode & 0600) != 0 && errno != EPERM)
-		return set_cause(cause, "making it private: %s", strerror(errno));
+		return hs_cause(cause, "making it private: %s", strerror(errno));
 	return 0;
 }
 
@@ -511,7 +499,7 @@ int hs_mirror_db_open(const char *path, enum hs_mdb_mode mode, struct hs_mirror_
 
 	*ret = NULL;
 	if (!(db = calloc(1, sizeof(*db))))
-		return set_cause(cause, "%s", "out of memory");
+		return hs_cause(cause, "%s", "out of memory");
 	db->lock_fd = -1;
 	if (write) {
 		if ((rc = lock_writer(db, path, cause)) != HS_MDB_OK)
@@ -520,13 +508,13 @@ int hs_mirror_db_open(const char *path, enum hs_mdb_mode mode, struct hs_mirror_
 			goto fail;
 	} else if (access(path, F_OK) != 0) {
 		rc = errno == ENOENT ? HS_MDB_EMPTY : HS_MDB_ERROR;
-		set_cause(cause, "%s", rc == HS_MDB_EMPTY ? "no mirror run yet" : strerror(errno));
+		hs_cause(cause, "%s", rc == HS_MDB_EMPTY ? "no mirror run yet" : strerror(errno));
 		goto fail;
 	}
 	rc = HS_MDB_ERROR;
 	if (sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
-		set_cause(cause, "opening: %s", db->db ? sqlite3_errmsg(db->db) : "out of memory");
+		hs_cause(cause, "opening: %s", db->db ? sqlite3_errmsg(db->db) : "out of memory");
 		goto fail;
 	}
 	sqlite3_extended_result_codes(db->db, 1);
@@ -542,8 +530,8 @@ int hs_mirror_db_open(const char *path, enum hs_mdb_mode mode, struct hs_mirror_
 		    pragma_int(db, "PRAGMA synchronous", &v, "reading synchronous", cause))
 			goto fail;
 		if (v != 2) {
-			set_cause(cause, "synchronous=FULL did not take (it reads %lld)",
-				  (long long)v);
+			hs_cause(cause, "synchronous=FULL did not take (it reads %lld)",
+				 (long long)v);
 			goto fail;
 		}
 		if (pragma_int(db, "PRAGMA journal_size_limit = 67108864", &v,
@@ -554,7 +542,7 @@ int hs_mirror_db_open(const char *path, enum hs_mdb_mode mode, struct hs_mirror_
 		goto fail;
 	if (v <= 0) {
 		rc = HS_MDB_EMPTY;
-		set_cause(cause, "%s", "no mirror run yet");
+		hs_cause(cause, "%s", "no mirror run yet");
 		goto fail;
 	}
 	*ret = db;
@@ -668,7 +656,7 @@ oom:
 	free(*ret_list);
 	free(*ret_raw);
 	*ret_list = *ret_raw = NULL;
-	return set_cause(cause, "%s", "out of memory");
+	return hs_cause(cause, "%s", "out of memory");
 }
 
 static int stage(struct hs_mirror_db *db, enum stmt_id id, const struct hs_mirror_row *row,
@@ -680,7 +668,7 @@ static int stage(struct hs_mirror_db *db, enum stmt_id id, const struct hs_mirro
 		return HS_MDB_ERROR;
 	if (!row->id || !row->raw_json) {
 		finish(st);
-		return set_cause(cause, "%s: a record needs an id and its JSON", what);
+		return hs_cause(cause, "%s: a record needs an id and its JSON", what);
 	}
 	sqlite3_bind_text(st, 1, row->id, -1, SQLITE_TRANSIENT);
 	bind_columns(st, row);
@@ -701,7 +689,7 @@ int hs_mirror_db_stage_fetched(struct hs_mirror_db *db, const struct hs_mirror_r
 	if (stage(db, S_STAGE_FETCHED, row, "staging a fetched record", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
 	if (sqlite3_changes(db->db) != 1)
-		return set_cause(cause, "%s", "staging a fetched record: it was never staged");
+		return hs_cause(cause, "%s", "staging a fetched record: it was never staged");
 	return HS_MDB_OK;
 }
 
@@ -715,7 +703,7 @@ int hs_mirror_db_stage_gone(struct hs_mirror_db *db, const char *id, char **caus
 	if (run(db, st, "staging a deletion", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
 	if (sqlite3_changes(db->db) != 1)
-		return set_cause(cause, "%s", "staging a deletion: the record was never staged");
+		return hs_cause(cause, "%s", "staging a deletion: the record was never staged");
 	return HS_MDB_OK;
 }
 
@@ -794,7 +782,7 @@ int hs_mirror_db_next_wanted(struct hs_mirror_db *db, int64_t after_seq, int64_t
 	*ret_seq = sqlite3_column_int64(st, 0);
 	if (dup_column(st, 1, ret_id) != 0 || !*ret_id) {
 		finish(st);
-		return set_cause(cause, "%s", "out of memory");
+		return hs_cause(cause, "%s", "out of memory");
 	}
 	finish(st);
 	return HS_MDB_OK;
@@ -849,7 +837,7 @@ int hs_mirror_db_apply(struct hs_mirror_db *db, int64_t run_id, int64_t now, int
 	if (run(db, st, "ending the run", cause) != HS_MDB_OK)
 		goto fail;
 	if (sqlite3_changes(db->db) != 1) {
-		set_cause(cause, "ending the run: run %lld is not running", (long long)run_id);
+		hs_cause(cause, "ending the run: run %lld is not running", (long long)run_id);
 		goto fail;
 	}
 	if (!(st = stmt(db, S_RUN_PRUNE, "pruning old runs", cause)))

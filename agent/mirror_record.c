@@ -9,20 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/cause.h"
 #include "agent/mirror_record.h"
-
-static int set_cause(char **cause, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int set_cause(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (cause && vasprintf(cause, fmt, ap) < 0)
-		*cause = NULL;
-	va_end(ap);
-	return -1;
-}
 
 bool hs_patient_id_valid(const char *id, size_t len)
 {
@@ -53,20 +41,20 @@ int hs_patient_check(const json_t *rec, char **cause)
 	const json_t *id;
 
 	if (!json_is_object(rec))
-		return set_cause(cause, "%s", "not an object");
+		return hs_cause(cause, "%s", "not an object");
 	id = json_object_get(rec, "id");
 	if (!id)
-		return set_cause(cause, "%s", "\"id\" is missing");
+		return hs_cause(cause, "%s", "\"id\" is missing");
 	if (!json_is_string(id))
-		return set_cause(cause, "%s", "\"id\" is not a string");
+		return hs_cause(cause, "%s", "\"id\" is not a string");
 	if (!hs_patient_id_valid(json_string_value(id), json_string_length(id)))
-		return set_cause(cause, "\"id\" is empty or longer than %d bytes",
-				 HS_PATIENT_ID_MAX);
+		return hs_cause(cause, "\"id\" is empty or longer than %d bytes",
+				HS_PATIENT_ID_MAX);
 	for (size_t i = 0; i < sizeof(known_fields) / sizeof(known_fields[0]); i++) {
 		const json_t *v = json_object_get(rec, known_fields[i].name);
 		if (v && !type_ok(v, known_fields[i].type))
-			return set_cause(cause, "\"%s\" is not a %s", known_fields[i].name,
-					 known_fields[i].type == JSON_TRUE ? "boolean" : "string");
+			return hs_cause(cause, "\"%s\" is not a %s", known_fields[i].name,
+					known_fields[i].type == JSON_TRUE ? "boolean" : "string");
 	}
 	return 0;
 }
@@ -78,12 +66,12 @@ static json_t *load(const char *body, char **cause)
 	json_t *root;
 
 	if (!body) {
-		set_cause(cause, "%s", "empty answer");
+		hs_cause(cause, "%s", "empty answer");
 		return NULL;
 	}
 	root = json_loads(body, JSON_REJECT_DUPLICATES, &err);
 	if (!root)
-		set_cause(cause, "not valid JSON (line %d, column %d)", err.line, err.column);
+		hs_cause(cause, "not valid JSON (line %d, column %d)", err.line, err.column);
 	return root;
 }
 
@@ -100,23 +88,23 @@ int hs_patient_page_parse(const char *body, struct hs_patient_page *ret, char **
 	meta = json_object_get(root, "meta");
 	total = json_object_get(meta, "total_pages");
 	if (!json_is_array(data)) {
-		set_cause(cause, "%s", "\"data\" is missing or not a list");
+		hs_cause(cause, "%s", "\"data\" is missing or not a list");
 		goto fail;
 	}
 	if (!json_is_object(meta)) {
-		set_cause(cause, "%s", "\"meta\" is missing or not an object");
+		hs_cause(cause, "%s", "\"meta\" is missing or not an object");
 		goto fail;
 	}
 	if (!json_is_integer(total) || json_integer_value(total) < 0 ||
 	    json_integer_value(total) > HS_PATIENT_MAX_PAGES) {
-		set_cause(cause, "meta.total_pages is missing or not a whole number from 0 to %d",
-			  HS_PATIENT_MAX_PAGES);
+		hs_cause(cause, "meta.total_pages is missing or not a whole number from 0 to %d",
+			 HS_PATIENT_MAX_PAGES);
 		goto fail;
 	}
 	json_array_foreach(data, i, rec)
 	{
 		if (hs_patient_check(rec, &why) != 0) {
-			set_cause(cause, "record %zu: %s", i + 1, why ? why : "out of memory");
+			hs_cause(cause, "record %zu: %s", i + 1, why ? why : "out of memory");
 			free(why);
 			goto fail;
 		}
@@ -145,16 +133,16 @@ json_t *hs_patient_detail_parse(const char *body, const char *want_id, char **ca
 		return NULL;
 	rec = json_object_get(root, "data");
 	if (!rec) {
-		set_cause(cause, "%s", "\"data\" is missing");
+		hs_cause(cause, "%s", "\"data\" is missing");
 		goto fail;
 	}
 	if (hs_patient_check(rec, &why) != 0) {
-		set_cause(cause, "record: %s", why ? why : "out of memory");
+		hs_cause(cause, "record: %s", why ? why : "out of memory");
 		free(why);
 		goto fail;
 	}
 	if (strcmp(json_string_value(json_object_get(rec, "id")), want_id) != 0) {
-		set_cause(cause, "%s", "the record's id is not the one asked for");
+		hs_cause(cause, "%s", "the record's id is not the one asked for");
 		goto fail;
 	}
 	json_incref(rec);
@@ -174,11 +162,11 @@ json_t *hs_patient_merge(const char *base_json, const json_t *update, char **cau
 		out = json_loads(base_json, JSON_REJECT_DUPLICATES, &err);
 		if (!json_is_object(out)) {
 			json_decref(out);
-			set_cause(cause, "%s", "a stored record is not a JSON object");
+			hs_cause(cause, "%s", "a stored record is not a JSON object");
 			return NULL;
 		}
 	} else if (!(out = json_object())) {
-		set_cause(cause, "%s", "out of memory");
+		hs_cause(cause, "%s", "out of memory");
 		return NULL;
 	}
 	/* json_object_update keeps an existing key where it is and appends
@@ -188,7 +176,7 @@ json_t *hs_patient_merge(const char *base_json, const json_t *update, char **cau
 	if (!copy || json_object_update(out, copy) != 0) {
 		json_decref(copy);
 		json_decref(out);
-		set_cause(cause, "%s", "out of memory");
+		hs_cause(cause, "%s", "out of memory");
 		return NULL;
 	}
 	json_decref(copy);
