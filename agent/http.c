@@ -588,10 +588,10 @@ static int setup_easy(struct hs_http_call *c, const struct hs_http_request *req,
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, h->stall_timeout_s);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	if (h->ca_file)
-		curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
-	if (h->proxy)
-		curl_easy_setopt(e, CURLOPT_PROXY, h->proxy);
+	if (req->ca_file || h->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file ? req->ca_file : h->ca_file);
+	if (req->proxy || h->proxy)
+		curl_easy_setopt(e, CURLOPT_PROXY, req->proxy ? req->proxy : h->proxy);
 
 	if (req->body_fd >= 0) {
 		c->fd = req->body_fd;

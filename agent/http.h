@@ -44,7 +44,10 @@ struct hs_http_request {
 	const char *realm; /* rate-limit realm, required */
 	const char *method;
 	const char *url;
-	const char *api_key;   /* sent as X-API-Key; NULL: none */
+	const char *api_key; /* sent as X-API-Key; NULL: none */
+	/* This API's own CA bundle and proxy; NULL: the client's (opts). */
+	const char *ca_file;
+	const char *proxy;
 	const char *json_body; /* POST/PUT body; NULL: none */
 	/* Extra headers "Name: value", NULL-terminated; may be NULL. */
 	const char *const *headers;

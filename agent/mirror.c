@@ -326,6 +326,8 @@ static void send_request(struct slot *s)
 				      .method = "GET",
 				      .url = url,
 				      .api_key = m->cfg->mirror.api.api_key,
+				      .ca_file = m->cfg->mirror.api.ca_file,
+				      .proxy = m->cfg->mirror.api.proxy,
 				      .body_fd = -1};
 	s->busy = true;
 	s->call = hs_http_send(m->http, &req, on_response, s, &cause);
