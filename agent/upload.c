@@ -541,7 +541,8 @@ static void on_put(struct hs_http_response *resp, void *arg)
 		struct hs_part put = {.number = 1, .size = t->st.st_size};
 		char *cause = NULL;
 		snprintf(put.etag, sizeof(put.etag), "%s", resp->etag);
-		if (hs_queue_mp_part_done(u->q, t->job->id, t->job->lease_token, &put, &cause) < 0)
+		if (hs_queue_mp_part_done(u->q, t->job->id, t->job->lease_token, &put, true,
+					  &cause) < 0)
 			queue_error(t, "cannot record the finished PUT", cause);
 		t->done_bytes = t->st.st_size;
 		t->tries = 0;
@@ -754,8 +755,10 @@ static void on_part_put(struct hs_http_response *resp, void *arg)
 		t->n_done++;
 		t->done_bytes += p->size;
 		/* Committed as it lands: a crash from here on does not send
-		 * this part again. */
-		if (hs_queue_mp_part_done(u->q, t->job->id, t->job->lease_token, &done, &cause) < 0)
+		 * this part again. The last one is synced, with all before
+		 * it, before the complete goes out. */
+		if (hs_queue_mp_part_done(u->q, t->job->id, t->job->lease_token, &done,
+					  t->n_done == t->session.part_count, &cause) < 0)
 			queue_error(t, "cannot record a finished part", cause);
 		if (t->n_done == t->session.part_count) {
 			if (!file_unchanged(t)) {
@@ -969,7 +972,7 @@ static void on_list(struct hs_http_response *resp, void *arg)
 		t->n_done++;
 		t->done_bytes += p->size;
 		if (hs_queue_mp_part_done(t->u->q, t->job->id, t->job->lease_token, &held[k],
-					  &cause) < 0)
+					  k + 1 == n, &cause) < 0)
 			queue_error(t, "cannot record a held part", cause);
 	}
 	free(held);

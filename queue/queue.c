@@ -1222,8 +1222,24 @@ int hs_queue_mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char 
 	return held_end(q, rc, what, cause);
 }
 
+/* Switches the connection's commits between FULL (fsync at every commit)
+ * and NORMAL (fsync when the WAL is checkpointed, or at the next FULL
+ * commit, which covers every frame before it). */
+static int set_synchronous(struct hs_queue *q, bool full, char **cause)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(q->db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+			 NULL, NULL, &err) != SQLITE_OK) {
+		set_cause(cause, "setting synchronous: %s", err ? err : "?");
+		sqlite3_free(err);
+		return -1;
+	}
+	return 0;
+}
+
 int hs_queue_mp_part_done(struct hs_queue *q, int64_t id, int64_t token, const struct hs_part *part,
-			  char **cause)
+			  bool durable, char **cause)
 {
 	const char *what = "recording a finished part";
 	sqlite3_stmt *st;
@@ -1235,15 +1251,21 @@ int hs_queue_mp_part_done(struct hs_queue *q, int64_t id, int64_t token, const s
 			  (unsigned)part->number, (long long)part->size);
 		return HS_Q_ERROR;
 	}
-	if (begin(q, what, cause) != 0)
+	if (!durable && set_synchronous(q, false, cause) != 0)
 		return HS_Q_ERROR;
-	if ((st = held_stmt(q, S_MP_PART, id, token, what, cause))) {
-		sqlite3_bind_int64(st, 3, part->number);
-		sqlite3_bind_int64(st, 4, part->size);
-		sqlite3_bind_text(st, 5, part->etag, (int)len, SQLITE_STATIC);
-		rc = held_update(q, st, id, token, NEED_SESSION, what, cause);
+	if (begin(q, what, cause) == 0) {
+		if ((st = held_stmt(q, S_MP_PART, id, token, what, cause))) {
+			sqlite3_bind_int64(st, 3, part->number);
+			sqlite3_bind_int64(st, 4, part->size);
+			sqlite3_bind_text(st, 5, part->etag, (int)len, SQLITE_STATIC);
+			rc = held_update(q, st, id, token, NEED_SESSION, what, cause);
+		}
+		rc = held_end(q, rc, what, cause);
 	}
-	return held_end(q, rc, what, cause);
+	/* Every other write stays FULL: if this fails, nothing else may run. */
+	if (!durable && set_synchronous(q, true, rc == HS_Q_ERROR ? NULL : cause) != 0)
+		return HS_Q_ERROR;
+	return rc;
 }
 
 int hs_queue_mp_reset(struct hs_queue *q, int64_t id, int64_t token, char **cause)

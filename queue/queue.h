@@ -159,8 +159,13 @@ int hs_queue_release(struct hs_queue *q, int64_t id, int64_t token, int64_t at, 
 /* Multipart progress. begin records the session and forgets old parts. */
 int hs_queue_mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char *upload_id,
 		      int64_t part_size, uint32_t part_count, char **cause);
+/* durable: fsync this commit (and every earlier one) before returning.
+ * Parts in the middle of an upload need not be: after a power failure the
+ * storage's own list of parts says what it holds. The uploader asks for it
+ * on the record that completes the set, before it completes the upload,
+ * and for single uploads. A kill -9 loses nothing either way (WAL). */
 int hs_queue_mp_part_done(struct hs_queue *q, int64_t id, int64_t token, const struct hs_part *part,
-			  char **cause);
+			  bool durable, char **cause);
 /* Drops the session and its parts (expired, aborted, or content changed). */
 int hs_queue_mp_reset(struct hs_queue *q, int64_t id, int64_t token, char **cause);
 /* Finished parts in ascending order; *ret is malloc'd (free it), may be NULL

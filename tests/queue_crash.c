@@ -205,7 +205,8 @@ static int work_job(struct hs_queue *q, struct hs_job *job, uint64_t *rng, int l
 			if (have[k])
 				continue;
 			snprintf(part.etag, sizeof(part.etag), "%s#%u", job->upload_id, k);
-			rc = hs_queue_mp_part_done(q, job->id, job->lease_token, &part, &cause);
+			rc = hs_queue_mp_part_done(q, job->id, job->lease_token, &part, true,
+						   &cause);
 			if (rc != HS_Q_OK)
 				goto result;
 		}

@@ -410,7 +410,7 @@ static void test_migrate_from_v1(void **state)
 	assert_int_equal(
 	    hs_queue_mp_begin(q, job->id, job->lease_token, "upl_1", 5 << 20, 2, &cause), HS_Q_OK);
 	struct hs_part part = {.number = 1, .size = 5 << 20, .etag = "e1"};
-	assert_int_equal(hs_queue_mp_part_done(q, job->id, job->lease_token, &part, &cause),
+	assert_int_equal(hs_queue_mp_part_done(q, job->id, job->lease_token, &part, true, &cause),
 			 HS_Q_OK);
 	facts(q, job, SHA_A);
 	complete(q, job, 160);
@@ -1092,7 +1092,7 @@ static void test_lease_expiry(void **state)
 			 HS_Q_LOST);
 	assert_int_equal(hs_queue_release(f->q, id, t, 1901, &cause), HS_Q_LOST);
 	assert_int_equal(hs_queue_mp_begin(f->q, id, t, "u", 5, 1, &cause), HS_Q_LOST);
-	assert_int_equal(hs_queue_mp_part_done(f->q, id, t, &part, &cause), HS_Q_LOST);
+	assert_int_equal(hs_queue_mp_part_done(f->q, id, t, &part, true, &cause), HS_Q_LOST);
 	assert_int_equal(hs_queue_mp_reset(f->q, id, t, &cause), HS_Q_LOST);
 	assert_null(cause);
 
@@ -1241,7 +1241,7 @@ static void test_multipart(void **state)
 
 	job = claim(f->q, 1, id);
 	/* No session yet. */
-	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p1, &cause),
+	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p1, true, &cause),
 			 HS_Q_ERROR);
 	assert_non_null(strstr(cause, "no multipart session"));
 	free(cause);
@@ -1252,19 +1252,25 @@ static void test_multipart(void **state)
 
 	assert_int_equal(hs_queue_mp_begin(f->q, id, job->lease_token, "upl_1", 1 << 20, 3, &cause),
 			 HS_Q_OK);
-	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p3, &cause), HS_Q_OK);
-	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p1, &cause), HS_Q_OK);
-	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p2, &cause), HS_Q_OK);
+	/* A part recorded without a sync leaves every later commit synced. */
+	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p3, false, &cause),
+			 HS_Q_OK);
+	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "PRAGMA synchronous"), 2);
+	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p1, true, &cause),
+			 HS_Q_OK);
+	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p2, true, &cause),
+			 HS_Q_OK);
 	snprintf(p2.etag, sizeof(p2.etag), "e2-again");
-	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p2, &cause), HS_Q_OK);
+	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p2, true, &cause),
+			 HS_Q_OK);
 	/* Out of range. */
-	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p4, &cause),
+	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p4, true, &cause),
 			 HS_Q_ERROR);
 	assert_non_null(strstr(cause, "out of range"));
 	free(cause);
 	cause = NULL;
 	p4.number = 0;
-	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p4, &cause),
+	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p4, true, &cause),
 			 HS_Q_ERROR);
 	free(cause);
 	cause = NULL;
@@ -1301,7 +1307,8 @@ static void test_multipart(void **state)
 			 HS_Q_OK);
 	assert_int_equal(hs_queue_mp_parts(f->q, id, &parts, &n, &cause), HS_Q_OK);
 	assert_int_equal(n, 0);
-	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p1, &cause), HS_Q_OK);
+	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p1, true, &cause),
+			 HS_Q_OK);
 
 	/* Reset drops session and parts. */
 	assert_int_equal(hs_queue_mp_reset(f->q, id, job->lease_token, &cause), HS_Q_OK);
@@ -1315,7 +1322,8 @@ static void test_multipart(void **state)
 	/* Completing drops them too. */
 	assert_int_equal(hs_queue_mp_begin(f->q, id, job->lease_token, "upl_3", 1 << 20, 3, &cause),
 			 HS_Q_OK);
-	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p1, &cause), HS_Q_OK);
+	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p1, true, &cause),
+			 HS_Q_OK);
 	facts(f->q, job, SHA_A);
 	complete(f->q, job, 3);
 	hs_job_free(job);
