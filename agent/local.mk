@@ -71,5 +71,5 @@ tests_unit_test_mirror_record_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_C
 tests_unit_test_mirror_record_LDADD = $(CMOCKA_LIBS) $(JANSSON_LIBS) $(CURL_LIBS)
 tests_unit_test_mirror_db_SOURCES = tests/unit/test_mirror_db.c agent/mirror_db.c agent/cause.c
 tests_unit_test_mirror_db_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS)
-tests_unit_test_mirror_db_LDADD = $(CMOCKA_LIBS) $(SQLITE_LIBS)
+tests_unit_test_mirror_db_LDADD = libhsqueue.a $(CMOCKA_LIBS) $(SQLITE_LIBS)
 endif

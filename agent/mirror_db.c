@@ -19,11 +19,10 @@
 
 #include "agent/cause.h"
 #include "agent/mirror_db.h"
+#include "queue/sqldb.h"
 
-#define SCHEMA_VERSION	1
-#define BUSY_TIMEOUT_MS 10000
-#define WAL_RETRY_MS	5
-#define RUNS_KEPT	1000 /* mirror_runs rows; older ones are pruned */
+#define SCHEMA_VERSION 1
+#define RUNS_KEPT      1000 /* mirror_runs rows; older ones are pruned */
 /* "hsM1": marks the file as a healsync mirror for file(1) and for us. */
 #define APPLICATION_ID 0x68734d31
 
@@ -84,9 +83,6 @@ static const char *const migrations[SCHEMA_VERSION] = {schema_v1};
 	"raw_json = excluded.raw_json"
 
 enum stmt_id {
-	S_BEGIN,
-	S_COMMIT,
-	S_ROLLBACK,
 	S_INTERRUPTED,
 	S_STAGING_CLEAR,
 	S_RUN_INSERT,
@@ -118,9 +114,6 @@ enum stmt_id {
 	"id, started_at, ended_at, status, pages, records, created, updated, deleted, error"
 
 static const char *const stmt_sql[S_COUNT] = {
-    [S_BEGIN] = "BEGIN IMMEDIATE",
-    [S_COMMIT] = "COMMIT",
-    [S_ROLLBACK] = "ROLLBACK",
     [S_INTERRUPTED] = "UPDATE mirror_runs SET status = 'failed', "
 		      "error = 'interrupted: the process ended during the run' "
 		      "WHERE status = 'running'",
@@ -188,68 +181,51 @@ static const char *const stmt_sql[S_COUNT] = {
 };
 
 struct hs_mirror_db {
-	sqlite3 *db;
+	struct hs_sqldb sql;
+	sqlite3 *db; /* sql.db */
 	int lock_fd;
-	sqlite3_stmt *stmt[S_COUNT];
 };
 
 /* ---- errors, statements, transactions ------------------------------------ */
 
 static int db_cause(struct hs_mirror_db *db, char **cause, const char *what)
 {
-	return hs_cause(cause, "%s: %s", what, sqlite3_errmsg(db->db));
+	return hs_sqldb_cause(&db->sql, cause, what);
 }
 
 static sqlite3_stmt *stmt(struct hs_mirror_db *db, enum stmt_id id, const char *what, char **cause)
 {
-	if (!db->stmt[id] && sqlite3_prepare_v3(db->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-						&db->stmt[id], NULL) != SQLITE_OK) {
-		db_cause(db, cause, what);
-		db->stmt[id] = NULL;
-	}
-	return db->stmt[id];
+	return hs_sqldb_stmt(&db->sql, id, what, cause);
 }
 
 static void finish(sqlite3_stmt *st)
 {
-	if (st) {
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
-	}
+	hs_sqldb_finish(st);
 }
 
-/* Steps st to its end and resets it. */
 static int run(struct hs_mirror_db *db, sqlite3_stmt *st, const char *what, char **cause)
 {
-	int rc;
-
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		;
-	finish(st);
-	if (rc != SQLITE_DONE)
-		return db_cause(db, cause, what);
-	return HS_MDB_OK;
+	return hs_sqldb_run(&db->sql, st, what, cause);
 }
 
 static int exec_id(struct hs_mirror_db *db, enum stmt_id id, const char *what, char **cause)
 {
-	sqlite3_stmt *st = stmt(db, id, what, cause);
+	return hs_sqldb_exec(&db->sql, id, what, cause);
+}
 
-	return st ? run(db, st, what, cause) : HS_MDB_ERROR;
+static int begin(struct hs_mirror_db *db, const char *what, char **cause)
+{
+	return hs_sqldb_begin(&db->sql, true, what, cause);
 }
 
 static void rollback(struct hs_mirror_db *db)
 {
-	if (db->db && !sqlite3_get_autocommit(db->db))
-		exec_id(db, S_ROLLBACK, "rollback", NULL);
+	hs_sqldb_rollback(&db->sql);
 }
 
 static int commit(struct hs_mirror_db *db, const char *what, char **cause)
 {
-	if (exec_id(db, S_COMMIT, what, cause) == HS_MDB_OK)
-		return HS_MDB_OK;
-	rollback(db);
-	return HS_MDB_ERROR;
+	return hs_sqldb_commit(&db->sql, what, cause);
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
@@ -327,118 +303,6 @@ int64_t hs_mirror_time_parse(const char *s)
 
 /* ---- opening ----------------------------------------------------------------- */
 
-static int pragma_int(struct hs_mirror_db *db, const char *sql, int64_t *ret, const char *what,
-		      char **cause)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
-		goto fail;
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		goto fail;
-	*ret = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-	sqlite3_finalize(st);
-	return 0;
-fail:
-	db_cause(db, cause, what);
-	sqlite3_finalize(st);
-	return -1;
-}
-
-/* Switching a new file to WAL does not go through the busy handler: a
- * reader opening it at that moment makes this retry. */
-static int set_wal(struct hs_mirror_db *db, char **cause)
-{
-	sqlite3_stmt *st = NULL;
-	const char *mode;
-	int rc;
-
-	for (int tries = 0;; tries++) {
-		if (sqlite3_prepare_v2(db->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) !=
-		    SQLITE_OK)
-			goto fail;
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW)
-			break;
-		if ((rc & 0xff) != SQLITE_BUSY || tries >= BUSY_TIMEOUT_MS / WAL_RETRY_MS)
-			goto fail;
-		sqlite3_finalize(st);
-		st = NULL;
-		sqlite3_sleep(WAL_RETRY_MS);
-	}
-	mode = (const char *)sqlite3_column_text(st, 0);
-	if (!mode || strcmp(mode, "wal") != 0) {
-		hs_cause(cause, "journal_mode=WAL did not take (the mode is %s)",
-			 mode ? mode : "unknown");
-		sqlite3_finalize(st);
-		return -1;
-	}
-	sqlite3_finalize(st);
-	return 0;
-fail:
-	db_cause(db, cause, "setting journal_mode=WAL");
-	sqlite3_finalize(st);
-	return -1;
-}
-
-/* Checks the application id and the version; brings a writer's schema to
- * SCHEMA_VERSION in one transaction. *ret_version: what was found. */
-static int migrate(struct hs_mirror_db *db, bool write, int64_t *ret_version, char **cause)
-{
-	int64_t version, objects, app;
-	char *err = NULL, sql[64];
-
-	if (pragma_int(db, "PRAGMA application_id", &app, "reading the application id", cause) ||
-	    pragma_int(db, "PRAGMA user_version", &version, "reading the schema version", cause))
-		return -1;
-	*ret_version = version;
-	if (app != 0 && app != APPLICATION_ID)
-		return hs_cause(cause,
-				"the file is an SQLite database of another application "
-				"(application_id %#llx), not a healsync mirror",
-				(unsigned long long)app);
-	if (version > SCHEMA_VERSION)
-		return hs_cause(cause,
-				"the mirror database has schema version %lld, newer than this "
-				"healsync knows (%d); refusing to use it with an older version",
-				(long long)version, SCHEMA_VERSION);
-	if (version == SCHEMA_VERSION || !write)
-		return 0;
-	if (exec_id(db, S_BEGIN, "starting the schema migration", cause) != HS_MDB_OK)
-		return -1;
-	if (version <= 0) {
-		if (pragma_int(db, "SELECT count(*) FROM sqlite_schema", &objects,
-			       "reading the schema", cause))
-			goto fail;
-		if (objects != 0) {
-			hs_cause(cause, "the file is an SQLite database but not a healsync mirror "
-					"(it has tables and no schema version)");
-			goto fail;
-		}
-		version = 0;
-	}
-	for (int64_t v = version; v < SCHEMA_VERSION; v++) {
-		if (sqlite3_exec(db->db, migrations[v], NULL, NULL, &err) != SQLITE_OK) {
-			hs_cause(cause, "migrating the schema from version %lld to %lld: %s",
-				 (long long)v, (long long)v + 1, err ? err : "out of memory");
-			sqlite3_free(err);
-			goto fail;
-		}
-	}
-	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
-	if (sqlite3_exec(db->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-		db_cause(db, cause, "setting the schema version");
-		goto fail;
-	}
-	*ret_version = SCHEMA_VERSION;
-	return commit(db, "committing the schema migration", cause) == HS_MDB_OK ? 0 : -1;
-fail:
-	rollback(db);
-	return -1;
-}
-
 /* Only one writer: "<path>.lock", held until close. A separate file, since
  * closing any descriptor of the database file itself would drop the POSIX
  * locks SQLite holds on it in this process. */
@@ -464,30 +328,12 @@ static int lock_writer(struct hs_mirror_db *db, const char *path, char **cause)
 	return HS_MDB_OK;
 }
 
-/* A new database file is created private before SQLite opens it (its -wal
- * and -shm files get the same mode); an existing one is made private by
- * path: no descriptor of the file is opened and closed here (see above). */
-static int make_private(const char *path, char **cause)
-{
-	struct stat st;
-	int fd;
-
-	if (lstat(path, &st) != 0) {
-		if (errno != ENOENT)
-			return hs_cause(cause, "%s", strerror(errno));
-		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
-		if (fd < 0)
-			return hs_cause(cause, "creating it: %s", strerror(errno));
-		close(fd);
-		return 0;
-	}
-	if (!S_ISREG(st.st_mode))
-		return hs_cause(cause, "%s", "not a regular file");
-	/* Best effort: the owner may be another user (root running the CLI). */
-	if ((st.st_mode & 0177) != 0 && chmod(path, st.st_mode & 0600) != 0 && errno != EPERM)
-		return hs_cause(cause, "making it private: %s", strerror(errno));
-	return 0;
-}
+static const struct hs_sqldb_schema schema = {
+    .kind = "mirror",
+    .application_id = APPLICATION_ID,
+    .version = SCHEMA_VERSION,
+    .migrations = migrations,
+};
 
 int hs_mirror_db_open(const char *path, enum hs_mdb_mode mode, struct hs_mirror_db **ret,
 		      char **cause)
@@ -504,42 +350,16 @@ int hs_mirror_db_open(const char *path, enum hs_mdb_mode mode, struct hs_mirror_
 	if (write) {
 		if ((rc = lock_writer(db, path, cause)) != HS_MDB_OK)
 			goto fail;
-		if ((rc = make_private(path, cause)) != 0)
-			goto fail;
 	} else if (access(path, F_OK) != 0) {
 		rc = errno == ENOENT ? HS_MDB_EMPTY : HS_MDB_ERROR;
 		hs_cause(cause, "%s", rc == HS_MDB_EMPTY ? "no mirror run yet" : strerror(errno));
 		goto fail;
 	}
 	rc = HS_MDB_ERROR;
-	if (sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
-		hs_cause(cause, "opening: %s", db->db ? sqlite3_errmsg(db->db) : "out of memory");
+	if (hs_sqldb_open(&db->sql, path, &schema, write ? HS_SQLDB_WRITE : 0, stmt_sql, S_COUNT,
+			  &v, cause) != 0)
 		goto fail;
-	}
-	sqlite3_extended_result_codes(db->db, 1);
-	if (sqlite3_busy_timeout(db->db, BUSY_TIMEOUT_MS) != SQLITE_OK) {
-		db_cause(db, cause, "setting the busy timeout");
-		goto fail;
-	}
-	if (write) {
-		if (set_wal(db, cause) != 0)
-			goto fail;
-		if (pragma_int(db, "PRAGMA synchronous = FULL", &v, "setting synchronous=FULL",
-			       cause) ||
-		    pragma_int(db, "PRAGMA synchronous", &v, "reading synchronous", cause))
-			goto fail;
-		if (v != 2) {
-			hs_cause(cause, "synchronous=FULL did not take (it reads %lld)",
-				 (long long)v);
-			goto fail;
-		}
-		if (pragma_int(db, "PRAGMA journal_size_limit = 67108864", &v,
-			       "setting journal_size_limit", cause))
-			goto fail;
-	}
-	if (migrate(db, write, &v, cause) != 0)
-		goto fail;
+	db->db = db->sql.db;
 	if (v <= 0) {
 		rc = HS_MDB_EMPTY;
 		hs_cause(cause, "%s", "no mirror run yet");
@@ -556,10 +376,7 @@ struct hs_mirror_db *hs_mirror_db_close(struct hs_mirror_db *db)
 {
 	if (!db)
 		return NULL;
-	rollback(db);
-	for (int i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(db->stmt[i]);
-	sqlite3_close(db->db);
+	hs_sqldb_close(&db->sql);
 	if (db->lock_fd >= 0)
 		close(db->lock_fd);
 	free(db);
@@ -573,7 +390,7 @@ int hs_mirror_db_run_begin(struct hs_mirror_db *db, int64_t now, int64_t *ret_id
 	sqlite3_stmt *st;
 	int rc;
 
-	if (exec_id(db, S_BEGIN, "starting a run", cause) != HS_MDB_OK)
+	if (begin(db, "starting a run", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
 	if (exec_id(db, S_INTERRUPTED, "ending an interrupted run", cause) != HS_MDB_OK ||
 	    exec_id(db, S_STAGING_CLEAR, "clearing staging", cause) != HS_MDB_OK ||
@@ -597,7 +414,7 @@ fail:
 
 int hs_mirror_db_batch_begin(struct hs_mirror_db *db, char **cause)
 {
-	return exec_id(db, S_BEGIN, "starting a transaction", cause);
+	return begin(db, "starting a transaction", cause);
 }
 
 int hs_mirror_db_batch_commit(struct hs_mirror_db *db, char **cause)
@@ -731,7 +548,7 @@ int hs_mirror_db_plan(struct hs_mirror_db *db, bool fetch_details, unsigned refr
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
-	if (exec_id(db, S_BEGIN, "planning", cause) != HS_MDB_OK)
+	if (begin(db, "planning", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
 	if (!(st = stmt(db, S_PLAN_COUNTS, "planning", cause)))
 		goto fail;
@@ -796,7 +613,7 @@ int hs_mirror_db_apply(struct hs_mirror_db *db, int64_t run_id, int64_t now, int
 	int rc;
 
 	snprintf(r.status, sizeof(r.status), "ok");
-	if (exec_id(db, S_BEGIN, "applying the run", cause) != HS_MDB_OK)
+	if (begin(db, "applying the run", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
 	if (!(st = stmt(db, S_APPLY_COUNTS, "counting changes", cause)))
 		goto fail;
@@ -861,7 +678,7 @@ int hs_mirror_db_run_end(struct hs_mirror_db *db, int64_t run_id, int64_t now, c
 	sqlite3_stmt *st;
 
 	rollback(db); /* a batch the failure interrupted */
-	if (exec_id(db, S_BEGIN, "ending the run", cause) != HS_MDB_OK)
+	if (begin(db, "ending the run", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
 	if (!(st = stmt(db, S_RUN_END, "ending the run", cause)))
 		goto fail;

@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 
 #include "queue/queue.h"
+#include "queue/sqldb.h"
 
 /*
  * The design is described in docs/queue.md. In short: one row per job in
@@ -22,8 +23,7 @@
  * the finished parts of open multipart sessions.
  */
 
-#define SCHEMA_VERSION	3
-#define BUSY_TIMEOUT_MS 10000
+#define SCHEMA_VERSION 3
 /* "hsQ1": marks the file as a healsync queue for file(1) and for us. */
 #define APPLICATION_ID 0x68735131
 #define WAITING	       "state IN ('queued','failed','active')"
@@ -129,10 +129,6 @@ static const char schema_v3[] =
 static const char *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
 
 enum stmt_id {
-	S_BEGIN,
-	S_BEGIN_READ,
-	S_COMMIT,
-	S_ROLLBACK,
 	S_ENQUEUE,
 	S_WAITING_ID,
 	S_CLAIM,
@@ -166,10 +162,6 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[S_COUNT] = {
-    [S_BEGIN] = "BEGIN IMMEDIATE",
-    [S_BEGIN_READ] = "BEGIN DEFERRED",
-    [S_COMMIT] = "COMMIT",
-    [S_ROLLBACK] = "ROLLBACK",
     /* A waiting job for the path is refreshed (its checksum kept only if
      * the file's facts did not change) and due now, unless it is active;
      * then the DO UPDATE does nothing and returns no row. */
@@ -254,8 +246,8 @@ static const char *const stmt_sql[S_COUNT] = {
 };
 
 struct hs_queue {
-	sqlite3 *db;
-	sqlite3_stmt *stmt[S_COUNT];
+	struct hs_sqldb sql;
+	sqlite3 *db; /* sql.db */
 };
 
 static const char *const state_names[HS_JOB_NSTATES] = {
@@ -308,71 +300,39 @@ static void set_cause(char **cause, const char *fmt, ...)
 /* what: the operation, as the message's first words. */
 static void db_cause(struct hs_queue *q, char **cause, const char *what)
 {
-	set_cause(cause, "%s: %s", what, sqlite3_errmsg(q->db));
+	hs_sqldb_cause(&q->sql, cause, what);
 }
 
-/* ---- statements and transactions ------------------------------------------ */
+/* ---- statements and transactions (queue/sqldb.c) -------------------------- */
 
 static sqlite3_stmt *stmt(struct hs_queue *q, enum stmt_id id, const char *what, char **cause)
 {
-	if (!q->stmt[id] && sqlite3_prepare_v3(q->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-					       &q->stmt[id], NULL) != SQLITE_OK) {
-		db_cause(q, cause, what);
-		q->stmt[id] = NULL;
-	}
-	return q->stmt[id];
+	return hs_sqldb_stmt(&q->sql, id, what, cause);
 }
 
 static void finish(sqlite3_stmt *st)
 {
-	if (st) {
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
-	}
+	hs_sqldb_finish(st);
 }
 
-/* Steps a statement that returns no rows (or whose rows are not wanted) to
- * its end. Returns 0, or -1 with *cause set. The statement is reset. */
 static int run(struct hs_queue *q, sqlite3_stmt *st, const char *what, char **cause)
 {
-	int rc;
-
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		;
-	if (rc != SQLITE_DONE) {
-		db_cause(q, cause, what);
-		finish(st);
-		return -1;
-	}
-	finish(st);
-	return 0;
-}
-
-static int exec_simple(struct hs_queue *q, enum stmt_id id, const char *what, char **cause)
-{
-	sqlite3_stmt *st = stmt(q, id, what, cause);
-
-	return st ? run(q, st, what, cause) : -1;
+	return hs_sqldb_run(&q->sql, st, what, cause);
 }
 
 static int begin(struct hs_queue *q, const char *what, char **cause)
 {
-	return exec_simple(q, S_BEGIN, what, cause);
+	return hs_sqldb_begin(&q->sql, true, what, cause);
 }
 
 static void rollback(struct hs_queue *q)
 {
-	if (!sqlite3_get_autocommit(q->db))
-		exec_simple(q, S_ROLLBACK, "rollback", NULL);
+	hs_sqldb_rollback(&q->sql);
 }
 
-/* On failure the transaction is rolled back. */
 static int commit(struct hs_queue *q, const char *what, char **cause)
 {
-	if (exec_simple(q, S_COMMIT, what, cause) == 0)
-		return 0;
-	rollback(q);
-	return -1;
+	return hs_sqldb_commit(&q->sql, what, cause);
 }
 
 /* An update of a held job changed nothing: says why, as HS_Q_LOST (someone
@@ -526,242 +486,43 @@ static struct hs_job *job_from_row(sqlite3_stmt *st)
 
 /* ---- opening ----------------------------------------------------------------- */
 
-static int pragma_int(struct hs_queue *q, const char *sql, int64_t *ret, const char *what,
-		      char **cause)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
-		goto fail;
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		goto fail;
-	*ret = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-	sqlite3_finalize(st);
-	return 0;
-fail:
-	db_cause(q, cause, what);
-	sqlite3_finalize(st);
-	return -1;
-}
-
-/* Switching a new file to WAL needs it to itself for a moment, and SQLite
- * does not wait through the busy handler there (the connection would hold
- * a read lock while it waits, which could deadlock): two processes opening a
- * new queue at once make one of them retry here. Once the file is in WAL
- * the pragma answers at once. */
-#define WAL_RETRY_MS 5
-
-static int set_wal(struct hs_queue *q, char **cause)
-{
-	sqlite3_stmt *st = NULL;
-	const char *mode;
-	int rc;
-
-	for (int tries = 0;; tries++) {
-		if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) !=
-		    SQLITE_OK) {
-			db_cause(q, cause, "setting journal_mode=WAL");
-			goto fail;
-		}
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW)
-			break;
-		if ((rc & 0xff) != SQLITE_BUSY || tries >= BUSY_TIMEOUT_MS / WAL_RETRY_MS) {
-			db_cause(q, cause, "setting journal_mode=WAL");
-			goto fail;
-		}
-		sqlite3_finalize(st);
-		st = NULL;
-		sqlite3_sleep(WAL_RETRY_MS);
-	}
-	mode = (const char *)sqlite3_column_text(st, 0);
-	if (!mode || strcmp(mode, "wal") != 0) {
-		set_cause(cause, "journal_mode=WAL did not take (the mode is %s)",
-			  mode ? mode : "unknown");
-		goto fail;
-	}
-	sqlite3_finalize(st);
-	return 0;
-fail:
-	sqlite3_finalize(st);
-	return -1;
-}
-
-/* Brings the schema to SCHEMA_VERSION in one transaction. */
-static int migrate(struct hs_queue *q, char **cause)
-{
-	int64_t version, objects, app;
-	char *err = NULL, sql[64];
-
-	if (pragma_int(q, "PRAGMA application_id", &app, "reading the application id", cause) ||
-	    pragma_int(q, "PRAGMA user_version", &version, "reading the schema version", cause))
-		return -1;
-	if (app != 0 && app != APPLICATION_ID) {
-		set_cause(cause,
-			  "the file is an SQLite database of another application "
-			  "(application_id %#llx), not a healsync queue",
-			  (unsigned long long)app);
-		return -1;
-	}
-	if (version == SCHEMA_VERSION)
-		return 0;
-	if (version > SCHEMA_VERSION) {
-		set_cause(cause,
-			  "the queue database has schema version %lld, newer than this "
-			  "healsync knows (%d); refusing to open it with an older version",
-			  (long long)version, SCHEMA_VERSION);
-		return -1;
-	}
-	if (begin(q, "starting the schema migration", cause) != 0)
-		return -1;
-	/* Another process may have migrated it meanwhile. */
-	if (pragma_int(q, "PRAGMA user_version", &version, "reading the schema version", cause))
-		goto fail;
-	if (version > SCHEMA_VERSION) {
-		set_cause(cause, "the queue database has schema version %lld, newer than %d",
-			  (long long)version, SCHEMA_VERSION);
-		goto fail;
-	}
-	if (version == SCHEMA_VERSION) { /* it did */
-		rollback(q);
-		return 0;
-	}
-	if (version < 0)
-		version = 0;
-	if (version == 0) {
-		if (pragma_int(q, "SELECT count(*) FROM sqlite_schema", &objects,
-			       "reading the schema", cause))
-			goto fail;
-		if (objects != 0) {
-			set_cause(cause, "the file is an SQLite database but not a healsync queue "
-					 "(it has tables and no schema version)");
-			goto fail;
-		}
-	}
-	for (int64_t v = version; v < SCHEMA_VERSION; v++) {
-		if (sqlite3_exec(q->db, migrations[v], NULL, NULL, &err) != SQLITE_OK) {
-			set_cause(cause, "migrating the schema from version %lld to %lld: %s",
-				  (long long)v, (long long)v + 1, err ? err : "out of memory");
-			sqlite3_free(err);
-			goto fail;
-		}
-	}
-	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
-	if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-		db_cause(q, cause, "setting the schema version");
-		goto fail;
-	}
-	return commit(q, "committing the schema migration", cause);
-fail:
-	rollback(q);
-	return -1;
-}
-
-/* The database file is made (or kept) private before SQLite opens it; SQLite
- * gives its -wal and -shm files the same mode. Messages leave the path to
- * the caller, who knows it. */
-static int make_private(const char *path, char **cause)
-{
-	struct stat st;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-
-	if (fd < 0) {
-		set_cause(cause, "opening the queue file: %s", strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) != 0) {
-		set_cause(cause, "opening the queue file: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		set_cause(cause, "the queue file is not a regular file");
-		close(fd);
-		return -1;
-	}
-	/* Best effort: the owner may be another user (root running the CLI). */
-	if ((st.st_mode & 0177) != 0 && fchmod(fd, st.st_mode & 0600) != 0 && errno != EPERM) {
-		set_cause(cause, "making the queue file private: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
+static const struct hs_sqldb_schema schema = {
+    .kind = "queue",
+    .application_id = APPLICATION_ID,
+    .version = SCHEMA_VERSION,
+    .migrations = migrations,
+    /* 8 MiB of page cache instead of 2: a scan that queues 100,000 files
+     * took 8 s with the default, 2.8 s with this (bench/watch.py). */
+    .cache_kib = 8192,
+    .foreign_keys = true,
+};
 
 int hs_queue_open(const char *path, struct hs_queue **ret, char **cause)
 {
-	struct hs_queue *q = NULL;
+	struct hs_queue *q;
 	int64_t v;
-	int rc;
 
 	*ret = NULL;
-	if (make_private(path, cause) != 0)
-		return HS_Q_ERROR;
 	if (!(q = calloc(1, sizeof(*q)))) {
 		set_cause(cause, "out of memory");
 		return HS_Q_ERROR;
 	}
-	rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		if (q->db)
-			set_cause(cause, "opening the queue: %s", sqlite3_errmsg(q->db));
-		else
-			set_cause(cause, "opening the queue: %s", sqlite3_errstr(rc));
-		goto fail;
+	if (hs_sqldb_open(&q->sql, path, &schema, HS_SQLDB_WRITE, stmt_sql, S_COUNT, &v, cause) !=
+	    0) {
+		free(q);
+		return HS_Q_ERROR;
 	}
-	sqlite3_extended_result_codes(q->db, 1);
-	if (sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS) != SQLITE_OK) {
-		db_cause(q, cause, "setting the busy timeout");
-		goto fail;
-	}
-	/* Foreign keys can only be switched outside a transaction. */
-	if (pragma_int(q, "PRAGMA foreign_keys = ON", &v, "enabling foreign keys", cause) ||
-	    pragma_int(q, "PRAGMA foreign_keys", &v, "reading foreign_keys", cause))
-		goto fail;
-	if (v != 1) {
-		set_cause(cause, "foreign_keys=ON did not take");
-		goto fail;
-	}
-	if (set_wal(q, cause) != 0)
-		goto fail;
-	/* 8 MiB of page cache instead of 2: a scan that queues 100,000 files
-	 * took 8 s with the default, 2.8 s with this (bench/watch.py). */
-	if (pragma_int(q, "PRAGMA cache_size = -8192", &v, "setting the cache size", cause))
-		goto fail;
-	if (pragma_int(q, "PRAGMA synchronous = FULL", &v, "setting synchronous=FULL", cause) ||
-	    pragma_int(q, "PRAGMA synchronous", &v, "reading synchronous", cause))
-		goto fail;
-	if (v != 2) {
-		set_cause(cause,
-			  "synchronous=FULL did not take (it reads %lld); refusing to run "
-			  "a queue that may lose work on power failure",
-			  (long long)v);
-		goto fail;
-	}
-	/* Keep the WAL file from staying huge after a big burst. */
-	if (pragma_int(q, "PRAGMA journal_size_limit = 67108864", &v, "setting journal_size_limit",
-		       cause))
-		goto fail;
-	if (migrate(q, cause) != 0)
-		goto fail;
+	q->db = q->sql.db;
 	*ret = q;
 	return HS_Q_OK;
-fail:
-	hs_queue_close(q);
-	return HS_Q_ERROR;
 }
 
 struct hs_queue *hs_queue_close(struct hs_queue *q)
 {
-	if (!q)
-		return NULL;
-	for (int i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(q->stmt[i]);
-	sqlite3_close(q->db);
-	free(q);
+	if (q) {
+		hs_sqldb_close(&q->sql);
+		free(q);
+	}
 	return NULL;
 }
 
@@ -1414,7 +1175,7 @@ int hs_queue_seen_many(struct hs_queue *q, const struct hs_job_spec *specs, size
 	int rc = HS_Q_OK;
 
 	/* One read transaction: a scan asks this of every file of a tree. */
-	if (n > 1 && exec_simple(q, S_BEGIN_READ, "looking up files", cause) != 0)
+	if (n > 1 && hs_sqldb_begin(&q->sql, false, "looking up files", cause) != 0)
 		return HS_Q_ERROR;
 	for (size_t i = 0; i < n && rc == HS_Q_OK; i++)
 		rc = hs_queue_seen(q, &specs[i], &ret[i], cause);
