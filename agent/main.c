@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "agent/cli.h"
+#include "queue/sqldb.h"
 
 struct command {
 	const char *name;
@@ -70,6 +71,10 @@ int main(int argc, char **argv)
 	const char *config_arg = NULL;
 	int c, rc;
 
+	if (hs_sqldb_setup() != 0) {
+		fprintf(stderr, "healsync: cannot configure SQLite\n");
+		return HS_EXIT_FAILURE;
+	}
 	/* "+": stop at the command, whose own options follow it. */
 	while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (c) {

@@ -130,6 +130,7 @@ static const char *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2, sch
 
 enum stmt_id {
 	S_ENQUEUE,
+	S_ENQUEUE_QUIET,
 	S_WAITING_ID,
 	S_CLAIM,
 	S_NEXT_DUE,
@@ -161,21 +162,29 @@ enum stmt_id {
 	S_COUNT
 };
 
+/* A waiting job for the path is refreshed (its checksum kept only if the
+ * file's facts did not change) and due now, unless it is active: then the
+ * DO UPDATE does nothing and changes no row. */
+#define ENQUEUE                                                                                    \
+	"INSERT INTO jobs (path, watch_root, remote_name, size, mtime_ns, inode, "                 \
+	"state, due_at, created_at, updated_at) "                                                  \
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7, ?7) "                                   \
+	"ON CONFLICT (path) WHERE " WAITING " DO UPDATE SET "                                      \
+	"watch_root = excluded.watch_root, remote_name = excluded.remote_name, "                   \
+	"sha256 = CASE WHEN size = excluded.size AND mtime_ns = excluded.mtime_ns "                \
+	"AND inode = excluded.inode THEN sha256 END, "                                             \
+	"size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode, "             \
+	"state = 'queued', due_at = min(due_at, excluded.due_at), "                                \
+	"updated_at = excluded.updated_at "                                                        \
+	"WHERE state <> 'active'"
+
 static const char *const stmt_sql[S_COUNT] = {
-    /* A waiting job for the path is refreshed (its checksum kept only if
-     * the file's facts did not change) and due now, unless it is active;
-     * then the DO UPDATE does nothing and returns no row. */
-    [S_ENQUEUE] = "INSERT INTO jobs (path, watch_root, remote_name, size, mtime_ns, inode, "
-		  "state, due_at, created_at, updated_at) "
-		  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7, ?7) "
-		  "ON CONFLICT (path) WHERE " WAITING " DO UPDATE SET "
-		  "watch_root = excluded.watch_root, remote_name = excluded.remote_name, "
-		  "sha256 = CASE WHEN size = excluded.size AND mtime_ns = excluded.mtime_ns "
-		  "AND inode = excluded.inode THEN sha256 END, "
-		  "size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode, "
-		  "state = 'queued', due_at = min(due_at, excluded.due_at), "
-		  "updated_at = excluded.updated_at "
-		  "WHERE state <> 'active' RETURNING id",
+    [S_ENQUEUE] = ENQUEUE " RETURNING id",
+    /* The same without RETURNING, for callers that do not want the id:
+     * SQLite gathers RETURNING rows in an ephemeral table, whose page cache
+     * is made and torn down at every execution; a scan that queued 100,000
+     * files spent most of its time there. */
+    [S_ENQUEUE_QUIET] = ENQUEUE,
     [S_WAITING_ID] = "SELECT id FROM jobs WHERE path = ?1 AND " WAITING,
     [S_CLAIM] = "UPDATE jobs SET state = 'active', lease_token = lease_token + 1, due_at = ?2, "
 		"updated_at = ?1 WHERE id = (SELECT id FROM jobs WHERE " WAITING
@@ -546,7 +555,7 @@ static int enqueue_one(struct hs_queue *q, const struct hs_job_spec *spec, int64
 		set_cause(cause, "enqueue: a job needs a path, a remote name and a size >= 0");
 		return -1;
 	}
-	if (!(st = stmt(q, S_ENQUEUE, "enqueue", cause)))
+	if (!(st = stmt(q, ret_id ? S_ENQUEUE : S_ENQUEUE_QUIET, "enqueue", cause)))
 		return -1;
 	sqlite3_bind_text(st, 1, spec->path, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, spec->watch_root ? spec->watch_root : "", -1, SQLITE_STATIC);

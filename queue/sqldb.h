@@ -67,6 +67,10 @@ struct hs_sqldb {
 	sqlite3_stmt *begin, *begin_read, *commit, *rollback;
 };
 
+/* Process-wide settings: call once, before any database is opened (main
+ * does, first thing). Returns 0, or -1 if SQLite was already in use. */
+int hs_sqldb_setup(void);
+
 /* Opens path into *d (all zero on failure). *ret_version: the schema
  * version the file has now (0 for an empty file opened read-only). sql and
  * its n statements must outlive d. */
