@@ -223,6 +223,10 @@ static void update_status(struct daemon *d)
 		snprintf(d->status_line + strlen(d->status_line),
 			 sizeof(d->status_line) - strlen(d->status_line),
 			 ", upload API key rejected");
+	else if (d->up && hs_uploader_unreachable(d->up))
+		snprintf(d->status_line + strlen(d->status_line),
+			 sizeof(d->status_line) - strlen(d->status_line),
+			 ", upload API unreachable");
 	sd_notifyf(0, "STATUS=%s", d->status_line);
 
 	doc =

@@ -32,6 +32,9 @@
 static const struct hs_backoff step_backoff = {.base_ms = 1000, .cap_ms = 30 * 1000};
 static const struct hs_backoff job_backoff = {.base_ms = 10 * 1000, .cap_ms = 3600 * 1000};
 static const struct hs_backoff auth_backoff = {.base_ms = 60 * 1000, .cap_ms = 3600 * 1000};
+/* While nothing answers: at least 10 s, then up to 30 s, 1 min, ... 15 min. */
+static const struct hs_backoff outage_backoff = {.base_ms = 30 * 1000, .cap_ms = 15 * 60 * 1000};
+#define OUTAGE_MIN_MS 10000
 
 enum step {
 	S_SCAN,
@@ -108,7 +111,8 @@ struct transfer {
 	struct hs_http_call *presign_call;
 	int64_t done_bytes;
 
-	unsigned tries; /* of the current step */
+	int64_t began_ms; /* when the transfer began (wall ms) */
+	unsigned tries;	  /* of the current step */
 	unsigned refreshes;
 	unsigned session_restarts;
 	sd_event_source *timer;
@@ -131,6 +135,12 @@ struct hs_uploader {
 	bool auth_paused;
 	unsigned auth_failures;
 	sd_event_source *auth_timer;
+
+	/* An outage: nothing answered a whole transfer (outage_pause). */
+	int64_t last_answer_ms; /* the last HTTP answer from the API or storage */
+	bool outage_paused;
+	unsigned outage_pauses; /* in a row; 0 once something answers */
+	sd_event_source *outage_timer;
 
 	void (*on_change)(void *arg);
 	void *change_arg;
@@ -381,6 +391,22 @@ static enum verdict classify(const struct hs_http_response *r, long want, char *
 	}
 }
 
+/* classify, noting that the API (or its storage) answered at all. */
+static enum verdict judge(struct transfer *t, const struct hs_http_response *r, long want,
+			  char *why, size_t len)
+{
+	struct hs_uploader *u = t->u;
+
+	if (r->status > 0) {
+		u->last_answer_ms = now_ms();
+		if (u->outage_pauses) {
+			hs_log(LOG_NOTICE, "upload API answers again; uploads go on");
+			u->outage_pauses = 0;
+		}
+	}
+	return classify(r, want, why, len);
+}
+
 static int on_step_timer(sd_event_source *s, uint64_t usec, void *arg);
 
 static void arm_timer(struct transfer *t, int64_t delay_ms)
@@ -392,12 +418,30 @@ static void arm_timer(struct transfer *t, int64_t delay_ms)
 	sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
 }
 
-/* A transient failure of the current step: again after a backoff, or the
- * job fails once the step has failed STEP_TRIES times in a row. */
+static int64_t outage_pause(struct hs_uploader *u, const char *why);
+
+/* A step out of tries. If nothing at all has answered since the transfer
+ * began (no HTTP status, from any transfer), the network or the server is
+ * down, not this file: the job goes back without spending an attempt and
+ * the uploader pauses, so that an outage of an afternoon does not kill the
+ * whole queue. Otherwise the job has failed an attempt. Bounded either way:
+ * while others answer, a file's own failures are charged. */
+static void step_failed(struct transfer *t, long status, const char *why)
+{
+	if (status == 0 && t->u->last_answer_ms < t->began_ms) {
+		log_job(LOG_DEBUG, t, 0, NULL, "no answer (%s); back to the queue", why);
+		job_release(t, outage_pause(t->u, why));
+		return;
+	}
+	job_fail(t, false, status, "%s", why);
+}
+
+/* A transient failure of the current step: again after a backoff, or
+ * step_failed once the step has failed STEP_TRIES times in a row. */
 static void step_retry(struct transfer *t, long status, const char *why)
 {
 	if (++t->tries >= STEP_TRIES) {
-		job_fail(t, false, status, "%s", why);
+		step_failed(t, status, why);
 		return;
 	}
 	log_job(LOG_DEBUG, t, status, NULL, "%s failed, retrying: %s", step_names[t->step], why);
@@ -475,7 +519,7 @@ static void on_complete(struct hs_http_response *resp, void *arg)
 	enum verdict v;
 
 	t->call = NULL;
-	v = classify(resp, 200, why, sizeof(why));
+	v = judge(t, resp, 200, why, sizeof(why));
 	bool multipart = t->step == S_MP_COMPLETE;
 	if (v == V_SESSION || v == V_URL || (multipart && v == V_DEAD && resp->status == 400)) {
 		/* The session expired between the PUTs and complete, or the
@@ -525,7 +569,7 @@ static void on_put(struct hs_http_response *resp, void *arg)
 	t->call = NULL;
 	t->put_inflight = false;
 	u->puts--;
-	v = classify(resp, 200, why, sizeof(why));
+	v = judge(t, resp, 200, why, sizeof(why));
 	if (v == V_URL || v == V_SESSION) {
 		hs_presigned_clear(&t->single);
 		if (++t->refreshes > URL_REFRESHES) {
@@ -585,7 +629,7 @@ static void on_presign(struct hs_http_response *resp, void *arg)
 	enum verdict v;
 
 	t->call = NULL;
-	v = classify(resp, 201, why, sizeof(why));
+	v = judge(t, resp, 201, why, sizeof(why));
 	if (v == V_URL || v == V_SESSION)
 		v = V_RETRY;
 	if (handle_common(t, v, resp->status, why))
@@ -655,7 +699,7 @@ static void on_part_urls(struct hs_http_response *resp, void *arg)
 	for (uint32_t i = 0; i < t->session.part_count && n < HS_PARTS_PER_PRESIGN; i++)
 		if (t->parts[i].state == P_PRESIGNING)
 			asked[n++] = i + 1;
-	v = classify(resp, 200, why, sizeof(why));
+	v = judge(t, resp, 200, why, sizeof(why));
 	if (v == V_OK && hs_api_parse_part_urls(resp->body, asked, n, &urls, &cause) != 0) {
 		snprintf(why, sizeof(why), "%s", cause ? cause : "out of memory");
 		free(cause);
@@ -736,7 +780,7 @@ static void on_part_put(struct hs_http_response *resp, void *arg)
 	p->state = P_TODO; /* no longer sending, whatever comes next */
 	u->puts--;
 	hs_presigned_clear(&p->url); /* single-use, whatever happened */
-	v = classify(resp, 200, why, sizeof(why));
+	v = judge(t, resp, 200, why, sizeof(why));
 	if (v == V_OK && !resp->etag[0]) {
 		snprintf(why, sizeof(why), "storage answered part %u without an ETag",
 			 p->index + 1);
@@ -776,7 +820,9 @@ static void on_part_put(struct hs_http_response *resp, void *arg)
 		break;
 	case V_RETRY:
 		if (++p->tries >= STEP_TRIES) {
-			job_fail(t, false, resp->status, "part %u: %s", p->index + 1, why);
+			char msg[600];
+			snprintf(msg, sizeof(msg), "part %u: %s", p->index + 1, why);
+			step_failed(t, resp->status, msg);
 			return;
 		}
 		log_job(LOG_DEBUG, t, resp->status, NULL, "part %u failed, retrying: %s",
@@ -887,7 +933,7 @@ static void on_create(struct hs_http_response *resp, void *arg)
 	int rc;
 
 	t->call = NULL;
-	v = classify(resp, 201, why, sizeof(why));
+	v = judge(t, resp, 201, why, sizeof(why));
 	if (v == V_URL || v == V_SESSION)
 		v = V_RETRY;
 	if (handle_common(t, v, resp->status, why))
@@ -938,7 +984,7 @@ static void on_list(struct hs_http_response *resp, void *arg)
 	enum verdict v;
 
 	t->call = NULL;
-	v = classify(resp, 200, why, sizeof(why));
+	v = judge(t, resp, 200, why, sizeof(why));
 	if ((v == V_SESSION || v == V_URL) && complete_from_records(t))
 		return;
 	if (v == V_SESSION || v == V_URL) {
@@ -1322,6 +1368,7 @@ static void transfer_begin(struct hs_uploader *u, struct hs_job *job)
 	t->u = u;
 	t->job = job;
 	t->fd = -1;
+	t->began_ms = now_ms();
 	t->next = u->transfers;
 	u->transfers = t;
 	u->n_transfers++;
@@ -1410,7 +1457,7 @@ static void arm_due_timer(struct hs_uploader *u)
 	int64_t at = -1;
 	char *cause = NULL;
 
-	if (u->auth_paused || u->n_transfers >= u->cfg->upload.parallel) {
+	if (u->auth_paused || u->outage_paused || u->n_transfers >= u->cfg->upload.parallel) {
 		sd_event_source_set_enabled(u->due_timer, SD_EVENT_OFF);
 		return;
 	}
@@ -1483,7 +1530,7 @@ static int on_pump(sd_event_source *s, void *arg)
 		return 0;
 	}
 	fill_slots(u);
-	while (!u->auth_paused && u->n_transfers < u->cfg->upload.parallel) {
+	while (!u->auth_paused && !u->outage_paused && u->n_transfers < u->cfg->upload.parallel) {
 		int rc = hs_queue_claim(u->q, now_ms(), LEASE_MS, &job, &cause);
 		if (rc == HS_Q_EMPTY)
 			break;
@@ -1531,6 +1578,41 @@ static int on_renew(sd_event_source *s, uint64_t usec, void *arg)
 		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 	}
 	return 0;
+}
+
+static int on_outage_timer(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct hs_uploader *u = arg;
+
+	u->outage_paused = false;
+	kick(u);
+	return 0;
+}
+
+/* Stops claiming jobs for a while; returns how long (ms). Logged once per
+ * outage: later pauses of the same one only at debug. */
+static int64_t outage_pause(struct hs_uploader *u, const char *why)
+{
+	uint64_t now, left = 0;
+
+	if (u->outage_paused) {
+		sd_event_now(u->ev, CLOCK_MONOTONIC, &now);
+		if (sd_event_source_get_time(u->outage_timer, &left) == 0 && left > now)
+			return (int64_t)((left - now) / 1000);
+		return OUTAGE_MIN_MS;
+	}
+	u->outage_paused = true;
+	u->outage_pauses++;
+	int64_t delay = OUTAGE_MIN_MS +
+			(int64_t)hs_backoff_delay(&outage_backoff, u->outage_pauses, hs_random64());
+	hs_log(u->outage_pauses == 1 ? LOG_WARNING : LOG_DEBUG,
+	       "upload API unreachable (%s); uploads paused for %" PRId64
+	       " s, queued files keep their attempts",
+	       why, delay / 1000);
+	sd_event_now(u->ev, CLOCK_MONOTONIC, &now);
+	sd_event_source_set_time(u->outage_timer, now + (uint64_t)delay * 1000);
+	sd_event_source_set_enabled(u->outage_timer, SD_EVENT_ONESHOT);
+	return delay;
 }
 
 static int on_auth_timer(sd_event_source *s, uint64_t usec, void *arg)
@@ -1595,6 +1677,9 @@ struct hs_uploader *hs_uploader_new(sd_event *ev, const struct hs_config *cfg, s
 	    sd_event_source_set_enabled(u->renew_timer, SD_EVENT_OFF) < 0 ||
 	    sd_event_add_time(ev, &u->auth_timer, CLOCK_MONOTONIC, 0, 0, on_auth_timer, u) < 0 ||
 	    sd_event_source_set_enabled(u->auth_timer, SD_EVENT_OFF) < 0 ||
+	    sd_event_add_time(ev, &u->outage_timer, CLOCK_MONOTONIC, 0, 0, on_outage_timer, u) <
+		0 ||
+	    sd_event_source_set_enabled(u->outage_timer, SD_EVENT_OFF) < 0 ||
 	    sd_event_add_time(ev, &u->stop_timer, CLOCK_MONOTONIC, 0, 0, on_stop_timer, u) < 0 ||
 	    sd_event_source_set_enabled(u->stop_timer, SD_EVENT_OFF) < 0) {
 		if (cause)
@@ -1616,6 +1701,7 @@ struct hs_uploader *hs_uploader_free(struct hs_uploader *u)
 	sd_event_source_disable_unref(u->due_timer);
 	sd_event_source_disable_unref(u->renew_timer);
 	sd_event_source_disable_unref(u->auth_timer);
+	sd_event_source_disable_unref(u->outage_timer);
 	sd_event_source_disable_unref(u->stop_timer);
 	sd_event_unref(u->ev);
 	free(u->buf);
@@ -1634,6 +1720,8 @@ void hs_uploader_reconfigure(struct hs_uploader *u, const struct hs_config *cfg)
 	u->auth_paused = false;
 	u->auth_failures = 0;
 	sd_event_source_set_enabled(u->auth_timer, SD_EVENT_OFF);
+	u->outage_paused = false; /* try again now */
+	sd_event_source_set_enabled(u->outage_timer, SD_EVENT_OFF);
 	kick(u);
 }
 
@@ -1695,4 +1783,9 @@ unsigned hs_uploader_active(const struct hs_uploader *u)
 bool hs_uploader_auth_paused(const struct hs_uploader *u)
 {
 	return u->auth_paused;
+}
+
+bool hs_uploader_unreachable(const struct hs_uploader *u)
+{
+	return u->outage_pauses > 0;
 }

@@ -5,6 +5,7 @@ TESTS += tests/cli/commands.sh \
 	tests/server/test_contract.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
+	tests/integration/upload_outage.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
@@ -20,6 +21,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/hstest.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
+	tests/integration/upload_outage.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""An outage: while nothing answers at all, queued files keep their
+attempts (even with max_attempts = 1) and uploads pause, logged once; when
+the server answers again every file is stored once. A file whose own
+requests fail while the server answers for others still spends attempts."""
+import json
+
+from hstest import TAP, Env
+
+tap = TAP()
+
+
+def job_of(env, name):
+    return next((j for j in env.jobs() if j["remote_name"] == name), {})
+
+
+with Env(tap, upload={"max_attempts": 1, "parallel": 1}) as env:
+    # The next 5 requests are dropped unanswered: every try of the first
+    # transfer's first step (each on a fresh connection, the last one closed).
+    env.server.admin("POST", "/faults", {"kind": "*", "fault": "drop", "count": 5})
+    names = ["outage-%d.pdf" % i for i in range(3)]
+    for i, name in enumerate(names):
+        env.write_file(name, b"lab report %d\n" % i * 50)
+        env.enqueue(name)
+    with env.daemon() as d:
+        ok = env.wait_until(lambda: "unreachable" in d.output(), 90, "pause")
+        tap.ok(ok, "with no answer at all, uploads pause", d.output()[-2000:])
+        summary = lambda: (json.loads(env.cli("status", "--json")[1])["daemon"] or {}).get(
+            "summary", "")
+        tap.ok(env.wait_until(lambda: "upload API unreachable" in summary(), 10, "status"),
+               "status says the upload API is unreachable", summary())
+        tap.eq([job_of(env, n).get("state") for n in names], ["queued"] * 3,
+               "no job failed, though max_attempts is 1")
+        tap.eq([job_of(env, n).get("attempts") for n in names], [0] * 3,
+               "and none spent an attempt")
+        ok = env.wait_until(lambda: all(job_of(env, n).get("state") == "done" for n in names),
+                            180, "all done")
+        tap.ok(ok, "once the server answers, every file is uploaded", d.output()[-3000:])
+        tap.eq([(env.stored(n) or {}).get("complete_count") for n in names], [1] * 3,
+               "each stored once")
+        out = d.output()
+        tap.eq(out.count("upload API unreachable"), 1, "the outage is logged once")
+        tap.ok("upload API answers again" in out, "and so is its end")
+
+        # Only this file's PUTs go unanswered while the server answers the
+        # rest: its attempt is spent, it does not wait forever. (The first
+        # PUT reuses the presign's connection, which curl retries once.)
+        env.server.admin("POST", "/faults", {"kind": "put", "fault": "drop", "count": 6})
+        env.write_file("own-fault.pdf", b"x" * 500)
+        env.enqueue("own-fault.pdf")
+        ok = env.wait_until(lambda: job_of(env, "own-fault.pdf").get("state") == "dead", 90,
+                            "dead")
+        tap.ok(ok, "a file whose own requests go unanswered fails its attempts",
+               job_of(env, "own-fault.pdf"))
+    tap.eq(d.proc.returncode, 0, "daemon exits 0")
+
+tap.finish()
