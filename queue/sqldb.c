@@ -256,8 +256,21 @@ static int migrate(struct hs_sqldb *d, const struct hs_sqldb_schema *s, bool wri
 	*ret_version = version < 0 ? 0 : version;
 	if (version == s->version || !write)
 		return 0;
-	if (hs_sqldb_begin(d, true, "starting the schema migration", cause) != 0)
-		return -1;
+	/* A process opening a new file while another switches it to WAL can
+	 * find it locked without the busy handler being asked: wait for that as
+	 * set_wal does. */
+	for (int tries = 0;; tries++) {
+		if (hs_sqldb_begin(d, true, "starting the schema migration", cause) == 0)
+			break;
+		if ((sqlite3_errcode(d->db) & 0xff) != SQLITE_BUSY ||
+		    tries >= HS_SQLDB_BUSY_TIMEOUT_MS / WAL_RETRY_MS)
+			return -1;
+		if (cause) {
+			free(*cause);
+			*cause = NULL;
+		}
+		sqlite3_sleep(WAL_RETRY_MS);
+	}
 	/* Another process may have migrated it meanwhile. */
 	if (hs_sqldb_int(d, "PRAGMA user_version", &version, "reading the schema version", cause) ||
 	    check_version(s, app, version, cause))
