@@ -64,6 +64,7 @@ struct daemon {
 	int64_t last_status_us;
 	double rate; /* bytes per second, all transfers */
 	int exit_code;
+	bool status_unwritten; /* logged once until a write succeeds again */
 	char status_line[256];
 };
 
@@ -143,9 +144,12 @@ static int write_atomic(const char *dir, const char *name, const char *text)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	if (write(fd, text, len) != (ssize_t)len) {
+	ssize_t n = write(fd, text, len);
+	if (n != (ssize_t)len) {
+		int e = n < 0 ? errno : ENOSPC; /* a short write: the disk is full */
 		close(fd);
 		unlink(tmp);
+		errno = e;
 		return -1;
 	}
 	close(fd);
@@ -255,8 +259,17 @@ static void update_status(struct daemon *d)
 					      (json_int_t)mi.progress.details_done, "details_total",
 					      (json_int_t)mi.progress.details_total));
 	text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
-	if (!text || write_atomic(d->cfg->state_dir, HS_STATUS_FILE, text) != 0)
-		hs_log(LOG_WARNING, "cannot write %s/%s", d->cfg->state_dir, HS_STATUS_FILE);
+	if (!text || write_atomic(d->cfg->state_dir, HS_STATUS_FILE, text) != 0) {
+		if (!d->status_unwritten)
+			hs_log(LOG_WARNING,
+			       "cannot write %s/%s: %s; `healsync status` shows old news",
+			       d->cfg->state_dir, HS_STATUS_FILE,
+			       text ? strerror(errno) : "out of memory");
+		d->status_unwritten = true;
+	} else if (d->status_unwritten) {
+		hs_log(LOG_NOTICE, "%s/%s written again", d->cfg->state_dir, HS_STATUS_FILE);
+		d->status_unwritten = false;
+	}
 	free(text);
 	json_decref(doc);
 }

@@ -33,6 +33,7 @@
 #define SLICE_ENTRIES	 2048	 /* directory entries per scan slice, ~10 ms */
 #define BATCH_MAX	 2048	 /* jobs per queue transaction */
 #define MISSING_RETRY_MS 10000	 /* a vanished folder is looked for this often */
+#define QUEUE_RETRY_MS	 30000	 /* after the queue refused files (a full disk) */
 #define RECENT_MS	 3600000 /* files this fresh are checked for writers */
 
 #define DIR_MASK                                                                                   \
@@ -336,6 +337,26 @@ static struct node *watch_dir(struct root *r, const char *rel, int parent_wd)
 
 /* ---- jobs ----------------------------------------------------------------- */
 
+static void arm_rescan(struct root *r, uint64_t after_ms);
+
+/* The queue refused files (a full disk, say): every folder is scanned again
+ * soon, not at its next periodic rescan, so nothing waits an hour once the
+ * queue takes writes again. */
+static void retry_soon(struct hs_watcher *w)
+{
+	uint64_t now, at;
+	int on;
+
+	sd_event_now(w->ev, CLOCK_MONOTONIC, &now);
+	for (struct root *r = w->roots; r; r = r->next) {
+		if (sd_event_source_get_enabled(r->rescan_timer, &on) >= 0 && on != SD_EVENT_OFF &&
+		    sd_event_source_get_time(r->rescan_timer, &at) >= 0 &&
+		    at <= now + QUEUE_RETRY_MS * 1000ULL)
+			continue;
+		arm_rescan(r, QUEUE_RETRY_MS);
+	}
+}
+
 static void flush_batch(struct hs_watcher *w)
 {
 	char *cause = NULL;
@@ -344,9 +365,10 @@ static void flush_batch(struct hs_watcher *w)
 	if (n == 0)
 		return;
 	if (hs_queue_enqueue_many(w->q, w->batch, n, hs_wall_ms(), &cause) != HS_Q_OK) {
-		hs_log(LOG_ERR, "queue: cannot add %zu file%s: %s; the next rescan retries", n,
-		       n == 1 ? "" : "s", cause ? cause : "out of memory");
+		hs_log(LOG_ERR, "queue: cannot add %zu file%s: %s; a rescan in %d s retries", n,
+		       n == 1 ? "" : "s", cause ? cause : "out of memory", QUEUE_RETRY_MS / 1000);
 		free(cause);
+		retry_soon(w);
 	} else {
 		w->files_queued += n;
 		hs_log(LOG_DEBUG, "queued %zu file%s", n, n == 1 ? "" : "s");
@@ -399,9 +421,10 @@ static void flush_candidates(struct hs_watcher *w)
 	for (size_t i = 0; i < n; i++)
 		specs[i] = w->cands[i].spec;
 	if (hs_queue_seen_many(w->q, specs, n, seen, &cause) != HS_Q_OK) {
-		hs_log(LOG_ERR, "queue: %s; the next rescan retries",
-		       cause ? cause : "out of memory");
+		hs_log(LOG_ERR, "queue: %s; a rescan in %d s retries",
+		       cause ? cause : "out of memory", QUEUE_RETRY_MS / 1000);
 		free(cause);
+		retry_soon(w);
 		for (size_t i = 0; i < n; i++)
 			seen[i] = HS_SEEN_PENDING;
 	}
