@@ -227,10 +227,10 @@ static void update_status(struct daemon *d)
 		snprintf(d->status_line + strlen(d->status_line),
 			 sizeof(d->status_line) - strlen(d->status_line),
 			 ", upload API key rejected");
-	else if (d->up && hs_uploader_unreachable(d->up))
+	else if (d->up && hs_uploader_unavailable(d->up))
 		snprintf(d->status_line + strlen(d->status_line),
 			 sizeof(d->status_line) - strlen(d->status_line),
-			 ", upload API unreachable");
+			 ", upload API unavailable");
 	sd_notifyf(0, "STATUS=%s", d->status_line);
 
 	doc =

@@ -391,16 +391,18 @@ static enum verdict classify(const struct hs_http_response *r, long want, char *
 	}
 }
 
-/* classify, noting that the API (or its storage) answered at all. */
+/* classify, noting when the API (or its storage) last worked: answered
+ * with anything but a 5xx, which says the server or a gateway on the way
+ * is down, not that the request was wrong. */
 static enum verdict judge(struct transfer *t, const struct hs_http_response *r, long want,
 			  char *why, size_t len)
 {
 	struct hs_uploader *u = t->u;
 
-	if (r->status > 0) {
+	if (r->status > 0 && r->status < 500) {
 		u->last_answer_ms = now_ms();
 		if (u->outage_pauses) {
-			hs_log(LOG_NOTICE, "upload API answers again; uploads go on");
+			hs_log(LOG_NOTICE, "upload API works again; uploads go on");
 			u->outage_pauses = 0;
 		}
 	}
@@ -420,15 +422,17 @@ static void arm_timer(struct transfer *t, int64_t delay_ms)
 
 static int64_t outage_pause(struct hs_uploader *u, const char *why);
 
-/* A step out of tries. If nothing at all has answered since the transfer
- * began (no HTTP status, from any transfer), the network or the server is
- * down, not this file: the job goes back without spending an attempt and
- * the uploader pauses, so that an outage of an afternoon does not kill the
- * whole queue. Otherwise the job has failed an attempt. Bounded either way:
- * while others answer, a file's own failures are charged. */
+/* A step out of tries. If it failed without an answer or with a 5xx, and
+ * nothing has worked since the transfer began (no answer below 500, from
+ * any transfer), the network, a proxy or the server is down, not this
+ * file: the job goes back without spending an attempt and the uploader
+ * pauses, so that an outage of an afternoon does not kill the whole queue.
+ * Otherwise the job has failed an attempt. Bounded either way: while the
+ * server works for others (or for this file's earlier steps), a file's own
+ * failures are charged. */
 static void step_failed(struct transfer *t, long status, const char *why)
 {
-	if (status == 0 && t->u->last_answer_ms < t->began_ms) {
+	if ((status == 0 || status >= 500) && t->u->last_answer_ms < t->began_ms) {
 		log_job(LOG_DEBUG, t, 0, NULL, "no answer (%s); back to the queue", why);
 		job_release(t, outage_pause(t->u, why));
 		return;
@@ -1606,7 +1610,7 @@ static int64_t outage_pause(struct hs_uploader *u, const char *why)
 	int64_t delay = OUTAGE_MIN_MS +
 			(int64_t)hs_backoff_delay(&outage_backoff, u->outage_pauses, hs_random64());
 	hs_log(u->outage_pauses == 1 ? LOG_WARNING : LOG_DEBUG,
-	       "upload API unreachable (%s); uploads paused for %" PRId64
+	       "upload API unavailable (%s); uploads paused for %" PRId64
 	       " s, queued files keep their attempts",
 	       why, delay / 1000);
 	sd_event_now(u->ev, CLOCK_MONOTONIC, &now);
@@ -1785,7 +1789,7 @@ bool hs_uploader_auth_paused(const struct hs_uploader *u)
 	return u->auth_paused;
 }
 
-bool hs_uploader_unreachable(const struct hs_uploader *u)
+bool hs_uploader_unavailable(const struct hs_uploader *u)
 {
 	return u->outage_pauses > 0;
 }

@@ -73,8 +73,8 @@ void hs_uploader_each(struct hs_uploader *u,
 		      void (*fn)(const struct hs_transfer_info *t, void *arg), void *arg);
 unsigned hs_uploader_active(const struct hs_uploader *u);
 bool hs_uploader_auth_paused(const struct hs_uploader *u);
-/* Whether nothing has answered since uploads were last paused for an
+/* Whether nothing has worked since uploads were last paused for an
  * outage (status shows it). */
-bool hs_uploader_unreachable(const struct hs_uploader *u);
+bool hs_uploader_unavailable(const struct hs_uploader *u);
 
 #endif

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""An outage: while nothing answers at all, queued files keep their
-attempts (even with max_attempts = 1) and uploads pause, logged once; when
+"""An outage: while nothing works (no answer at all, or only 5xx from a
+gateway), queued files keep their attempts (even with max_attempts = 1) and uploads pause, logged once; when
 the server answers again every file is stored once. A file whose own
 requests fail while the server answers for others still spends attempts."""
 import json
@@ -23,12 +23,12 @@ with Env(tap, upload={"max_attempts": 1, "parallel": 1}) as env:
         env.write_file(name, b"lab report %d\n" % i * 50)
         env.enqueue(name)
     with env.daemon() as d:
-        ok = env.wait_until(lambda: "unreachable" in d.output(), 90, "pause")
+        ok = env.wait_until(lambda: "unavailable" in d.output(), 90, "pause")
         tap.ok(ok, "with no answer at all, uploads pause", d.output()[-2000:])
         summary = lambda: (json.loads(env.cli("status", "--json")[1])["daemon"] or {}).get(
             "summary", "")
-        tap.ok(env.wait_until(lambda: "upload API unreachable" in summary(), 10, "status"),
-               "status says the upload API is unreachable", summary())
+        tap.ok(env.wait_until(lambda: "upload API unavailable" in summary(), 10, "status"),
+               "status says the upload API is unavailable", summary())
         tap.eq([job_of(env, n).get("state") for n in names], ["queued"] * 3,
                "no job failed, though max_attempts is 1")
         tap.eq([job_of(env, n).get("attempts") for n in names], [0] * 3,
@@ -39,8 +39,8 @@ with Env(tap, upload={"max_attempts": 1, "parallel": 1}) as env:
         tap.eq([(env.stored(n) or {}).get("complete_count") for n in names], [1] * 3,
                "each stored once")
         out = d.output()
-        tap.eq(out.count("upload API unreachable"), 1, "the outage is logged once")
-        tap.ok("upload API answers again" in out, "and so is its end")
+        tap.eq(out.count("upload API unavailable"), 1, "the outage is logged once")
+        tap.ok("upload API works again" in out, "and so is its end")
 
         # Only this file's PUTs go unanswered while the server answers the
         # rest: its attempt is spent, it does not wait forever. (The first
@@ -52,6 +52,20 @@ with Env(tap, upload={"max_attempts": 1, "parallel": 1}) as env:
                             "dead")
         tap.ok(ok, "a file whose own requests go unanswered fails its attempts",
                job_of(env, "own-fault.pdf"))
+
+        # A gateway that answers 502 for everything (a proxy whose upstream
+        # is down) is an outage too.
+        env.server.admin("POST", "/faults", {"kind": "*", "fault": "502", "count": 5})
+        env.write_file("gateway.pdf", b"lab report behind a proxy\n" * 20)
+        env.enqueue("gateway.pdf")
+        ok = env.wait_until(lambda: d.output().count("upload API unavailable") == 2, 90,
+                            "second pause")
+        tap.ok(ok, "only 502s: uploads pause again", d.output()[-2000:])
+        ok = env.wait_until(lambda: job_of(env, "gateway.pdf").get("state") == "done", 120,
+                            "gateway.pdf")
+        tap.ok(ok and job_of(env, "gateway.pdf").get("attempts") == 0,
+               "and the file is uploaded afterwards without spending an attempt",
+               job_of(env, "gateway.pdf"))
     tap.eq(d.proc.returncode, 0, "daemon exits 0")
 
 tap.finish()
