@@ -259,24 +259,40 @@ static void node_drop(struct root *r, struct node *n, bool rm)
 	free(n);
 }
 
+static long read_limit(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* Once per folder, naming the limit that binds: the per-user sysctl, or
+ * the user namespace's own (a container's) when that is lower. */
 static void log_no_watches(struct root *r)
 {
-	FILE *f = fopen("/proc/sys/fs/inotify/max_user_watches", "re");
-	long max = -1;
+	long max = read_limit("/proc/sys/fs/inotify/max_user_watches");
+	long ns = read_limit("/proc/sys/user/max_inotify_watches");
+	const char *name = "fs.inotify.max_user_watches";
 	char every[32];
 
 	if (r->warned_watches)
 		return;
 	r->warned_watches = true;
-	if (f) {
-		if (fscanf(f, "%ld", &max) != 1)
-			max = -1;
-		fclose(f);
+	if (ns > 0 && (max <= 0 || ns < max)) {
+		max = ns;
+		name = "user.max_inotify_watches";
 	}
 	hs_log(LOG_WARNING,
-	       "%s: out of inotify watches (fs.inotify.max_user_watches = %ld); folders without "
-	       "one are checked every %s; raise it with: sysctl fs.inotify.max_user_watches=%ld",
-	       r->conf->path, max, hs_format_duration(r->conf->rescan_ms, every, sizeof(every)),
+	       "%s: out of inotify watches (%s = %ld); folders without one are checked every "
+	       "%s; raise it with: sysctl %s=%ld",
+	       r->conf->path, name, max,
+	       hs_format_duration(r->conf->rescan_ms, every, sizeof(every)), name,
 	       max > 0 ? max * 4 : 524288);
 }
 

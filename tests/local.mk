@@ -11,6 +11,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
 	tests/integration/watch_burst.py \
+	tests/integration/watch_limits.py \
 	tests/integration/service.py \
 	tests/integration/mirror_basic.py \
 	tests/integration/mirror_faults.py \
@@ -28,6 +29,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
 	tests/integration/watch_burst.py \
+	tests/integration/watch_limits.py \
 	tests/integration/service.py \
 	tests/integration/mirrorlib.py \
 	tests/integration/mirror_basic.py \
