@@ -182,51 +182,10 @@ static const char *const stmt_sql[S_COUNT] = {
 
 struct hs_mirror_db {
 	struct hs_sqldb sql;
-	sqlite3 *db; /* sql.db */
 	int lock_fd;
 };
 
-/* ---- errors, statements, transactions ------------------------------------ */
-
-static int db_cause(struct hs_mirror_db *db, char **cause, const char *what)
-{
-	return hs_sqldb_cause(&db->sql, cause, what);
-}
-
-static sqlite3_stmt *stmt(struct hs_mirror_db *db, enum stmt_id id, const char *what, char **cause)
-{
-	return hs_sqldb_stmt(&db->sql, id, what, cause);
-}
-
-static void finish(sqlite3_stmt *st)
-{
-	hs_sqldb_finish(st);
-}
-
-static int run(struct hs_mirror_db *db, sqlite3_stmt *st, const char *what, char **cause)
-{
-	return hs_sqldb_run(&db->sql, st, what, cause);
-}
-
-static int exec_id(struct hs_mirror_db *db, enum stmt_id id, const char *what, char **cause)
-{
-	return hs_sqldb_exec(&db->sql, id, what, cause);
-}
-
-static int begin(struct hs_mirror_db *db, const char *what, char **cause)
-{
-	return hs_sqldb_begin(&db->sql, true, what, cause);
-}
-
-static void rollback(struct hs_mirror_db *db)
-{
-	hs_sqldb_rollback(&db->sql);
-}
-
-static int commit(struct hs_mirror_db *db, const char *what, char **cause)
-{
-	return hs_sqldb_commit(&db->sql, what, cause);
-}
+/* ---- binding ------------------------------------------------------------------ */
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
 {
@@ -359,7 +318,6 @@ int hs_mirror_db_open(const char *path, enum hs_mdb_mode mode, struct hs_mirror_
 	if (hs_sqldb_open(&db->sql, path, &schema, write ? HS_SQLDB_WRITE : 0, stmt_sql, S_COUNT,
 			  &v, cause) != 0)
 		goto fail;
-	db->db = db->sql.db;
 	if (v <= 0) {
 		rc = HS_MDB_EMPTY;
 		hs_cause(cause, "%s", "no mirror run yet");
@@ -390,41 +348,42 @@ int hs_mirror_db_run_begin(struct hs_mirror_db *db, int64_t now, int64_t *ret_id
 	sqlite3_stmt *st;
 	int rc;
 
-	if (begin(db, "starting a run", cause) != HS_MDB_OK)
+	if (hs_sqldb_begin(&db->sql, true, "starting a run", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
-	if (exec_id(db, S_INTERRUPTED, "ending an interrupted run", cause) != HS_MDB_OK ||
-	    exec_id(db, S_STAGING_CLEAR, "clearing staging", cause) != HS_MDB_OK ||
-	    !(st = stmt(db, S_RUN_INSERT, "starting a run", cause)))
+	if (hs_sqldb_exec(&db->sql, S_INTERRUPTED, "ending an interrupted run", cause) !=
+		HS_MDB_OK ||
+	    hs_sqldb_exec(&db->sql, S_STAGING_CLEAR, "clearing staging", cause) != HS_MDB_OK ||
+	    !(st = hs_sqldb_stmt(&db->sql, S_RUN_INSERT, "starting a run", cause)))
 		goto fail;
 	bind_time(st, 1, now);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*ret_id = sqlite3_column_int64(st, 0);
-	if (rc != SQLITE_ROW || run(db, st, "starting a run", cause) != HS_MDB_OK) {
+	if (rc != SQLITE_ROW || hs_sqldb_run(&db->sql, st, "starting a run", cause) != HS_MDB_OK) {
 		if (rc != SQLITE_ROW)
-			db_cause(db, cause, "starting a run");
-		finish(st);
+			hs_sqldb_cause(&db->sql, cause, "starting a run");
+		hs_sqldb_finish(st);
 		goto fail;
 	}
-	return commit(db, "starting a run", cause);
+	return hs_sqldb_commit(&db->sql, "starting a run", cause);
 fail:
-	rollback(db);
+	hs_sqldb_rollback(&db->sql);
 	return HS_MDB_ERROR;
 }
 
 int hs_mirror_db_batch_begin(struct hs_mirror_db *db, char **cause)
 {
-	return begin(db, "starting a transaction", cause);
+	return hs_sqldb_begin(&db->sql, true, "starting a transaction", cause);
 }
 
 int hs_mirror_db_batch_commit(struct hs_mirror_db *db, char **cause)
 {
-	return commit(db, "committing staged records", cause);
+	return hs_sqldb_commit(&db->sql, "committing staged records", cause);
 }
 
 void hs_mirror_db_batch_rollback(struct hs_mirror_db *db)
 {
-	rollback(db);
+	hs_sqldb_rollback(&db->sql);
 }
 
 static int dup_column(sqlite3_stmt *st, int col, char **ret)
@@ -441,7 +400,7 @@ static int dup_column(sqlite3_stmt *st, int col, char **ret)
 int hs_mirror_db_stage_base(struct hs_mirror_db *db, const char *id, char **ret_list,
 			    char **ret_raw, char **cause)
 {
-	sqlite3_stmt *st = stmt(db, S_BASE_STAGED, "reading staging", cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&db->sql, S_BASE_STAGED, "reading staging", cause);
 	int rc;
 
 	*ret_list = *ret_raw = NULL;
@@ -452,24 +411,24 @@ int hs_mirror_db_stage_base(struct hs_mirror_db *db, const char *id, char **ret_
 	if (rc == SQLITE_ROW) {
 		if (dup_column(st, 0, ret_list) != 0 || dup_column(st, 1, ret_raw) != 0)
 			goto oom;
-		finish(st);
+		hs_sqldb_finish(st);
 		return HS_MDB_OK;
 	}
-	finish(st);
+	hs_sqldb_finish(st);
 	if (rc != SQLITE_DONE)
-		return db_cause(db, cause, "reading staging");
-	if (!(st = stmt(db, S_BASE_STORED, "reading a record", cause)))
+		return hs_sqldb_cause(&db->sql, cause, "reading staging");
+	if (!(st = hs_sqldb_stmt(&db->sql, S_BASE_STORED, "reading a record", cause)))
 		return HS_MDB_ERROR;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && dup_column(st, 0, ret_raw) != 0)
 		goto oom;
-	finish(st);
+	hs_sqldb_finish(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_cause(db, cause, "reading a record");
+		return hs_sqldb_cause(&db->sql, cause, "reading a record");
 	return HS_MDB_OK;
 oom:
-	finish(st);
+	hs_sqldb_finish(st);
 	free(*ret_list);
 	free(*ret_raw);
 	*ret_list = *ret_raw = NULL;
@@ -479,19 +438,19 @@ oom:
 static int stage(struct hs_mirror_db *db, enum stmt_id id, const struct hs_mirror_row *row,
 		 const char *what, char **cause)
 {
-	sqlite3_stmt *st = stmt(db, id, what, cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&db->sql, id, what, cause);
 
 	if (!st)
 		return HS_MDB_ERROR;
 	if (!row->id || !row->raw_json) {
-		finish(st);
+		hs_sqldb_finish(st);
 		return hs_cause(cause, "%s: a record needs an id and its JSON", what);
 	}
 	sqlite3_bind_text(st, 1, row->id, -1, SQLITE_TRANSIENT);
 	bind_columns(st, row);
 	if (id == S_STAGE_LISTED)
 		bind_text(st, 8, row->list_json);
-	return run(db, st, what, cause);
+	return hs_sqldb_run(&db->sql, st, what, cause);
 }
 
 int hs_mirror_db_stage_listed(struct hs_mirror_db *db, const struct hs_mirror_row *row,
@@ -505,21 +464,21 @@ int hs_mirror_db_stage_fetched(struct hs_mirror_db *db, const struct hs_mirror_r
 {
 	if (stage(db, S_STAGE_FETCHED, row, "staging a fetched record", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
-	if (sqlite3_changes(db->db) != 1)
+	if (sqlite3_changes(db->sql.db) != 1)
 		return hs_cause(cause, "%s", "staging a fetched record: it was never staged");
 	return HS_MDB_OK;
 }
 
 int hs_mirror_db_stage_gone(struct hs_mirror_db *db, const char *id, char **cause)
 {
-	sqlite3_stmt *st = stmt(db, S_STAGE_GONE, "staging a deletion", cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&db->sql, S_STAGE_GONE, "staging a deletion", cause);
 
 	if (!st)
 		return HS_MDB_ERROR;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-	if (run(db, st, "staging a deletion", cause) != HS_MDB_OK)
+	if (hs_sqldb_run(&db->sql, st, "staging a deletion", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
-	if (sqlite3_changes(db->db) != 1)
+	if (sqlite3_changes(db->sql.db) != 1)
 		return hs_cause(cause, "%s", "staging a deletion: the record was never staged");
 	return HS_MDB_OK;
 }
@@ -528,15 +487,15 @@ int hs_mirror_db_stage_gone(struct hs_mirror_db *db, const char *id, char **caus
 static int mark(struct hs_mirror_db *db, enum stmt_id id, int64_t limit, int64_t *ret_n,
 		char **cause)
 {
-	sqlite3_stmt *st = stmt(db, id, "planning", cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&db->sql, id, "planning", cause);
 
 	if (!st)
 		return HS_MDB_ERROR;
 	if (id == S_PLAN_WANT_REFRESH)
 		sqlite3_bind_int64(st, 1, limit > 0 ? limit : 0);
-	if (run(db, st, "planning", cause) != HS_MDB_OK)
+	if (hs_sqldb_run(&db->sql, st, "planning", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
-	*ret_n = sqlite3_changes(db->db);
+	*ret_n = sqlite3_changes(db->sql.db);
 	return HS_MDB_OK;
 }
 
@@ -548,22 +507,22 @@ int hs_mirror_db_plan(struct hs_mirror_db *db, bool fetch_details, unsigned refr
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
-	if (begin(db, "planning", cause) != HS_MDB_OK)
+	if (hs_sqldb_begin(&db->sql, true, "planning", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
-	if (!(st = stmt(db, S_PLAN_COUNTS, "planning", cause)))
+	if (!(st = hs_sqldb_stmt(&db->sql, S_PLAN_COUNTS, "planning", cause)))
 		goto fail;
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		db_cause(db, cause, "planning");
-		finish(st);
+		hs_sqldb_cause(&db->sql, cause, "planning");
+		hs_sqldb_finish(st);
 		goto fail;
 	}
 	ret->listed = sqlite3_column_int64(st, 0);
-	finish(st);
+	hs_sqldb_finish(st);
 	refresh_max = (ret->listed * refresh_percent + 99) / 100;
 	if (refresh_max < refresh_min)
 		refresh_max = refresh_min;
-	if (exec_id(db, S_PLAN_ABSENT, "staging absent records", cause) != HS_MDB_OK ||
+	if (hs_sqldb_exec(&db->sql, S_PLAN_ABSENT, "staging absent records", cause) != HS_MDB_OK ||
 	    mark(db, S_PLAN_WANT_ABSENT, 0, &ret->absent, cause) != HS_MDB_OK)
 		goto fail;
 	if (fetch_details &&
@@ -571,16 +530,16 @@ int hs_mirror_db_plan(struct hs_mirror_db *db, bool fetch_details, unsigned refr
 	     mark(db, S_PLAN_WANT_REFRESH, refresh_max, &ret->refresh, cause) != HS_MDB_OK))
 		goto fail;
 	ret->wanted = ret->absent + ret->fresh + ret->refresh;
-	return commit(db, "planning", cause);
+	return hs_sqldb_commit(&db->sql, "planning", cause);
 fail:
-	rollback(db);
+	hs_sqldb_rollback(&db->sql);
 	return HS_MDB_ERROR;
 }
 
 int hs_mirror_db_next_wanted(struct hs_mirror_db *db, int64_t after_seq, int64_t *ret_seq,
 			     char **ret_id, char **cause)
 {
-	sqlite3_stmt *st = stmt(db, S_NEXT_WANTED, "reading staging", cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&db->sql, S_NEXT_WANTED, "reading staging", cause);
 	int rc;
 
 	*ret_id = NULL;
@@ -589,19 +548,19 @@ int hs_mirror_db_next_wanted(struct hs_mirror_db *db, int64_t after_seq, int64_t
 	sqlite3_bind_int64(st, 1, after_seq);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
-		finish(st);
+		hs_sqldb_finish(st);
 		return HS_MDB_EMPTY;
 	}
 	if (rc != SQLITE_ROW) {
-		finish(st);
-		return db_cause(db, cause, "reading staging");
+		hs_sqldb_finish(st);
+		return hs_sqldb_cause(&db->sql, cause, "reading staging");
 	}
 	*ret_seq = sqlite3_column_int64(st, 0);
 	if (dup_column(st, 1, ret_id) != 0 || !*ret_id) {
-		finish(st);
+		hs_sqldb_finish(st);
 		return hs_cause(cause, "%s", "out of memory");
 	}
-	finish(st);
+	hs_sqldb_finish(st);
 	return HS_MDB_OK;
 }
 
@@ -613,36 +572,36 @@ int hs_mirror_db_apply(struct hs_mirror_db *db, int64_t run_id, int64_t now, int
 	int rc;
 
 	snprintf(r.status, sizeof(r.status), "ok");
-	if (begin(db, "applying the run", cause) != HS_MDB_OK)
+	if (hs_sqldb_begin(&db->sql, true, "applying the run", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
-	if (!(st = stmt(db, S_APPLY_COUNTS, "counting changes", cause)))
+	if (!(st = hs_sqldb_stmt(&db->sql, S_APPLY_COUNTS, "counting changes", cause)))
 		goto fail;
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		db_cause(db, cause, "counting changes");
-		finish(st);
+		hs_sqldb_cause(&db->sql, cause, "counting changes");
+		hs_sqldb_finish(st);
 		goto fail;
 	}
 	r.created = sqlite3_column_int64(st, 0);
 	r.updated = sqlite3_column_int64(st, 1);
 	r.deleted = sqlite3_column_int64(st, 2);
 	r.records = sqlite3_column_int64(st, 3);
-	finish(st);
+	hs_sqldb_finish(st);
 
-	if (!(st = stmt(db, S_APPLY_UPSERT, "applying records", cause)))
+	if (!(st = hs_sqldb_stmt(&db->sql, S_APPLY_UPSERT, "applying records", cause)))
 		goto fail;
 	bind_time(st, 1, now);
-	if (run(db, st, "applying records", cause) != HS_MDB_OK)
+	if (hs_sqldb_run(&db->sql, st, "applying records", cause) != HS_MDB_OK)
 		goto fail;
-	if (!(st = stmt(db, S_APPLY_DELETE, "applying deletions", cause)))
+	if (!(st = hs_sqldb_stmt(&db->sql, S_APPLY_DELETE, "applying deletions", cause)))
 		goto fail;
 	bind_time(st, 1, now);
-	if (run(db, st, "applying deletions", cause) != HS_MDB_OK)
+	if (hs_sqldb_run(&db->sql, st, "applying deletions", cause) != HS_MDB_OK)
 		goto fail;
-	if (exec_id(db, S_STAGING_CLEAR, "clearing staging", cause) != HS_MDB_OK)
+	if (hs_sqldb_exec(&db->sql, S_STAGING_CLEAR, "clearing staging", cause) != HS_MDB_OK)
 		goto fail;
 
-	if (!(st = stmt(db, S_RUN_OK, "ending the run", cause)))
+	if (!(st = hs_sqldb_stmt(&db->sql, S_RUN_OK, "ending the run", cause)))
 		goto fail;
 	sqlite3_bind_int64(st, 1, run_id);
 	bind_time(st, 2, now);
@@ -651,24 +610,24 @@ int hs_mirror_db_apply(struct hs_mirror_db *db, int64_t run_id, int64_t now, int
 	sqlite3_bind_int64(st, 5, r.created);
 	sqlite3_bind_int64(st, 6, r.updated);
 	sqlite3_bind_int64(st, 7, r.deleted);
-	if (run(db, st, "ending the run", cause) != HS_MDB_OK)
+	if (hs_sqldb_run(&db->sql, st, "ending the run", cause) != HS_MDB_OK)
 		goto fail;
-	if (sqlite3_changes(db->db) != 1) {
+	if (sqlite3_changes(db->sql.db) != 1) {
 		hs_cause(cause, "ending the run: run %lld is not running", (long long)run_id);
 		goto fail;
 	}
-	if (!(st = stmt(db, S_RUN_PRUNE, "pruning old runs", cause)))
+	if (!(st = hs_sqldb_stmt(&db->sql, S_RUN_PRUNE, "pruning old runs", cause)))
 		goto fail;
 	sqlite3_bind_int64(st, 1, run_id - RUNS_KEPT);
-	if (run(db, st, "pruning old runs", cause) != HS_MDB_OK)
+	if (hs_sqldb_run(&db->sql, st, "pruning old runs", cause) != HS_MDB_OK)
 		goto fail;
-	if (commit(db, "committing the run", cause) != HS_MDB_OK)
+	if (hs_sqldb_commit(&db->sql, "committing the run", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
 	if (ret)
 		*ret = r;
 	return HS_MDB_OK;
 fail:
-	rollback(db);
+	hs_sqldb_rollback(&db->sql);
 	return HS_MDB_ERROR;
 }
 
@@ -677,34 +636,34 @@ int hs_mirror_db_run_end(struct hs_mirror_db *db, int64_t run_id, int64_t now, c
 {
 	sqlite3_stmt *st;
 
-	rollback(db); /* a batch the failure interrupted */
-	if (begin(db, "ending the run", cause) != HS_MDB_OK)
+	hs_sqldb_rollback(&db->sql); /* a batch the failure interrupted */
+	if (hs_sqldb_begin(&db->sql, true, "ending the run", cause) != HS_MDB_OK)
 		return HS_MDB_ERROR;
-	if (!(st = stmt(db, S_RUN_END, "ending the run", cause)))
+	if (!(st = hs_sqldb_stmt(&db->sql, S_RUN_END, "ending the run", cause)))
 		goto fail;
 	sqlite3_bind_int64(st, 1, run_id);
 	sqlite3_bind_text(st, 2, status, -1, SQLITE_TRANSIENT);
 	bind_time(st, 3, now);
 	bind_text(st, 4, error);
 	sqlite3_bind_int64(st, 5, pages);
-	if (run(db, st, "ending the run", cause) != HS_MDB_OK ||
-	    exec_id(db, S_STAGING_CLEAR, "clearing staging", cause) != HS_MDB_OK)
+	if (hs_sqldb_run(&db->sql, st, "ending the run", cause) != HS_MDB_OK ||
+	    hs_sqldb_exec(&db->sql, S_STAGING_CLEAR, "clearing staging", cause) != HS_MDB_OK)
 		goto fail;
-	return commit(db, "ending the run", cause);
+	return hs_sqldb_commit(&db->sql, "ending the run", cause);
 fail:
-	rollback(db);
+	hs_sqldb_rollback(&db->sql);
 	return HS_MDB_ERROR;
 }
 
 int hs_mirror_db_run_note(struct hs_mirror_db *db, int64_t run_id, const char *error, char **cause)
 {
-	sqlite3_stmt *st = stmt(db, S_RUN_NOTE, "noting an error", cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&db->sql, S_RUN_NOTE, "noting an error", cause);
 
 	if (!st)
 		return HS_MDB_ERROR;
 	sqlite3_bind_int64(st, 1, run_id);
 	bind_text(st, 2, error);
-	return run(db, st, "noting an error", cause);
+	return hs_sqldb_run(&db->sql, st, "noting an error", cause);
 }
 
 int hs_mirror_db_each_live(struct hs_mirror_db *db,
@@ -715,10 +674,10 @@ int hs_mirror_db_each_live(struct hs_mirror_db *db,
 	int rc, out = 0;
 
 	/* A deferred transaction: one snapshot for the whole walk. */
-	if (sqlite3_exec(db->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-		return db_cause(db, cause, "reading records");
-	if (!(st = stmt(db, S_LIVE, "reading records", cause))) {
-		rollback(db);
+	if (sqlite3_exec(db->sql.db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return hs_sqldb_cause(&db->sql, cause, "reading records");
+	if (!(st = hs_sqldb_stmt(&db->sql, S_LIVE, "reading records", cause))) {
+		hs_sqldb_rollback(&db->sql);
 		return HS_MDB_ERROR;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -731,9 +690,9 @@ int hs_mirror_db_each_live(struct hs_mirror_db *db,
 			break;
 	}
 	if (out == 0 && rc != SQLITE_DONE)
-		out = db_cause(db, cause, "reading records");
-	finish(st);
-	rollback(db);
+		out = hs_sqldb_cause(&db->sql, cause, "reading records");
+	hs_sqldb_finish(st);
+	hs_sqldb_rollback(&db->sql);
 	return out;
 }
 
@@ -749,7 +708,7 @@ static void text_to(sqlite3_stmt *st, int col, char *buf, size_t len)
 static int read_run(struct hs_mirror_db *db, enum stmt_id id, struct hs_mirror_run *ret,
 		    char **cause)
 {
-	sqlite3_stmt *st = stmt(db, id, "reading runs", cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&db->sql, id, "reading runs", cause);
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
@@ -770,9 +729,9 @@ static int read_run(struct hs_mirror_db *db, enum stmt_id id, struct hs_mirror_r
 		ret->deleted = sqlite3_column_int64(st, 8);
 		text_to(st, 9, ret->error, sizeof(ret->error));
 	}
-	finish(st);
+	hs_sqldb_finish(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_cause(db, cause, "reading runs");
+		return hs_sqldb_cause(&db->sql, cause, "reading runs");
 	return HS_MDB_OK;
 }
 

@@ -256,7 +256,6 @@ static const char *const stmt_sql[S_COUNT] = {
 
 struct hs_queue {
 	struct hs_sqldb sql;
-	sqlite3 *db; /* sql.db */
 };
 
 static const char *const state_names[HS_JOB_NSTATES] = {
@@ -306,44 +305,6 @@ static void set_cause(char **cause, const char *fmt, ...)
 	*cause = s;
 }
 
-/* what: the operation, as the message's first words. */
-static void db_cause(struct hs_queue *q, char **cause, const char *what)
-{
-	hs_sqldb_cause(&q->sql, cause, what);
-}
-
-/* ---- statements and transactions (queue/sqldb.c) -------------------------- */
-
-static sqlite3_stmt *stmt(struct hs_queue *q, enum stmt_id id, const char *what, char **cause)
-{
-	return hs_sqldb_stmt(&q->sql, id, what, cause);
-}
-
-static void finish(sqlite3_stmt *st)
-{
-	hs_sqldb_finish(st);
-}
-
-static int run(struct hs_queue *q, sqlite3_stmt *st, const char *what, char **cause)
-{
-	return hs_sqldb_run(&q->sql, st, what, cause);
-}
-
-static int begin(struct hs_queue *q, const char *what, char **cause)
-{
-	return hs_sqldb_begin(&q->sql, true, what, cause);
-}
-
-static void rollback(struct hs_queue *q)
-{
-	hs_sqldb_rollback(&q->sql);
-}
-
-static int commit(struct hs_queue *q, const char *what, char **cause)
-{
-	return hs_sqldb_commit(&q->sql, what, cause);
-}
-
 /* An update of a held job changed nothing: says why, as HS_Q_LOST (someone
  * else holds it, or it left the active state) or HS_Q_ERROR (no such job, or
  * `need` names what the job lacks). */
@@ -352,7 +313,7 @@ enum need { NEED_NOTHING, NEED_SHA256, NEED_SESSION };
 static int unheld(struct hs_queue *q, int64_t id, int64_t token, enum need need, const char *what,
 		  char **cause)
 {
-	sqlite3_stmt *st = stmt(q, S_WHO, what, cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_WHO, what, cause);
 	int rc;
 
 	if (!st)
@@ -363,7 +324,7 @@ static int unheld(struct hs_queue *q, int64_t id, int64_t token, enum need need,
 		set_cause(cause, "%s: there is no job %lld", what, (long long)id);
 		rc = HS_Q_ERROR;
 	} else if (rc != SQLITE_ROW) {
-		db_cause(q, cause, what);
+		hs_sqldb_cause(&q->sql, cause, what);
 		rc = HS_Q_ERROR;
 	} else if (!sqlite3_column_text(st, 0) ||
 		   strcmp((const char *)sqlite3_column_text(st, 0), "active") != 0 ||
@@ -384,7 +345,7 @@ static int unheld(struct hs_queue *q, int64_t id, int64_t token, enum need need,
 		set_cause(cause, "%s: job %lld: nothing changed", what, (long long)id);
 		rc = HS_Q_ERROR;
 	}
-	finish(st);
+	hs_sqldb_finish(st);
 	return rc;
 }
 
@@ -393,9 +354,9 @@ static int unheld(struct hs_queue *q, int64_t id, int64_t token, enum need need,
 static int held_update(struct hs_queue *q, sqlite3_stmt *st, int64_t id, int64_t token,
 		       enum need need, const char *what, char **cause)
 {
-	if (run(q, st, what, cause) != 0)
+	if (hs_sqldb_run(&q->sql, st, what, cause) != 0)
 		return HS_Q_ERROR;
-	if (sqlite3_changes(q->db) == 0)
+	if (sqlite3_changes(q->sql.db) == 0)
 		return unheld(q, id, token, need, what, cause);
 	return HS_Q_OK;
 }
@@ -521,7 +482,6 @@ int hs_queue_open(const char *path, struct hs_queue **ret, char **cause)
 		free(q);
 		return HS_Q_ERROR;
 	}
-	q->db = q->sql.db;
 	*ret = q;
 	return HS_Q_OK;
 }
@@ -539,7 +499,7 @@ struct hs_queue *hs_queue_close(struct hs_queue *q)
 sqlite3 *hs_queue_sqlite(struct hs_queue *q);
 sqlite3 *hs_queue_sqlite(struct hs_queue *q)
 {
-	return q->db;
+	return q->sql.db;
 }
 
 /* ---- enqueue ----------------------------------------------------------------- */
@@ -555,7 +515,7 @@ static int enqueue_one(struct hs_queue *q, const struct hs_job_spec *spec, int64
 		set_cause(cause, "enqueue: a job needs a path, a remote name and a size >= 0");
 		return -1;
 	}
-	if (!(st = stmt(q, ret_id ? S_ENQUEUE : S_ENQUEUE_QUIET, "enqueue", cause)))
+	if (!(st = hs_sqldb_stmt(&q->sql, ret_id ? S_ENQUEUE : S_ENQUEUE_QUIET, "enqueue", cause)))
 		return -1;
 	sqlite3_bind_text(st, 1, spec->path, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, spec->watch_root ? spec->watch_root : "", -1, SQLITE_STATIC);
@@ -571,27 +531,27 @@ static int enqueue_one(struct hs_queue *q, const struct hs_job_spec *spec, int64
 		rc = sqlite3_step(st);
 	}
 	if (rc != SQLITE_DONE) {
-		set_cause(cause, "enqueue %s: %s", spec->path, sqlite3_errmsg(q->db));
-		finish(st);
+		set_cause(cause, "enqueue %s: %s", spec->path, sqlite3_errmsg(q->sql.db));
+		hs_sqldb_finish(st);
 		return -1;
 	}
-	finish(st);
-	if (sqlite3_changes(q->db) > 0)
+	hs_sqldb_finish(st);
+	if (sqlite3_changes(q->sql.db) > 0)
 		return 0;
 
 	/* An active job holds the path: left alone, but flagged if the file is
 	 * no longer what it is sending (schema_v3). */
-	if (!(st = stmt(q, S_CHANGED, "enqueue", cause)))
+	if (!(st = hs_sqldb_stmt(&q->sql, S_CHANGED, "enqueue", cause)))
 		return -1;
 	sqlite3_bind_text(st, 1, spec->path, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, spec->size);
 	sqlite3_bind_int64(st, 3, spec->mtime_ns);
 	sqlite3_bind_int64(st, 4, spec->inode);
-	if (run(q, st, "enqueue", cause) != 0)
+	if (hs_sqldb_run(&q->sql, st, "enqueue", cause) != 0)
 		return -1;
 	if (!ret_id)
 		return 0;
-	if (!(st = stmt(q, S_WAITING_ID, "enqueue", cause)))
+	if (!(st = hs_sqldb_stmt(&q->sql, S_WAITING_ID, "enqueue", cause)))
 		return -1;
 	sqlite3_bind_text(st, 1, spec->path, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -600,23 +560,23 @@ static int enqueue_one(struct hs_queue *q, const struct hs_job_spec *spec, int64
 	else if (rc == SQLITE_DONE)
 		set_cause(cause, "enqueue %s: the job vanished", spec->path);
 	else
-		set_cause(cause, "enqueue %s: %s", spec->path, sqlite3_errmsg(q->db));
-	finish(st);
+		set_cause(cause, "enqueue %s: %s", spec->path, sqlite3_errmsg(q->sql.db));
+	hs_sqldb_finish(st);
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
 int hs_queue_enqueue(struct hs_queue *q, const struct hs_job_spec *spec, int64_t now,
 		     int64_t *ret_id, char **cause)
 {
-	if (begin(q, "enqueue", cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, "enqueue", cause) != 0)
 		return HS_Q_ERROR;
 	if (enqueue_one(q, spec, now, ret_id, cause) != 0)
 		goto fail;
-	if (commit(q, "enqueue", cause) != 0)
+	if (hs_sqldb_commit(&q->sql, "enqueue", cause) != 0)
 		return HS_Q_ERROR;
 	return HS_Q_OK;
 fail:
-	rollback(q);
+	hs_sqldb_rollback(&q->sql);
 	return HS_Q_ERROR;
 }
 
@@ -625,16 +585,16 @@ int hs_queue_enqueue_many(struct hs_queue *q, const struct hs_job_spec *specs, s
 {
 	if (n == 0)
 		return HS_Q_OK;
-	if (begin(q, "enqueue", cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, "enqueue", cause) != 0)
 		return HS_Q_ERROR;
 	for (size_t i = 0; i < n; i++)
 		if (enqueue_one(q, &specs[i], now, NULL, cause) != 0)
 			goto fail;
-	if (commit(q, "enqueue", cause) != 0)
+	if (hs_sqldb_commit(&q->sql, "enqueue", cause) != 0)
 		return HS_Q_ERROR;
 	return HS_Q_OK;
 fail:
-	rollback(q);
+	hs_sqldb_rollback(&q->sql);
 	return HS_Q_ERROR;
 }
 
@@ -648,9 +608,9 @@ int hs_queue_claim(struct hs_queue *q, int64_t now, int64_t lease_ms, struct hs_
 	int rc;
 
 	*ret = NULL;
-	if (begin(q, "claim", cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, "claim", cause) != 0)
 		return HS_Q_ERROR;
-	if (!(st = stmt(q, S_CLAIM, "claim", cause)))
+	if (!(st = hs_sqldb_stmt(&q->sql, S_CLAIM, "claim", cause)))
 		goto fail;
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int64(st, 2, lease_end(now, lease_ms));
@@ -658,18 +618,18 @@ int hs_queue_claim(struct hs_queue *q, int64_t now, int64_t lease_ms, struct hs_
 	if (rc == SQLITE_ROW) {
 		if (!(job = job_from_row(st))) {
 			set_cause(cause, "claim: out of memory");
-			finish(st);
+			hs_sqldb_finish(st);
 			goto fail;
 		}
 		rc = sqlite3_step(st);
 	}
 	if (rc != SQLITE_DONE) {
-		db_cause(q, cause, "claim");
-		finish(st);
+		hs_sqldb_cause(&q->sql, cause, "claim");
+		hs_sqldb_finish(st);
 		goto fail;
 	}
-	finish(st);
-	if (commit(q, "claim", cause) != 0) {
+	hs_sqldb_finish(st);
+	if (hs_sqldb_commit(&q->sql, "claim", cause) != 0) {
 		hs_job_free(job);
 		return HS_Q_ERROR;
 	}
@@ -679,13 +639,13 @@ int hs_queue_claim(struct hs_queue *q, int64_t now, int64_t lease_ms, struct hs_
 	return HS_Q_OK;
 fail:
 	hs_job_free(job);
-	rollback(q);
+	hs_sqldb_rollback(&q->sql);
 	return HS_Q_ERROR;
 }
 
 int hs_queue_next_due(struct hs_queue *q, int64_t *ret_at, char **cause)
 {
-	sqlite3_stmt *st = stmt(q, S_NEXT_DUE, "next due time", cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_NEXT_DUE, "next due time", cause);
 	int rc;
 
 	if (!st)
@@ -693,11 +653,11 @@ int hs_queue_next_due(struct hs_queue *q, int64_t *ret_at, char **cause)
 	rc = sqlite3_step(st);
 	*ret_at = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		db_cause(q, cause, "next due time");
-		finish(st);
+		hs_sqldb_cause(&q->sql, cause, "next due time");
+		hs_sqldb_finish(st);
 		return HS_Q_ERROR;
 	}
-	finish(st);
+	hs_sqldb_finish(st);
 	return HS_Q_OK;
 }
 
@@ -708,21 +668,21 @@ int hs_queue_recover(struct hs_queue *q, int64_t now, size_t *ret_n, char **caus
 
 	if (ret_n)
 		*ret_n = 0;
-	if (begin(q, "recovering interrupted jobs", cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, "recovering interrupted jobs", cause) != 0)
 		return HS_Q_ERROR;
-	if (!(st = stmt(q, S_RECOVER, "recovering interrupted jobs", cause)))
+	if (!(st = hs_sqldb_stmt(&q->sql, S_RECOVER, "recovering interrupted jobs", cause)))
 		goto fail;
 	sqlite3_bind_int64(st, 1, now);
-	if (run(q, st, "recovering interrupted jobs", cause) != 0)
+	if (hs_sqldb_run(&q->sql, st, "recovering interrupted jobs", cause) != 0)
 		goto fail;
-	n = (size_t)sqlite3_changes(q->db);
-	if (commit(q, "recovering interrupted jobs", cause) != 0)
+	n = (size_t)sqlite3_changes(q->sql.db);
+	if (hs_sqldb_commit(&q->sql, "recovering interrupted jobs", cause) != 0)
 		return HS_Q_ERROR;
 	if (ret_n)
 		*ret_n = n;
 	return HS_Q_OK;
 fail:
-	rollback(q);
+	hs_sqldb_rollback(&q->sql);
 	return HS_Q_ERROR;
 }
 
@@ -733,7 +693,7 @@ fail:
 static sqlite3_stmt *held_stmt(struct hs_queue *q, enum stmt_id id_stmt, int64_t id, int64_t token,
 			       const char *what, char **cause)
 {
-	sqlite3_stmt *st = stmt(q, id_stmt, what, cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, id_stmt, what, cause);
 
 	if (st) {
 		sqlite3_bind_int64(st, 1, id);
@@ -745,10 +705,10 @@ static sqlite3_stmt *held_stmt(struct hs_queue *q, enum stmt_id id_stmt, int64_t
 static int held_end(struct hs_queue *q, int rc, const char *what, char **cause)
 {
 	if (rc != HS_Q_OK) {
-		rollback(q);
+		hs_sqldb_rollback(&q->sql);
 		return rc;
 	}
-	return commit(q, what, cause) == 0 ? HS_Q_OK : HS_Q_ERROR;
+	return hs_sqldb_commit(&q->sql, what, cause) == 0 ? HS_Q_OK : HS_Q_ERROR;
 }
 
 int hs_queue_renew(struct hs_queue *q, int64_t id, int64_t token, int64_t now, int64_t lease_ms,
@@ -758,7 +718,7 @@ int hs_queue_renew(struct hs_queue *q, int64_t id, int64_t token, int64_t now, i
 	sqlite3_stmt *st;
 	int rc = HS_Q_ERROR;
 
-	if (begin(q, what, cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if ((st = held_stmt(q, S_RENEW, id, token, what, cause))) {
 		sqlite3_bind_int64(st, 3, now);
@@ -783,7 +743,7 @@ int hs_queue_set_facts(struct hs_queue *q, int64_t id, int64_t token, int64_t si
 		set_cause(cause, "%s: negative size", what);
 		return HS_Q_ERROR;
 	}
-	if (begin(q, what, cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if ((st = held_stmt(q, S_FACTS, id, token, what, cause))) {
 		sqlite3_bind_int64(st, 3, size);
@@ -800,12 +760,12 @@ int hs_queue_set_facts(struct hs_queue *q, int64_t id, int64_t token, int64_t si
 
 static int clear_parts(struct hs_queue *q, int64_t id, const char *what, char **cause)
 {
-	sqlite3_stmt *st = stmt(q, S_PARTS_CLEAR, what, cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_PARTS_CLEAR, what, cause);
 
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
-	return run(q, st, what, cause);
+	return hs_sqldb_run(&q->sql, st, what, cause);
 }
 
 int hs_queue_complete(struct hs_queue *q, int64_t id, int64_t token, const char *file_id,
@@ -815,22 +775,22 @@ int hs_queue_complete(struct hs_queue *q, int64_t id, int64_t token, const char 
 	sqlite3_stmt *st, *ledger;
 	int rc;
 
-	if (begin(q, what, cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = held_stmt(q, S_DONE, id, token, what, cause)) ||
-	    !(ledger = stmt(q, S_LEDGER_PUT, what, cause)))
+	    !(ledger = hs_sqldb_stmt(&q->sql, S_LEDGER_PUT, what, cause)))
 		goto fail;
 	sqlite3_bind_int64(st, 3, now);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) { /* nothing changed */
-		finish(st);
+		hs_sqldb_finish(st);
 		rc = unheld(q, id, token, NEED_SHA256, what, cause);
-		rollback(q);
+		hs_sqldb_rollback(&q->sql);
 		return rc;
 	}
 	if (rc != SQLITE_ROW) {
-		db_cause(q, cause, what);
-		finish(st);
+		hs_sqldb_cause(&q->sql, cause, what);
+		hs_sqldb_finish(st);
 		goto fail;
 	}
 	/* The RETURNING row stays valid until the statement is stepped again. */
@@ -844,16 +804,16 @@ int hs_queue_complete(struct hs_queue *q, int64_t id, int64_t token, const char 
 	else
 		sqlite3_bind_null(ledger, 6);
 	sqlite3_bind_int64(ledger, 7, now);
-	if (run(q, st, what, cause) != 0) {
-		finish(ledger);
+	if (hs_sqldb_run(&q->sql, st, what, cause) != 0) {
+		hs_sqldb_finish(ledger);
 		goto fail;
 	}
-	if (run(q, ledger, "recording the upload in the ledger", cause) != 0 ||
+	if (hs_sqldb_run(&q->sql, ledger, "recording the upload in the ledger", cause) != 0 ||
 	    clear_parts(q, id, what, cause) != 0)
 		goto fail;
-	return commit(q, what, cause) == 0 ? HS_Q_OK : HS_Q_ERROR;
+	return hs_sqldb_commit(&q->sql, what, cause) == 0 ? HS_Q_OK : HS_Q_ERROR;
 fail:
-	rollback(q);
+	hs_sqldb_rollback(&q->sql);
 	return HS_Q_ERROR;
 }
 
@@ -863,7 +823,7 @@ static int finish_job(struct hs_queue *q, int64_t id, int64_t token, const char 
 	sqlite3_stmt *st;
 	int rc = HS_Q_ERROR;
 
-	if (begin(q, what, cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if ((st = held_stmt(q, S_FINISH, id, token, what, cause))) {
 		sqlite3_bind_int64(st, 3, now);
@@ -876,11 +836,11 @@ static int finish_job(struct hs_queue *q, int64_t id, int64_t token, const char 
 		if (rc == HS_Q_OK && clear_parts(q, id, what, cause) != 0)
 			rc = HS_Q_ERROR;
 		if (rc == HS_Q_OK && strcmp(state, "skipped") == 0) {
-			if (!(st = stmt(q, S_LEDGER_TOUCH, what, cause)))
+			if (!(st = hs_sqldb_stmt(&q->sql, S_LEDGER_TOUCH, what, cause)))
 				rc = HS_Q_ERROR;
 			else
 				sqlite3_bind_int64(st, 1, id);
-			if (st && run(q, st, what, cause) != 0)
+			if (st && hs_sqldb_run(&q->sql, st, what, cause) != 0)
 				rc = HS_Q_ERROR;
 		}
 	}
@@ -908,18 +868,18 @@ int hs_queue_fail(struct hs_queue *q, int64_t id, int64_t token, const char *why
 	bool dead;
 	int rc;
 
-	if (begin(q, what, cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = held_stmt(q, S_ATTEMPTS, id, token, what, cause)))
 		goto fail;
 	rc = sqlite3_step(st);
 	attempts = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		db_cause(q, cause, what);
-	finish(st);
+		hs_sqldb_cause(&q->sql, cause, what);
+	hs_sqldb_finish(st);
 	if (rc == SQLITE_DONE) {
 		rc = unheld(q, id, token, NEED_NOTHING, what, cause);
-		rollback(q);
+		hs_sqldb_rollback(&q->sql);
 		return rc;
 	}
 	if (rc != SQLITE_ROW)
@@ -947,7 +907,7 @@ int hs_queue_fail(struct hs_queue *q, int64_t id, int64_t token, const char *why
 		*ret_state = dead ? HS_JOB_DEAD : HS_JOB_FAILED;
 	return held_end(q, rc, what, cause);
 fail:
-	rollback(q);
+	hs_sqldb_rollback(&q->sql);
 	return HS_Q_ERROR;
 }
 
@@ -957,7 +917,7 @@ int hs_queue_release(struct hs_queue *q, int64_t id, int64_t token, int64_t at, 
 	sqlite3_stmt *st;
 	int rc = HS_Q_ERROR;
 
-	if (begin(q, what, cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if ((st = held_stmt(q, S_RELEASE, id, token, what, cause))) {
 		sqlite3_bind_int64(st, 3, at);
@@ -979,7 +939,7 @@ int hs_queue_mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char 
 		set_cause(cause, "%s: needs an upload id, a part size and a part count", what);
 		return HS_Q_ERROR;
 	}
-	if (begin(q, what, cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if ((st = held_stmt(q, S_MP_BEGIN, id, token, what, cause))) {
 		sqlite3_bind_text(st, 3, upload_id, -1, SQLITE_STATIC);
@@ -999,8 +959,9 @@ static int set_synchronous(struct hs_queue *q, bool full, char **cause)
 {
 	char *err = NULL;
 
-	if (sqlite3_exec(q->db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
-			 NULL, NULL, &err) != SQLITE_OK) {
+	if (sqlite3_exec(q->sql.db,
+			 full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", NULL,
+			 NULL, &err) != SQLITE_OK) {
 		set_cause(cause, "setting synchronous: %s", err ? err : "?");
 		sqlite3_free(err);
 		return -1;
@@ -1023,7 +984,7 @@ int hs_queue_mp_part_done(struct hs_queue *q, int64_t id, int64_t token, const s
 	}
 	if (!durable && set_synchronous(q, false, cause) != 0)
 		return HS_Q_ERROR;
-	if (begin(q, what, cause) == 0) {
+	if (hs_sqldb_begin(&q->sql, true, what, cause) == 0) {
 		if ((st = held_stmt(q, S_MP_PART, id, token, what, cause))) {
 			sqlite3_bind_int64(st, 3, part->number);
 			sqlite3_bind_int64(st, 4, part->size);
@@ -1044,7 +1005,7 @@ int hs_queue_mp_reset(struct hs_queue *q, int64_t id, int64_t token, char **caus
 	sqlite3_stmt *st;
 	int rc = HS_Q_ERROR;
 
-	if (begin(q, what, cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if ((st = held_stmt(q, S_MP_RESET, id, token, what, cause))) {
 		rc = held_update(q, st, id, token, NEED_NOTHING, what, cause);
@@ -1065,7 +1026,7 @@ int hs_queue_mp_parts(struct hs_queue *q, int64_t id, struct hs_part **ret, size
 
 	*ret = NULL;
 	*ret_n = 0;
-	if (!(st = stmt(q, S_MP_PARTS, what, cause)))
+	if (!(st = hs_sqldb_stmt(&q->sql, S_MP_PARTS, what, cause)))
 		return HS_Q_ERROR;
 	sqlite3_bind_int64(st, 1, id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1086,15 +1047,15 @@ int hs_queue_mp_parts(struct hs_queue *q, int64_t id, struct hs_part **ret, size
 		n++;
 	}
 	if (rc != SQLITE_DONE) {
-		db_cause(q, cause, what);
+		hs_sqldb_cause(&q->sql, cause, what);
 		goto fail;
 	}
-	finish(st);
+	hs_sqldb_finish(st);
 	*ret = parts;
 	*ret_n = n;
 	return HS_Q_OK;
 fail:
-	finish(st);
+	hs_sqldb_finish(st);
 	free(parts);
 	return HS_Q_ERROR;
 }
@@ -1108,11 +1069,11 @@ static int ledger_query(struct hs_queue *q, sqlite3_stmt *st, bool *ret, const c
 
 	*ret = rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		db_cause(q, cause, what);
-		finish(st);
+		hs_sqldb_cause(&q->sql, cause, what);
+		hs_sqldb_finish(st);
 		return HS_Q_ERROR;
 	}
-	finish(st);
+	hs_sqldb_finish(st);
 	return HS_Q_OK;
 }
 
@@ -1120,7 +1081,7 @@ int hs_queue_ledger_has(struct hs_queue *q, const char *remote_name, const char 
 			bool *ret_found, char **cause)
 {
 	const char *what = "reading the ledger";
-	sqlite3_stmt *st = stmt(q, S_LEDGER_HAS, what, cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_LEDGER_HAS, what, cause);
 
 	*ret_found = false;
 	if (!st)
@@ -1134,7 +1095,7 @@ int hs_queue_ledger_same_facts(struct hs_queue *q, const char *remote_name, int6
 			       int64_t mtime_ns, int64_t inode, bool *ret_same, char **cause)
 {
 	const char *what = "reading the ledger";
-	sqlite3_stmt *st = stmt(q, S_LEDGER_FACTS, what, cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_LEDGER_FACTS, what, cause);
 
 	*ret_same = false;
 	if (!st)
@@ -1150,7 +1111,7 @@ int hs_queue_seen(struct hs_queue *q, const struct hs_job_spec *spec, enum hs_se
 		  char **cause)
 {
 	const char *what = "looking up a file";
-	sqlite3_stmt *st = stmt(q, S_SEEN, what, cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_SEEN, what, cause);
 	const char *state;
 	int rc;
 
@@ -1164,8 +1125,8 @@ int hs_queue_seen(struct hs_queue *q, const struct hs_job_spec *spec, enum hs_se
 	sqlite3_bind_text(st, 5, spec->remote_name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		db_cause(q, cause, what);
-		finish(st);
+		hs_sqldb_cause(&q->sql, cause, what);
+		hs_sqldb_finish(st);
 		return HS_Q_ERROR;
 	}
 	state = (const char *)sqlite3_column_text(st, 0);
@@ -1174,7 +1135,7 @@ int hs_queue_seen(struct hs_queue *q, const struct hs_job_spec *spec, enum hs_se
 		*ret = HS_SEEN_PENDING; /* waiting, or dead until retried */
 	else if (sqlite3_column_int(st, 1) == 1)
 		*ret = HS_SEEN_STORED;
-	finish(st);
+	hs_sqldb_finish(st);
 	return HS_Q_OK;
 }
 
@@ -1189,7 +1150,7 @@ int hs_queue_seen_many(struct hs_queue *q, const struct hs_job_spec *specs, size
 	for (size_t i = 0; i < n && rc == HS_Q_OK; i++)
 		rc = hs_queue_seen(q, &specs[i], &ret[i], cause);
 	if (n > 1)
-		commit(q, "looking up files", NULL);
+		hs_sqldb_commit(&q->sql, "looking up files", NULL);
 	return rc;
 }
 
@@ -1200,18 +1161,18 @@ int hs_queue_prune(struct hs_queue *q, int64_t before, size_t *ret_n, char **cau
 
 	if (ret_n)
 		*ret_n = 0;
-	if (begin(q, what, cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
 		return HS_Q_ERROR;
-	if (!(st = stmt(q, S_PRUNE, what, cause)))
+	if (!(st = hs_sqldb_stmt(&q->sql, S_PRUNE, what, cause)))
 		goto fail;
 	sqlite3_bind_int64(st, 1, before);
-	if (run(q, st, what, cause) != 0)
+	if (hs_sqldb_run(&q->sql, st, what, cause) != 0)
 		goto fail;
 	if (ret_n)
-		*ret_n = (size_t)sqlite3_changes(q->db);
-	return commit(q, what, cause) == 0 ? HS_Q_OK : HS_Q_ERROR;
+		*ret_n = (size_t)sqlite3_changes(q->sql.db);
+	return hs_sqldb_commit(&q->sql, what, cause) == 0 ? HS_Q_OK : HS_Q_ERROR;
 fail:
-	rollback(q);
+	hs_sqldb_rollback(&q->sql);
 	return HS_Q_ERROR;
 }
 
@@ -1227,10 +1188,10 @@ int hs_queue_retry(struct hs_queue *q, int64_t id, int64_t now, size_t *ret_n, c
 
 	if (ret_n)
 		*ret_n = 0;
-	if (begin(q, what, cause) != 0)
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
 		return HS_Q_ERROR;
-	if (!(ids = stmt(q, S_RETRY_IDS, what, cause)) ||
-	    !(one = stmt(q, S_RETRY_ONE, what, cause)))
+	if (!(ids = hs_sqldb_stmt(&q->sql, S_RETRY_IDS, what, cause)) ||
+	    !(one = hs_sqldb_stmt(&q->sql, S_RETRY_ONE, what, cause)))
 		goto fail;
 	/* Collected first: the updates must not run under the open SELECT. */
 	sqlite3_bind_int64(ids, 1, id < 0 ? INT64_MIN : id);
@@ -1240,7 +1201,7 @@ int hs_queue_retry(struct hs_queue *q, int64_t id, int64_t now, size_t *ret_n, c
 			alloc = alloc ? alloc * 2 : 64;
 			if (!(grown = realloc(list, alloc * sizeof(*list)))) {
 				set_cause(cause, "%s: out of memory", what);
-				finish(ids);
+				hs_sqldb_finish(ids);
 				goto fail;
 			}
 			list = grown;
@@ -1248,28 +1209,28 @@ int hs_queue_retry(struct hs_queue *q, int64_t id, int64_t now, size_t *ret_n, c
 		list[n++] = sqlite3_column_int64(ids, 0);
 	}
 	if (rc != SQLITE_DONE) {
-		db_cause(q, cause, what);
-		finish(ids);
+		hs_sqldb_cause(&q->sql, cause, what);
+		hs_sqldb_finish(ids);
 		goto fail;
 	}
-	finish(ids);
+	hs_sqldb_finish(ids);
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_bind_int64(one, 1, list[i]);
 		sqlite3_bind_int64(one, 2, now);
-		if (run(q, one, what, cause) != 0)
+		if (hs_sqldb_run(&q->sql, one, what, cause) != 0)
 			goto fail;
-		changed += (size_t)sqlite3_changes(q->db);
+		changed += (size_t)sqlite3_changes(q->sql.db);
 	}
 	free(list);
 	list = NULL;
-	if (commit(q, what, cause) != 0)
+	if (hs_sqldb_commit(&q->sql, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (ret_n)
 		*ret_n = changed;
 	return HS_Q_OK;
 fail:
 	free(list);
-	rollback(q);
+	hs_sqldb_rollback(&q->sql);
 	return HS_Q_ERROR;
 }
 
@@ -1278,7 +1239,7 @@ fail:
 int hs_queue_counts(struct hs_queue *q, int64_t ret_counts[HS_JOB_NSTATES], char **cause)
 {
 	const char *what = "counting jobs";
-	sqlite3_stmt *st = stmt(q, S_COUNTS, what, cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_COUNTS, what, cause);
 	int rc;
 
 	for (int s = 0; s < HS_JOB_NSTATES; s++)
@@ -1291,11 +1252,11 @@ int hs_queue_counts(struct hs_queue *q, int64_t ret_counts[HS_JOB_NSTATES], char
 			ret_counts[s] = sqlite3_column_int64(st, 1);
 	}
 	if (rc != SQLITE_DONE) {
-		db_cause(q, cause, what);
-		finish(st);
+		hs_sqldb_cause(&q->sql, cause, what);
+		hs_sqldb_finish(st);
 		return HS_Q_ERROR;
 	}
-	finish(st);
+	hs_sqldb_finish(st);
 	return HS_Q_OK;
 }
 
@@ -1312,11 +1273,11 @@ int hs_queue_list(struct hs_queue *q, int state, size_t limit,
 		return HS_Q_ERROR;
 	}
 	/* Not cached: fn may call back into the queue, even hs_queue_list. */
-	if (sqlite3_prepare_v2(q->db,
+	if (sqlite3_prepare_v2(q->sql.db,
 			       "SELECT " JOB_COLUMNS " FROM jobs WHERE ?1 IS NULL OR state = ?1 "
 			       "ORDER BY id LIMIT ?2",
 			       -1, &st, NULL) != SQLITE_OK) {
-		db_cause(q, cause, what);
+		hs_sqldb_cause(&q->sql, cause, what);
 		goto fail;
 	}
 	if (state >= 0)
@@ -1329,7 +1290,7 @@ int hs_queue_list(struct hs_queue *q, int state, size_t limit,
 		if (rc == SQLITE_DONE)
 			break;
 		if (rc != SQLITE_ROW) {
-			db_cause(q, cause, what);
+			hs_sqldb_cause(&q->sql, cause, what);
 			goto fail;
 		}
 		if (!(job = job_from_row(st))) {
@@ -1351,7 +1312,7 @@ fail:
 int hs_queue_get(struct hs_queue *q, int64_t id, struct hs_job **ret, char **cause)
 {
 	const char *what = "reading a job";
-	sqlite3_stmt *st = stmt(q, S_GET, what, cause);
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_GET, what, cause);
 	int rc;
 
 	*ret = NULL;
@@ -1362,14 +1323,14 @@ int hs_queue_get(struct hs_queue *q, int64_t id, struct hs_job **ret, char **cau
 	if (rc == SQLITE_ROW) {
 		if (!(*ret = job_from_row(st))) {
 			set_cause(cause, "%s: out of memory", what);
-			finish(st);
+			hs_sqldb_finish(st);
 			return HS_Q_ERROR;
 		}
-		finish(st);
+		hs_sqldb_finish(st);
 		return HS_Q_OK;
 	}
 	if (rc != SQLITE_DONE)
-		db_cause(q, cause, what);
-	finish(st);
+		hs_sqldb_cause(&q->sql, cause, what);
+	hs_sqldb_finish(st);
 	return rc == SQLITE_DONE ? HS_Q_EMPTY : HS_Q_ERROR;
 }
