@@ -118,6 +118,16 @@ struct transfer {
 	sd_event_source *timer;
 };
 
+/* No job is claimed while a pause is on; its timer ends it. count is the
+ * pauses in a row, the backoff's attempt number and what decides whether
+ * a pause is logged as news. */
+struct pause {
+	struct hs_uploader *u;
+	bool on;
+	unsigned count;
+	sd_event_source *timer;
+};
+
 struct hs_uploader {
 	sd_event *ev;
 	const struct hs_config *cfg;
@@ -132,15 +142,10 @@ struct hs_uploader {
 	sd_event_source *renew_timer;
 	sd_event_source *stop_timer;
 
-	bool auth_paused;
-	unsigned auth_failures;
-	sd_event_source *auth_timer;
+	struct pause auth; /* the key was rejected (401) */
 
-	/* An outage: nothing answered a whole transfer (outage_pause). */
-	int64_t last_answer_ms; /* the last HTTP answer from the API or storage */
-	bool outage_paused;
-	unsigned outage_pauses; /* in a row; 0 once something answers */
-	sd_event_source *outage_timer;
+	struct pause outage;	/* nothing worked for a whole transfer (outage_pause) */
+	int64_t last_answer_ms; /* the last answer below 500 from the API or storage */
 
 	void (*on_change)(void *arg);
 	void *change_arg;
@@ -401,9 +406,9 @@ static enum verdict judge(struct transfer *t, const struct hs_http_response *r, 
 
 	if (r->status > 0 && r->status < 500) {
 		u->last_answer_ms = now_ms();
-		if (u->outage_pauses) {
+		if (u->outage.count) {
 			hs_log(LOG_NOTICE, "upload API works again; uploads go on");
-			u->outage_pauses = 0;
+			u->outage.count = 0;
 		}
 	}
 	return classify(r, want, why, len);
@@ -1461,7 +1466,7 @@ static void arm_due_timer(struct hs_uploader *u)
 	int64_t at = -1;
 	char *cause = NULL;
 
-	if (u->auth_paused || u->outage_paused || u->n_transfers >= u->cfg->upload.parallel) {
+	if (u->auth.on || u->outage.on || u->n_transfers >= u->cfg->upload.parallel) {
 		sd_event_source_set_enabled(u->due_timer, SD_EVENT_OFF);
 		return;
 	}
@@ -1534,7 +1539,7 @@ static int on_pump(sd_event_source *s, void *arg)
 		return 0;
 	}
 	fill_slots(u);
-	while (!u->auth_paused && !u->outage_paused && u->n_transfers < u->cfg->upload.parallel) {
+	while (!u->auth.on && !u->outage.on && u->n_transfers < u->cfg->upload.parallel) {
 		int rc = hs_queue_claim(u->q, now_ms(), LEASE_MS, &job, &cause);
 		if (rc == HS_Q_EMPTY)
 			break;
@@ -1584,68 +1589,71 @@ static int on_renew(sd_event_source *s, uint64_t usec, void *arg)
 	return 0;
 }
 
-static int on_outage_timer(sd_event_source *s, uint64_t usec, void *arg)
+static int on_pause_timer(sd_event_source *s, uint64_t usec, void *arg)
 {
-	struct hs_uploader *u = arg;
+	struct pause *p = arg;
 
-	u->outage_paused = false;
-	kick(u);
+	p->on = false;
+	kick(p->u);
 	return 0;
+}
+
+/* Turns p on for min_ms plus a full-jitter backoff, or leaves it on.
+ * *ret_ms: how long it has left. Returns true when this call began it. */
+static bool pause_begin(struct pause *p, int64_t min_ms, const struct hs_backoff *b,
+			int64_t *ret_ms)
+{
+	uint64_t now, end;
+
+	sd_event_now(p->u->ev, CLOCK_MONOTONIC, &now);
+	if (p->on) {
+		*ret_ms = sd_event_source_get_time(p->timer, &end) == 0 && end > now
+			      ? (int64_t)((end - now) / 1000)
+			      : min_ms;
+		return false;
+	}
+	p->on = true;
+	p->count++;
+	*ret_ms = min_ms + (int64_t)hs_backoff_delay(b, p->count, hs_random64());
+	sd_event_source_set_time(p->timer, now + (uint64_t)*ret_ms * 1000);
+	sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT);
+	return true;
+}
+
+/* Ends p now (a reload: try again at once); forget resets the backoff. */
+static void pause_end(struct pause *p, bool forget)
+{
+	p->on = false;
+	if (forget)
+		p->count = 0;
+	sd_event_source_set_enabled(p->timer, SD_EVENT_OFF);
 }
 
 /* Stops claiming jobs for a while; returns how long (ms). Logged once per
  * outage: later pauses of the same one only at debug. */
 static int64_t outage_pause(struct hs_uploader *u, const char *why)
 {
-	uint64_t now, left = 0;
+	int64_t delay;
 
-	if (u->outage_paused) {
-		sd_event_now(u->ev, CLOCK_MONOTONIC, &now);
-		if (sd_event_source_get_time(u->outage_timer, &left) == 0 && left > now)
-			return (int64_t)((left - now) / 1000);
-		return OUTAGE_MIN_MS;
-	}
-	u->outage_paused = true;
-	u->outage_pauses++;
-	int64_t delay = OUTAGE_MIN_MS +
-			(int64_t)hs_backoff_delay(&outage_backoff, u->outage_pauses, hs_random64());
-	hs_log(u->outage_pauses == 1 ? LOG_WARNING : LOG_DEBUG,
-	       "upload API unavailable (%s); uploads paused for %" PRId64
-	       " s, queued files keep their attempts",
-	       why, delay / 1000);
-	sd_event_now(u->ev, CLOCK_MONOTONIC, &now);
-	sd_event_source_set_time(u->outage_timer, now + (uint64_t)delay * 1000);
-	sd_event_source_set_enabled(u->outage_timer, SD_EVENT_ONESHOT);
+	if (pause_begin(&u->outage, OUTAGE_MIN_MS, &outage_backoff, &delay))
+		hs_log(u->outage.count == 1 ? LOG_WARNING : LOG_DEBUG,
+		       "upload API unavailable (%s); uploads paused for %" PRId64
+		       " s, queued files keep their attempts",
+		       why, delay / 1000);
 	return delay;
-}
-
-static int on_auth_timer(sd_event_source *s, uint64_t usec, void *arg)
-{
-	struct hs_uploader *u = arg;
-
-	u->auth_paused = false;
-	kick(u);
-	return 0;
 }
 
 static void auth_pause(struct hs_uploader *u)
 {
-	uint64_t now, delay;
-
-	if (u->auth_paused)
-		return;
-	u->auth_paused = true;
-	u->auth_failures++;
-	delay = 30 * 1000 + hs_backoff_delay(&auth_backoff, u->auth_failures, hs_random64());
 	const struct hs_log_field f[] = {{"MESSAGE_ID", HS_MSGID_KEY_REJECTED},
 					 {"HTTP_STATUS", "401"}};
-	hs_log_fields(u->auth_failures == 1 ? LOG_ERR : LOG_DEBUG, f, 2,
-		      "upload API rejected the API key (HTTP 401); uploads paused for %" PRIu64
-		      " s or until the configuration is reloaded",
-		      delay / 1000);
-	sd_event_now(u->ev, CLOCK_MONOTONIC, &now);
-	sd_event_source_set_time(u->auth_timer, now + delay * 1000);
-	sd_event_source_set_enabled(u->auth_timer, SD_EVENT_ONESHOT);
+	int64_t delay;
+
+	if (pause_begin(&u->auth, 30 * 1000, &auth_backoff, &delay))
+		hs_log_fields(u->auth.count == 1 ? LOG_ERR : LOG_DEBUG, f, 2,
+			      "upload API rejected the API key (HTTP 401); uploads paused for "
+			      "%" PRId64 " s or until the configuration is reloaded",
+			      delay / 1000);
 }
 
 static int on_stop_timer(sd_event_source *s, uint64_t usec, void *arg)
@@ -1673,17 +1681,19 @@ struct hs_uploader *hs_uploader_new(sd_event *ev, const struct hs_config *cfg, s
 	u->cfg = cfg;
 	u->q = q;
 	u->http = http;
+	u->auth.u = u->outage.u = u;
 	if (sd_event_add_defer(ev, &u->pump_src, on_pump, u) < 0 ||
 	    sd_event_add_time(ev, &u->due_timer, CLOCK_REALTIME, 0, 10 * 1000, on_due, u) < 0 ||
 	    sd_event_source_set_enabled(u->due_timer, SD_EVENT_OFF) < 0 ||
 	    sd_event_add_time(ev, &u->renew_timer, CLOCK_MONOTONIC, 0, 1000 * 1000, on_renew, u) <
 		0 ||
 	    sd_event_source_set_enabled(u->renew_timer, SD_EVENT_OFF) < 0 ||
-	    sd_event_add_time(ev, &u->auth_timer, CLOCK_MONOTONIC, 0, 0, on_auth_timer, u) < 0 ||
-	    sd_event_source_set_enabled(u->auth_timer, SD_EVENT_OFF) < 0 ||
-	    sd_event_add_time(ev, &u->outage_timer, CLOCK_MONOTONIC, 0, 0, on_outage_timer, u) <
+	    sd_event_add_time(ev, &u->auth.timer, CLOCK_MONOTONIC, 0, 0, on_pause_timer, &u->auth) <
 		0 ||
-	    sd_event_source_set_enabled(u->outage_timer, SD_EVENT_OFF) < 0 ||
+	    sd_event_source_set_enabled(u->auth.timer, SD_EVENT_OFF) < 0 ||
+	    sd_event_add_time(ev, &u->outage.timer, CLOCK_MONOTONIC, 0, 0, on_pause_timer,
+			      &u->outage) < 0 ||
+	    sd_event_source_set_enabled(u->outage.timer, SD_EVENT_OFF) < 0 ||
 	    sd_event_add_time(ev, &u->stop_timer, CLOCK_MONOTONIC, 0, 0, on_stop_timer, u) < 0 ||
 	    sd_event_source_set_enabled(u->stop_timer, SD_EVENT_OFF) < 0) {
 		if (cause)
@@ -1704,8 +1714,8 @@ struct hs_uploader *hs_uploader_free(struct hs_uploader *u)
 	sd_event_source_disable_unref(u->pump_src);
 	sd_event_source_disable_unref(u->due_timer);
 	sd_event_source_disable_unref(u->renew_timer);
-	sd_event_source_disable_unref(u->auth_timer);
-	sd_event_source_disable_unref(u->outage_timer);
+	sd_event_source_disable_unref(u->auth.timer);
+	sd_event_source_disable_unref(u->outage.timer);
 	sd_event_source_disable_unref(u->stop_timer);
 	sd_event_unref(u->ev);
 	free(u->buf);
@@ -1721,11 +1731,8 @@ void hs_uploader_kick(struct hs_uploader *u)
 void hs_uploader_reconfigure(struct hs_uploader *u, const struct hs_config *cfg)
 {
 	u->cfg = cfg;
-	u->auth_paused = false;
-	u->auth_failures = 0;
-	sd_event_source_set_enabled(u->auth_timer, SD_EVENT_OFF);
-	u->outage_paused = false; /* try again now */
-	sd_event_source_set_enabled(u->outage_timer, SD_EVENT_OFF);
+	pause_end(&u->auth, true); /* perhaps a new key */
+	pause_end(&u->outage, false);
 	kick(u);
 }
 
@@ -1786,10 +1793,10 @@ unsigned hs_uploader_active(const struct hs_uploader *u)
 
 bool hs_uploader_auth_paused(const struct hs_uploader *u)
 {
-	return u->auth_paused;
+	return u->auth.on;
 }
 
 bool hs_uploader_unavailable(const struct hs_uploader *u)
 {
-	return u->outage_pauses > 0;
+	return u->outage.count > 0;
 }
