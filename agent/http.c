@@ -49,6 +49,7 @@ struct hs_http_call {
 
 	struct hs_ratelimit_headers rlh;
 	int64_t retry_after;
+	int64_t date_ms, date_seen_ms;
 	char etag[128];
 	char *body;
 	size_t body_len, body_cap;
@@ -284,15 +285,22 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
 	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
 		memset(&c->rlh, 0, sizeof(c->rlh));
 		c->retry_after = -1;
+		c->date_ms = -1;
 		c->etag[0] = '\0';
 		return len;
 	}
 	if (hs_ratelimit_parse_header(&c->rlh, line, len))
 		return len;
-	if (header_value(line, len, "Retry-After", value, sizeof(value)))
+	if (header_value(line, len, "Retry-After", value, sizeof(value))) {
 		c->retry_after = hs_retry_after_parse(value, hs_wall_ms());
-	else
+	} else if (header_value(line, len, "Date", value, sizeof(value))) {
+		time_t t = curl_getdate(value, NULL);
+		/* The server's clock, as of when its headers reached ours. */
+		c->date_ms = t > 0 ? (int64_t)t * 1000 : -1;
+		c->date_seen_ms = hs_wall_ms();
+	} else {
 		header_value(line, len, "ETag", c->etag, sizeof(c->etag));
+	}
 	return len;
 }
 
@@ -353,7 +361,10 @@ static void call_start(struct hs_http_call *c)
 
 static void finish(struct hs_http_call *c, CURLcode result)
 {
-	struct hs_http_response resp = {.result = result, .retry_after = c->retry_after};
+	struct hs_http_response resp = {.result = result,
+					.retry_after = c->retry_after,
+					.date_ms = c->date_ms,
+					.date_seen_ms = c->date_seen_ms};
 	struct hs_ratelimit *rl = c->lim ? &c->lim->rl : NULL;
 	int64_t now = hs_wall_ms();
 
@@ -629,6 +640,7 @@ struct hs_http_call *hs_http_send(struct hs_http *h, const struct hs_http_reques
 	c->arg = arg;
 	c->fd = -1;
 	c->retry_after = -1;
+	c->date_ms = -1;
 	c->next = h->calls;
 	if (h->calls)
 		h->calls->prev = c;

@@ -65,7 +65,13 @@ struct hs_http_response {
 	size_t body_len;
 	char etag[128];	     /* "" when none or too long */
 	int64_t retry_after; /* ms, clamped; -1 when none */
-	bool body_changed;   /* the body file ended early or failed to read */
+	/* The answer's Date header (the server's clock, whole seconds) in Unix
+	 * ms, and our Unix ms when it arrived: their difference is how far the
+	 * server's clock is ahead of ours (SPEC 1: resets, Retry-After dates
+	 * and expires_at are read against it). date_ms is -1 when absent. */
+	int64_t date_ms;
+	int64_t date_seen_ms;
+	bool body_changed; /* the body file ended early or failed to read */
 };
 
 typedef void (*hs_http_done_fn)(struct hs_http_response *resp, void *arg);
