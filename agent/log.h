@@ -1,7 +1,7 @@
 /*
  * log: the agent's only voice. When stderr is connected to the journal
  * ($JOURNAL_STREAM names it), entries go natively to the journal with
- * structured fields (JOB_ID=, FILE=, HTTP_STATUS=, MESSAGE_ID=, ...);
+ * structured fields (HEALSYNC_JOB=, FILE=, HTTP_STATUS=, MESSAGE_ID=, ...);
  * otherwise each is one "<N>message" line on stderr, which systemd and
  * humans both read.
  *
@@ -20,7 +20,7 @@
 #define HS_MSGID_MIRROR_FAILED "8b94cbbe52bb417cb621d5f81ffcf2e9"
 
 struct hs_log_field {
-	const char *name; /* JOB_ID, FILE, ...; NULL value: left out */
+	const char *name; /* HEALSYNC_JOB, FILE, ...; NULL value: left out */
 	const char *value;
 };
 

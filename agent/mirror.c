@@ -99,11 +99,29 @@ static double elapsed_s(const struct hs_mirror *m)
 	return (double)(hs_mono_us() - m->started_us) / 1e6;
 }
 
+/* Every entry of a run carries MIRROR_RUN=<id>, so that
+ * `journalctl MIRROR_RUN=N` tells the whole run; msgid may be NULL. */
+static void run_log(const struct hs_mirror *m, int prio, const char *msgid, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void run_log(const struct hs_mirror *m, int prio, const char *msgid, const char *fmt, ...)
+{
+	char id[24], msg[1024];
+	va_list ap;
+
+	snprintf(id, sizeof(id), "%" PRId64, m->run_id);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	const struct hs_log_field f[] = {{"MIRROR_RUN", id}, {"MESSAGE_ID", msgid}};
+	hs_log_fields(prio, f, 2, "%s", msg);
+}
+
 /* Ends the run that failed with error (status "failed" or "cancelled"):
  * staging is dropped, patients untouched. Calls back unless cancelled. */
 static void run_stop(struct hs_mirror *m, const char *status, const char *error)
 {
-	char id[24], *cause = NULL;
+	char *cause = NULL;
 	struct hs_mirror_result res = {.ok = false, .error = error};
 	hs_mirror_done_fn done = m->done;
 	void *arg = m->done_arg;
@@ -113,24 +131,23 @@ static void run_stop(struct hs_mirror *m, const char *status, const char *error)
 		slot_reset(&m->slots[i]);
 	if (m->db && hs_mirror_db_run_end(m->db, m->run_id, hs_wall_ms(), status, error,
 					  m->pages_done, &cause) != HS_MDB_OK) {
-		hs_log(LOG_WARNING, "mirror run %" PRId64 ": cannot record its end in %s: %s",
-		       m->run_id, m->database, cause ? cause : "out of memory");
+		run_log(m, LOG_WARNING, NULL,
+			"mirror run %" PRId64 ": cannot record its end in %s: %s", m->run_id,
+			m->database, cause ? cause : "out of memory");
 		free(cause);
 	}
 	res.run.id = m->run_id;
 	snprintf(res.run.status, sizeof(res.run.status), "%s", status);
 	res.run.started_at = m->started_at;
 	res.run.pages = m->pages_done;
-	snprintf(id, sizeof(id), "%" PRId64, m->run_id);
 	if (cancelled) {
-		hs_log(LOG_NOTICE,
-		       "mirror run %" PRId64 " cancelled after %.1f s; the mirror keeps "
-		       "the last finished run",
-		       m->run_id, elapsed_s(m));
+		run_log(m, LOG_NOTICE, NULL,
+			"mirror run %" PRId64 " cancelled after %.1f s; the mirror keeps "
+			"the last finished run",
+			m->run_id, elapsed_s(m));
 	} else {
-		const struct hs_log_field f[] = {{"MESSAGE_ID", HS_MSGID_MIRROR_FAILED},
-						 {"MIRROR_RUN", id}};
-		hs_log_fields(LOG_ERR, f, 2, "mirror run %" PRId64 " failed: %s", m->run_id, error);
+		run_log(m, LOG_ERR, HS_MSGID_MIRROR_FAILED, "mirror run %" PRId64 " failed: %s",
+			m->run_id, error);
 	}
 	run_clear(m);
 	if (done && !cancelled)
@@ -261,12 +278,12 @@ static void apply(struct hs_mirror *m)
 		return;
 	}
 	res.run.started_at = m->started_at;
-	hs_log(LOG_NOTICE,
-	       "mirror run %" PRId64 " done in %.1f s: %" PRId64 " records in %" PRId64
-	       " pages, %" PRId64 " created, %" PRId64 " updated, %" PRId64 " deleted, %" PRId64
-	       " detail requests",
-	       m->run_id, elapsed_s(m), res.run.records, res.run.pages, res.run.created,
-	       res.run.updated, res.run.deleted, m->details_done);
+	run_log(m, LOG_NOTICE, NULL,
+		"mirror run %" PRId64 " done in %.1f s: %" PRId64 " records in %" PRId64
+		" pages, %" PRId64 " created, %" PRId64 " updated, %" PRId64 " deleted, %" PRId64
+		" detail requests",
+		m->run_id, elapsed_s(m), res.run.records, res.run.pages, res.run.created,
+		res.run.updated, res.run.deleted, m->details_done);
 
 	if (m->export_path) {
 		m->phase = P_EXPORT;
@@ -277,19 +294,15 @@ static void apply(struct hs_mirror *m)
 			cause = NULL;
 			if (hs_mirror_db_run_note(m->db, m->run_id, error, &cause) != HS_MDB_OK)
 				free(cause);
-			char id[24];
-			snprintf(id, sizeof(id), "%" PRId64, m->run_id);
-			const struct hs_log_field f[] = {{"MESSAGE_ID", HS_MSGID_MIRROR_FAILED},
-							 {"MIRROR_RUN", id}};
-			hs_log_fields(LOG_ERR, f, 2,
-				      "mirror run %" PRId64 " failed: %s (the database has "
-				      "the run)",
-				      m->run_id, error);
+			run_log(m, LOG_ERR, HS_MSGID_MIRROR_FAILED,
+				"mirror run %" PRId64 " failed: %s (the database has "
+				"the run)",
+				m->run_id, error);
 			res.ok = false;
 			res.error = error;
 		} else {
-			hs_log(LOG_INFO, "mirror run %" PRId64 ": exported to %s", m->run_id,
-			       m->export_path);
+			run_log(m, LOG_INFO, NULL, "mirror run %" PRId64 ": exported to %s",
+				m->run_id, m->export_path);
 		}
 	}
 	run_clear(m);
@@ -364,8 +377,9 @@ static void retry(struct slot *s, long status, const char *why)
 	}
 	if (status != 429)
 		delay = hs_backoff_delay(&retry_backoff, s->tries, hs_random64());
-	hs_log(LOG_DEBUG, "mirror run %" PRId64 ": %s request failed (%s); try %u of %d in %.1f s",
-	       m->run_id, slot_kind(s), why, s->tries + 1, HS_MIRROR_TRIES, (double)delay / 1000);
+	run_log(m, LOG_DEBUG, NULL,
+		"mirror run %" PRId64 ": %s request failed (%s); try %u of %d in %.1f s", m->run_id,
+		slot_kind(s), why, s->tries + 1, HS_MIRROR_TRIES, (double)delay / 1000);
 	sd_event_now(m->ev, CLOCK_MONOTONIC, &now);
 	sd_event_source_set_time(s->timer, now + delay * 1000);
 	sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
@@ -463,12 +477,12 @@ static void start_details(struct hs_mirror *m)
 		fail(m, "%s", error);
 		return;
 	}
-	hs_log(LOG_INFO,
-	       "mirror run %" PRId64 ": %" PRId64 " records listed in %" PRId64 " pages; %" PRId64
-	       " detail requests (%" PRId64 " missing from the list, %" PRId64 " new, %" PRId64
-	       " refreshed)",
-	       m->run_id, plan.listed, m->pages_done, plan.wanted, plan.absent, plan.fresh,
-	       plan.refresh);
+	run_log(m, LOG_INFO, NULL,
+		"mirror run %" PRId64 ": %" PRId64 " records listed in %" PRId64 " pages; %" PRId64
+		" detail requests (%" PRId64 " missing from the list, %" PRId64 " new, %" PRId64
+		" refreshed)",
+		m->run_id, plan.listed, m->pages_done, plan.wanted, plan.absent, plan.fresh,
+		plan.refresh);
 	m->phase = P_DETAILS;
 	m->details_total = plan.wanted;
 	m->cursor = 0;
@@ -506,8 +520,9 @@ static void list_page_done(struct hs_mirror *m, const char *body)
 	m->received += (int64_t)n;
 	m->total_pages = page.total_pages;
 	hs_patient_page_clear(&page);
-	hs_log(LOG_DEBUG, "mirror run %" PRId64 ": page %" PRId64 " of %" PRId64 ", %zu records",
-	       m->run_id, m->page, m->total_pages, n);
+	run_log(m, LOG_DEBUG, NULL,
+		"mirror run %" PRId64 ": page %" PRId64 " of %" PRId64 ", %zu records", m->run_id,
+		m->page, m->total_pages, n);
 	/* An empty page is past the end, whatever total_pages says. */
 	if (n == 0 || m->page >= m->total_pages) {
 		slot_reset(&m->slots[0]);
@@ -556,8 +571,9 @@ static void detail_done(struct slot *s, long status, const char *body)
 	}
 	m->details_done++;
 	if (m->details_done % 500 == 0)
-		hs_log(LOG_DEBUG, "mirror run %" PRId64 ": %" PRId64 " of %" PRId64 " details",
-		       m->run_id, m->details_done, m->details_total);
+		run_log(m, LOG_DEBUG, NULL,
+			"mirror run %" PRId64 ": %" PRId64 " of %" PRId64 " details", m->run_id,
+			m->details_done, m->details_total);
 	slot_reset(s);
 	pump_details(m);
 }
@@ -720,8 +736,8 @@ int hs_mirror_start(struct hs_mirror *m, hs_mirror_done_fn done, void *arg, char
 	m->phase = P_LIST;
 	m->done = done;
 	m->done_arg = arg;
-	hs_log(LOG_INFO, "mirror run %" PRId64 " started: %s, %u records a page%s", m->run_id,
-	       m->database, m->page_size, m->fetch_details ? ", with details" : "");
+	run_log(m, LOG_INFO, NULL, "mirror run %" PRId64 " started: %s, %u records a page%s",
+		m->run_id, m->database, m->page_size, m->fetch_details ? ", with details" : "");
 	send_request(&m->slots[0]);
 	return 0;
 }

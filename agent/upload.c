@@ -176,7 +176,7 @@ static void log_job(int prio, const struct transfer *t, long status, const char 
 	snprintf(id, sizeof(id), "%" PRId64, t->job->id);
 	snprintf(st, sizeof(st), "%ld", status);
 	const struct hs_log_field f[] = {
-	    {"JOB_ID", id},
+	    {"HEALSYNC_JOB", id},
 	    {"FILE", t->job->path},
 	    {"REMOTE_NAME", t->job->remote_name},
 	    {"UPLOAD_ID", t->session.upload_id ? t->session.upload_id : t->single.upload_id},

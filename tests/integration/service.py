@@ -189,9 +189,10 @@ with Env(tap) as env:
             tap.ok(env.wait_until(lambda: dead(), 30, "dead entry"),
                    "a permanently failed upload carries its MESSAGE_ID")
             e = (dead() or [{}])[0]
-            tap.ok(e.get("JOB_ID", "").isdigit() and e.get("FILE", "").endswith("dead.pdf")
+            tap.ok(e.get("HEALSYNC_JOB", "").isdigit() and "JOB_ID" not in e
+                   and e.get("FILE", "").endswith("dead.pdf")
                    and e.get("HTTP_STATUS") == "403" and e.get("PRIORITY") == "3",
-                   "with JOB_ID=, FILE=, HTTP_STATUS= and PRIORITY=", e)
+                   "with HEALSYNC_JOB= (not systemd's JOB_ID=), FILE=, HTTP_STATUS= and PRIORITY=", e)
             # A rejected key.
             env.server.config(upload_key="a-new-key")
             with open(os.path.join(a, "key.pdf"), "wb") as f:
