@@ -28,7 +28,7 @@ AM_DISTCHECK_CONFIGURE_FLAGS = \
 EXTRA_DIST += packaging/systemd/healsync.service.in packaging/systemd/healsync.sysusers \
 	packaging/deb/changelog packaging/deb/control packaging/deb/copyright \
 	packaging/deb/rules packaging/deb/source/format packaging/deb/healsync.postinst \
-	packaging/deb/healsync.postrm \
+	packaging/deb/healsync.postrm packaging/deb/healsync.prerm \
 	packaging/deb/healsync.lintian-overrides \
 	packaging/rpm/healsync.spec packaging/rpm/healsync.rpmlintrc \
 	packaging/check-files
