@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,25 @@ struct hs_config *hs_cli_config(struct hs_cli *cli)
 	return cli->cfg;
 }
 
+int hs_cli_become_state_owner(const struct hs_config *cfg)
+{
+	const struct passwd *pw;
+	struct stat st;
+	int rc;
+
+	if (geteuid() != 0 || stat(cfg->state_dir, &st) != 0 || st.st_uid == 0)
+		return 0;
+	errno = 0;
+	pw = getpwuid(st.st_uid);
+	rc = pw ? initgroups(pw->pw_name, st.st_gid) : setgroups(0, NULL);
+	if (rc != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0) {
+		hs_cli_error("cannot act as %s, the owner of state_dir %s: %s",
+			     pw ? pw->pw_name : "its owner", cfg->state_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int hs_cli_open_queue(struct hs_cli *cli, struct hs_queue **ret)
 {
 	char *cause = NULL, *path = NULL;
@@ -36,6 +57,8 @@ int hs_cli_open_queue(struct hs_cli *cli, struct hs_queue **ret)
 
 	if (!hs_cli_config(cli))
 		return HS_EXIT_CONFIG;
+	if (hs_cli_become_state_owner(cli->cfg) != 0)
+		return HS_EXIT_FAILURE;
 	if (mkdir(cli->cfg->state_dir, 0700) != 0 && errno != EEXIST) {
 		hs_cli_error("state_dir %s: %s", cli->cfg->state_dir, strerror(errno));
 		return HS_EXIT_FAILURE;

@@ -30,9 +30,14 @@ struct hs_cli {
 /* Loads the configuration once; on failure prints the reason and returns
  * NULL (the caller returns HS_EXIT_CONFIG). */
 struct hs_config *hs_cli_config(struct hs_cli *cli);
+/* Run by root, becomes the owner of state_dir (user, its groups) when that
+ * is another user, so that what a command creates there (the queue's
+ * journal files, the wake-up file, the mirror database) stays the
+ * daemon's. Returns 0, or -1 after printing the reason. */
+int hs_cli_become_state_owner(const struct hs_config *cfg);
 /* Loads the configuration and opens state_dir/queue.db, creating state_dir
- * (0700) if needed. Returns HS_EXIT_OK with *ret, or the exit code after
- * printing the reason. */
+ * (0700) if needed, as its owner (hs_cli_become_state_owner). Returns
+ * HS_EXIT_OK with *ret, or the exit code after printing the reason. */
 int hs_cli_open_queue(struct hs_cli *cli, struct hs_queue **ret);
 /* Tells a running daemon that the queue changed (it watches for this). */
 void hs_cli_wake_daemon(const struct hs_config *cfg);

@@ -74,7 +74,10 @@ int hs_cmd_mirror(struct hs_cli *cli, int argc, char **argv)
 	/* The key and the records must never end up in a core dump. */
 	prctl(PR_SET_DUMPABLE, 0);
 	hs_log_init(cfg->log_level);
-	/* The default database lives in state_dir. */
+	/* The default database lives in state_dir, which belongs to the
+	 * daemon's user. */
+	if (hs_cli_become_state_owner(cfg) != 0)
+		return HS_EXIT_FAILURE;
 	if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
 		hs_cli_error("state_dir %s: %s", cfg->state_dir, strerror(errno));
 		return HS_EXIT_FAILURE;

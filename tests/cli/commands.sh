@@ -108,4 +108,21 @@ rc=$?
 check "a broken configuration exits 78" [ "$rc" -eq 78 ]
 check "... with one line naming the file" sh -c "grep -q 'broken.conf' '$tmp/err' && [ \$(wc -l <'$tmp/err') -eq 1 ]"
 
+# Run by root, the queue commands act as the owner of state_dir, so that
+# nothing they create there (queue, journal files, wake-up file) is left to
+# root, where the daemon's user could not open it.
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+	chmod 0755 "$tmp"
+	mkdir -m 0700 "$tmp/owned" && chown nobody: "$tmp/owned"
+	sed "s|$tmp/state|$tmp/owned|" "$tmp/healsync.conf" >"$tmp/owned.conf"
+	"$HEALSYNC" -c "$tmp/owned.conf" enqueue "$tmp/lab/a.pdf" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	check "enqueue run by root into a state_dir owned by nobody exits 0" [ "$rc" -eq 0 ]
+	check "... and leaves nothing owned by root there" sh -c \
+		"[ -f '$tmp/owned/queue.db' ] && [ -z \"\$(find '$tmp/owned' ! -user nobody)\" ]"
+else
+	n=$((n + 1))
+	echo "ok $n - enqueue run by root acts as the owner of state_dir # SKIP needs root"
+fi
+
 echo "1..$n"
