@@ -1,12 +1,226 @@
-/* check-config: load and validate the configuration, print it redacted. */
+/*
+ * check-config: load and validate the configuration, print it redacted.
+ *
+ * Where healsync.service is loaded, it also checks the configuration
+ * against the service's sandbox as systemd reports it (systemctl show):
+ * a watch folder the service cannot see (PrivateTmp), one whose
+ * after_upload needs write access the sandbox or the file modes refuse,
+ * and a ReadWritePaths= folder that does not exist (the unit would fail to
+ * start, status 226/NAMESPACE). Each problem is one line on stderr with the
+ * fix, and the exit code is then 78.
+ */
 #include "config.h"
 
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "agent/cli.h"
 
+#define UNIT "healsync.service"
+
+/* What systemd says of the unit's sandbox. */
+struct unit_view {
+	bool loaded;
+	char user[64];
+	char protect_system[16]; /* no, yes, full, strict */
+	char protect_home[16];	 /* no, yes, read-only, tmpfs */
+	bool private_tmp;
+	char rw_paths[4096]; /* as systemctl prints it: space-separated */
+};
+
+static void copy_value(char *dst, size_t size, const char *value)
+{
+	snprintf(dst, size, "%s", value);
+	dst[strcspn(dst, "\n")] = '\0';
+}
+
+/* False when systemd or the unit is not there: nothing to check. */
+static bool read_unit(struct unit_view *u)
+{
+	char line[8192];
+	FILE *p;
+
+	memset(u, 0, sizeof(*u));
+	p = popen("systemctl show " UNIT " --property=LoadState,User,ProtectSystem,"
+		  "ProtectHome,PrivateTmp,ReadWritePaths 2>/dev/null",
+		  "r");
+	if (!p)
+		return false;
+	while (fgets(line, sizeof(line), p)) {
+		char *eq = strchr(line, '=');
+
+		if (!eq)
+			continue;
+		*eq++ = '\0';
+		if (strcmp(line, "LoadState") == 0)
+			u->loaded = strncmp(eq, "loaded", 6) == 0;
+		else if (strcmp(line, "User") == 0)
+			copy_value(u->user, sizeof(u->user), eq);
+		else if (strcmp(line, "ProtectSystem") == 0)
+			copy_value(u->protect_system, sizeof(u->protect_system), eq);
+		else if (strcmp(line, "ProtectHome") == 0)
+			copy_value(u->protect_home, sizeof(u->protect_home), eq);
+		else if (strcmp(line, "PrivateTmp") == 0)
+			u->private_tmp = strncmp(eq, "yes", 3) == 0;
+		else if (strcmp(line, "ReadWritePaths") == 0)
+			copy_value(u->rw_paths, sizeof(u->rw_paths), eq);
+	}
+	if (pclose(p) != 0)
+		return false;
+	return u->loaded;
+}
+
+/* path is dir or inside it. */
+static bool under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	if (n == 1 && dir[0] == '/')
+		return true;
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* path is inside a ReadWritePaths= entry (its "-" or "+" prefix apart). */
+static bool in_rw_paths(const struct unit_view *u, const char *path)
+{
+	char copy[sizeof(u->rw_paths)], *save = NULL;
+
+	memcpy(copy, u->rw_paths, sizeof(copy));
+	for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+		t += strspn(t, "-+");
+		if (under(path, t))
+			return true;
+	}
+	return false;
+}
+
+static bool read_only_in_sandbox(const struct unit_view *u, const char *path)
+{
+	const char *ps = u->protect_system, *ph = u->protect_home;
+	bool ro = false;
+
+	if (strcmp(ps, "strict") == 0)
+		ro = true;
+	else if (strcmp(ps, "yes") == 0 || strcmp(ps, "full") == 0)
+		ro = under(path, "/usr") || under(path, "/boot") || under(path, "/efi") ||
+		     (strcmp(ps, "full") == 0 && under(path, "/etc"));
+	if (strcmp(ph, "read-only") == 0 &&
+	    (under(path, "/home") || under(path, "/root") || under(path, "/run/user")))
+		ro = true;
+	return ro && !in_rw_paths(u, path);
+}
+
+/* Whether user may create and delete entries in dir: tried as that user in
+ * a child process (ACLs included). -1: cannot tell. */
+static int user_can_write(const char *user, const char *dir)
+{
+	const struct passwd *pw = getpwnam(user);
+	int status;
+	pid_t pid;
+
+	if (!pw)
+		return -1;
+	if (geteuid() == pw->pw_uid)
+		return access(dir, W_OK | X_OK) == 0;
+	if (geteuid() != 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+		    setuid(pw->pw_uid) != 0)
+			_exit(2);
+		_exit(access(dir, W_OK | X_OK) == 0 ? 0 : 1);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) == 2)
+		return -1;
+	return WEXITSTATUS(status) == 0;
+}
+
+/* A folder the service must write to (after_upload): the sandbox, then the
+ * modes. Returns the number of problems printed. */
+static int check_writable(const struct unit_view *u, const char *dir, const char *why)
+{
+	struct stat st;
+
+	if (read_only_in_sandbox(u, dir)) {
+		hs_cli_error("%s: %s needs write access, but the service sees it read-only "
+			     "(ProtectSystem=%s); run \"systemctl edit healsync\", add the two "
+			     "lines \"[Service]\" and \"ReadWritePaths=%s\", then \"systemctl "
+			     "restart healsync\"",
+			     dir, why, u->protect_system, dir);
+		return 1;
+	}
+	if (!u->user[0] || stat(dir, &st) != 0)
+		return 0;
+	if (user_can_write(u->user, dir) == 0) {
+		hs_cli_error("%s: %s needs write access, but user %s cannot write there (mode "
+			     "%04o); run \"chown %s: %s\" or give group %s write access",
+			     dir, why, u->user, (unsigned)(st.st_mode & 07777), u->user, dir,
+			     u->user);
+		return 1;
+	}
+	return 0;
+}
+
+static int check_service(const struct hs_config *cfg)
+{
+	struct unit_view u;
+	char copy[sizeof(u.rw_paths)], *save = NULL;
+	int problems = 0;
+
+	if (!read_unit(&u))
+		return 0;
+	for (size_t i = 0; i < cfg->n_watches; i++) {
+		const struct hs_watch *w = &cfg->watches[i];
+
+		if (u.private_tmp && (under(w->path, "/tmp") || under(w->path, "/var/tmp"))) {
+			hs_cli_error("watch folder %s: the service cannot see it (PrivateTmp=yes "
+				     "gives it its own /tmp and /var/tmp); use a folder outside "
+				     "/tmp and /var/tmp, e.g. under /srv",
+				     w->path);
+			problems++;
+			continue;
+		}
+		if (w->after_upload == HS_AFTER_DELETE)
+			problems += check_writable(&u, w->path, "after_upload = \"delete\"");
+		else if (w->after_upload == HS_AFTER_MOVE)
+			problems += check_writable(&u, w->path, "after_upload = \"move:...\"") +
+				    check_writable(&u, w->move_dir, "the move: folder");
+	}
+	memcpy(copy, u.rw_paths, sizeof(copy));
+	for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+		struct stat st;
+
+		if (t[0] == '-' || t[0] == '+' || stat(t, &st) == 0)
+			continue;
+		hs_cli_error("ReadWritePaths=%s does not exist, so the service cannot start "
+			     "(status 226/NAMESPACE); create it (mkdir -p %s) or write "
+			     "ReadWritePaths=-%s in the drop-in",
+			     t, t, t);
+		problems++;
+	}
+	return problems;
+}
+
 int hs_cmd_check_config(struct hs_cli *cli, int argc, char **argv)
 {
+	int problems;
+
 	if (argc != 1) {
 		hs_cli_error("check-config takes no arguments");
 		return HS_EXIT_USAGE;
@@ -14,5 +228,8 @@ int hs_cmd_check_config(struct hs_cli *cli, int argc, char **argv)
 	if (!hs_cli_config(cli))
 		return HS_EXIT_CONFIG;
 	hs_config_print(cli->cfg, stdout);
-	return fflush(stdout) == 0 ? HS_EXIT_OK : HS_EXIT_FAILURE;
+	if (fflush(stdout) != 0)
+		return HS_EXIT_FAILURE;
+	problems = check_service(cli->cfg);
+	return problems ? HS_EXIT_CONFIG : HS_EXIT_OK;
 }
