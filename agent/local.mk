@@ -10,6 +10,7 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/upload.c agent/upload.h agent/upload_api.c agent/upload_api.h \
 	agent/watch.c agent/watch.h agent/settle.c agent/settle.h \
 	agent/filter.c agent/filter.h agent/after.c agent/after.h \
+	agent/beneath.c agent/beneath.h \
 	agent/cmd-mirror.c agent/mirror.c agent/mirror.h \
 	agent/mirror_db.c agent/mirror_db.h agent/mirror_record.c agent/mirror_record.h \
 	agent/mirror_sched.c agent/mirror_sched.h agent/cause.c agent/cause.h
