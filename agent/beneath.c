@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,12 @@ int hs_beneath_open_file(int dirfd, const char *name)
 
 int hs_writer_check(int fd)
 {
+	static bool sigio_ignored;
+
+	/* A lease broken while held (a writer opening the file in the short
+	 * moment it is held) sends SIGIO, whose default ends the process. */
+	if (!sigio_ignored && signal(SIGIO, SIG_IGN) != SIG_ERR)
+		sigio_ignored = true;
 	if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
 		fcntl(fd, F_SETLEASE, F_UNLCK);
 		return 0;
