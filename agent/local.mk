@@ -64,6 +64,14 @@ tests_unit_test_after_LDADD = $(CMOCKA_LIBS) $(SYSTEMD_LIBS)
 endif
 
 if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_beneath
+TESTS += tests/unit/test_beneath
+tests_unit_test_beneath_SOURCES = tests/unit/test_beneath.c agent/beneath.c
+tests_unit_test_beneath_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_beneath_LDADD = $(CMOCKA_LIBS)
+endif
+
+if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_mirror_record tests/unit/test_mirror_db
 TESTS += tests/unit/test_mirror_record tests/unit/test_mirror_db
 tests_unit_test_mirror_record_SOURCES = tests/unit/test_mirror_record.c agent/mirror_record.c \

@@ -240,6 +240,60 @@ static void test_move_across(void **state)
 	assert_int_equal(system(cmd), 0); /* no temporary left behind */
 }
 
+/* Across file systems the copy runs in slices on the loop: the call
+ * returns before anything is copied, one turn of the loop copies at most
+ * 1 MiB, and the original stays until the copy is whole. */
+static void test_move_sliced(void **state)
+{
+	struct fx *f = *state;
+	char shm[64], cmd[256], src[256], *cause = NULL, *dest = NULL;
+	struct ended e = {0};
+	struct stat st, a, b;
+	sd_event *ev = NULL;
+	struct hs_after *after;
+	FILE *fp;
+
+	if (stat("/dev/shm", &a) != 0 || stat(f->dir, &b) != 0 || a.st_dev == b.st_dev)
+		skip();
+	snprintf(shm, sizeof(shm), "/dev/shm/hs-after-XXXXXX");
+	assert_non_null(mkdtemp(shm));
+	struct hs_watch w = {.path = f->src, .after_upload = HS_AFTER_MOVE, .move_dir = shm};
+	snprintf(src, sizeof(src), "%s/big.bin", f->src);
+	assert_non_null(fp = fopen(src, "w"));
+	for (int i = 0; i < 3 * 1024 + 5; i++)
+		fprintf(fp, "%01023d\n", i);
+	fclose(fp);
+	assert_int_equal(stat(src, &st), 0);
+
+	assert_int_equal(sd_event_new(&ev), 0);
+	assert_non_null(after = hs_after_new(ev, on_done, &e));
+	assert_int_equal(hs_after_upload(after, &w, src, "big.bin", st.st_size, mns(&st),
+					 (int64_t)st.st_ino, &dest, &cause),
+			 HS_AFTER_PENDING);
+	assert_null(dest);
+	assert_int_equal(hs_after_pending(after), 1);
+	snprintf(cmd, sizeof(cmd), "test \"$(du -b '%s' | cut -f1)\" -le 4096", shm);
+	assert_int_equal(system(cmd), 0); /* nothing copied yet */
+	assert_true(sd_event_run(ev, 0) > 0);
+	snprintf(cmd, sizeof(cmd),
+		 "test $(stat -c %%s '%s'/.healsync-move-* | wc -l) -eq 1 && "
+		 "test $(stat -c %%s '%s'/.healsync-move-*) -le 1048576",
+		 shm, shm);
+	assert_int_equal(system(cmd), 0); /* one slice */
+	assert_int_equal(access(src, F_OK), 0);
+	while (!e.called)
+		assert_true(sd_event_run(ev, UINT64_MAX) >= 0);
+	assert_int_equal(e.rc, HS_AFTER_DONE);
+	assert_int_equal(hs_after_pending(after), 0);
+	assert_int_not_equal(access(src, F_OK), 0);
+	assert_int_equal(stat(e.dest, &b), 0);
+	assert_int_equal(b.st_size, st.st_size);
+	hs_after_free(after);
+	sd_event_unref(ev);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", shm);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* A run stopped after the copy was in place but before the original was
  * removed: the next run removes the original and makes no second copy. */
 static void test_move_across_again(void **state)
@@ -364,6 +418,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_move_numbered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_move_across, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_move_sliced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_move_across_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_symlink_swapped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writer_open, setup, teardown),
