@@ -5,12 +5,15 @@
   watched file and for one queued by hand;
 - a file still open for writing is not deleted after its upload; once it
   is closed, the next start deletes it;
+- without CAP_LEASE, another user's files cannot be checked for writers:
+  logged once, and settle decides;
 - move: to another file system (a tmpfs the test mounts, so this part
   needs root): the copy lands whole, without the setuid bit, the original
   goes, and a temporary left by an earlier run is removed."""
 import os
 import subprocess
 
+import hstest
 from hstest import TAP, Env
 
 tap = TAP()
@@ -75,6 +78,32 @@ with Env(tap) as env:
     with env.daemon() as d:
         tap.ok(env.wait_until(lambda: not os.path.exists(busy), 30, "the delete"),
                "once closed, the next start deletes it", d.output())
+
+    # Without CAP_LEASE, another user's files cannot be leased: the writer
+    # check says so once, and settle decides alone.
+    if os.geteuid() != 0:
+        tap.skip("the writer check without CAP_LEASE (needs root to chown)")
+    else:
+        other = env.path("other")
+        os.makedirs(other)
+        env.write_config({}, watch=[watch(other, "keep", "o/")])
+        wrapper = os.path.join(env.dir, "healsync-nolease")
+        with open(wrapper, "w") as f:
+            f.write('#!/bin/sh\nexec setpriv --inh-caps=-lease --bounding-set=-lease "%s" "$@"\n'
+                    % hstest.HEALSYNC)
+        os.chmod(wrapper, 0o755)
+        for n in ("one.pdf", "two.pdf"):
+            write(os.path.join(other, n), b"owned by someone else: " + n.encode())
+            os.chown(os.path.join(other, n), 65534, 65534)
+        real, hstest.HEALSYNC = hstest.HEALSYNC, wrapper
+        try:
+            with env.daemon() as d:
+                tap.ok(env.wait_until(lambda: {"o/one.pdf", "o/two.pdf"} <= names(), 30, "o/"),
+                       "files of another user are uploaded without CAP_LEASE", d.output())
+        finally:
+            hstest.HEALSYNC = real
+        tap.eq(d.output().count("cannot take a file lease"), 1,
+               "that writers cannot be noticed is logged once")
 
     # move: across file systems.
     sent = env.path("sent")
