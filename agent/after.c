@@ -302,18 +302,15 @@ static ssize_t pwrite_all(int fd, const unsigned char *buf, size_t len, off_t at
 	return (ssize_t)len;
 }
 
-/* One slice of one copy per turn of the loop, the copies taking turns. */
-static int on_copy(sd_event_source *s, void *arg)
+/* One slice of the copy whose turn it is. */
+static void copy_slice(struct hs_after *a)
 {
-	struct hs_after *a = arg;
 	struct move *m = a->moves, **tail;
 	int64_t left;
 	ssize_t n;
 
-	if (!m) {
-		sd_event_source_set_enabled(s, SD_EVENT_OFF);
-		return 0;
-	}
+	if (!m)
+		return;
 	if (m->next) { /* to the end of the line */
 		a->moves = m->next;
 		for (tail = &a->moves; *tail; tail = &(*tail)->next)
@@ -324,7 +321,7 @@ static int on_copy(sd_event_source *s, void *arg)
 	left = m->st.st_size - m->pos;
 	if (left == 0) {
 		move_copied(m);
-		return 0;
+		return;
 	}
 	size_t want = left < SLICE ? (size_t)left : SLICE;
 	if (!m->plain) {
@@ -333,27 +330,53 @@ static int on_copy(sd_event_source *s, void *arg)
 		if (n < 0 &&
 		    (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
 			m->plain = true;
-			return 0;
+			return;
 		}
 	} else if ((n = pread(m->src, a->buf, want, m->pos)) > 0) {
 		n = pwrite_all(m->tmp, a->buf, (size_t)n, m->pos);
 	}
 	if (n < 0 && errno == EINTR)
-		return 0;
+		return;
 	if (n == 0) { /* shorter than when checked: it changed, it is sent again */
 		move_end(m, HS_AFTER_NOTHING, NULL, NULL);
-		return 0;
+		return;
 	}
 	if (n < 0) {
 		char *cause = NULL;
 		hs_cause(&cause, "copying %s to %s: %s", m->path, m->dest_dir, strerror(errno));
 		move_end(m, HS_AFTER_FAILED, NULL, cause);
 		free(cause);
-		return 0;
+		return;
 	}
 	/* Start writing back now, so the final fsync has little left. */
 	sync_file_range(m->tmp, m->pos, n, SYNC_FILE_RANGE_WRITE);
 	m->pos += n;
+}
+
+/* The next slice at the next turn of the loop. A timer due at once, not a
+ * defer source: a defer source left on stays ahead of every other source
+ * of its priority (sd-event orders pending sources by when they became
+ * pending), so signals and sockets would wait for the whole copy. */
+static void copy_soon(struct hs_after *a)
+{
+	uint64_t now;
+
+	if (sd_event_now(a->ev, CLOCK_MONOTONIC, &now) < 0 ||
+	    sd_event_source_set_time(a->copy_src, now) < 0 ||
+	    sd_event_source_set_enabled(a->copy_src, SD_EVENT_ONESHOT) < 0)
+		sd_event_source_set_enabled(a->copy_src, SD_EVENT_ON); /* try anyway */
+}
+
+/* One slice per turn of the loop, the copies taking turns. */
+static int on_copy(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct hs_after *a = arg;
+
+	(void)s;
+	(void)usec;
+	copy_slice(a);
+	if (a->moves)
+		copy_soon(a);
 	return 0;
 }
 
@@ -458,7 +481,7 @@ static int move_start(struct hs_after *a, const char *path, const char *name, in
 	m->next = a->moves;
 	a->moves = m;
 	a->n_moves++;
-	sd_event_source_set_enabled(a->copy_src, SD_EVENT_ON);
+	copy_soon(a);
 	return HS_AFTER_PENDING;
 fail:
 	close(src);
@@ -482,7 +505,8 @@ struct hs_after *hs_after_new(sd_event *ev, hs_after_done_fn done, void *arg)
 	a->ev = ev;
 	a->done = done;
 	a->arg = arg;
-	if (!(a->buf = malloc(SLICE)) || sd_event_add_defer(ev, &a->copy_src, on_copy, a) < 0 ||
+	if (!(a->buf = malloc(SLICE)) ||
+	    sd_event_add_time(ev, &a->copy_src, CLOCK_MONOTONIC, 0, 1, on_copy, a) < 0 ||
 	    sd_event_source_set_enabled(a->copy_src, SD_EVENT_OFF) < 0)
 		return hs_after_free(a);
 	return a;

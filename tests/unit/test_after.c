@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -240,9 +241,21 @@ static void test_move_across(void **state)
 	assert_int_equal(system(cmd), 0); /* no temporary left behind */
 }
 
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *arg)
+{
+	eventfd_t v;
+
+	(void)s;
+	(void)revents;
+	eventfd_read(fd, &v);
+	*(bool *)arg = true;
+	return 0;
+}
+
 /* Across file systems the copy runs in slices on the loop: the call
  * returns before anything is copied, one turn of the loop copies at most
- * 1 MiB, and the original stays until the copy is whole. */
+ * 1 MiB, other events are served between slices, and the original stays
+ * until the copy is whole. */
 static void test_move_sliced(void **state)
 {
 	struct fx *f = *state;
@@ -251,6 +264,9 @@ static void test_move_sliced(void **state)
 	struct stat st, a, b;
 	sd_event *ev = NULL;
 	struct hs_after *after;
+	sd_event_source *io = NULL;
+	bool io_seen = false;
+	int efd;
 	FILE *fp;
 
 	if (stat("/dev/shm", &a) != 0 || stat(f->dir, &b) != 0 || a.st_dev == b.st_dev)
@@ -281,6 +297,16 @@ static void test_move_sliced(void **state)
 		 shm, shm);
 	assert_int_equal(system(cmd), 0); /* one slice */
 	assert_int_equal(access(src, F_OK), 0);
+	/* Other sources get their turn while the copy goes on. */
+	assert_true((efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) >= 0);
+	assert_int_equal(sd_event_add_io(ev, &io, efd, EPOLLIN, on_io, &io_seen), 0);
+	assert_int_equal(eventfd_write(efd, 1), 0);
+	while (!io_seen)
+		assert_true(sd_event_run(ev, UINT64_MAX) >= 0);
+	assert_false(e.called);
+	assert_int_equal(hs_after_pending(after), 1);
+	sd_event_source_disable_unref(io);
+	close(efd);
 	while (!e.called)
 		assert_true(sd_event_run(ev, UINT64_MAX) >= 0);
 	assert_int_equal(e.rc, HS_AFTER_DONE);
