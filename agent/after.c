@@ -151,6 +151,8 @@ static int take(int dir, const char *name, int fd, int64_t size, int64_t mtime_n
 {
 	struct stat now = {0}, st;
 
+	if (hs_writer_check(fd) == 1) /* plainly in use: the name is not touched */
+		return HS_AFTER_NOTHING;
 	for (int tries = 0;; tries++) {
 		temp_name(tmp, len, DEL_PREFIX);
 		if (rename_new(dir, name, dir, tmp) == 0)
