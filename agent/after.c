@@ -605,6 +605,10 @@ int hs_after_upload(struct hs_after *a, const struct hs_watch *w, const char *pa
 			goto out;
 		}
 	}
+	if (hs_writer_check(fd) == 1) { /* no copy of a file still being written */
+		rc = HS_AFTER_NOTHING;
+		goto out;
+	}
 	if (!a) {
 		hs_cause(cause, "cannot move %s to %s: another file system", path, dest_dir);
 		rc = HS_AFTER_FAILED;

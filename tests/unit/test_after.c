@@ -402,6 +402,18 @@ static void test_writer_open(void **state)
 	assert_int_equal(act(&del, "w.pdf", &st, NULL), HS_AFTER_NOTHING);
 	assert_int_equal(act(&mv, "w.pdf", &st, NULL), HS_AFTER_NOTHING);
 	assert_string_equal(slurp(path), "open");
+	/* Nor copied to another file system. */
+	struct stat a, b;
+	if (stat("/dev/shm", &a) == 0 && stat(f->dir, &b) == 0 && a.st_dev != b.st_dev) {
+		char shm[64], cmd[200];
+		snprintf(shm, sizeof(shm), "/dev/shm/hs-after-XXXXXX");
+		assert_non_null(mkdtemp(shm));
+		struct hs_watch across = {
+		    .path = f->src, .after_upload = HS_AFTER_MOVE, .move_dir = shm};
+		assert_int_equal(act(&across, "w.pdf", &st, NULL), HS_AFTER_NOTHING);
+		snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\" && rm -rf '%s'", shm, shm);
+		assert_int_equal(system(cmd), 0);
+	}
 	close(fd);
 	assert_int_equal(act(&del, "w.pdf", &st, NULL), HS_AFTER_DONE);
 	assert_int_not_equal(access(path, F_OK), 0);
