@@ -12,7 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -185,6 +190,49 @@ static void test_long(void **state)
 	assert_true(depth > PATH_MAX / 201);
 }
 
+/* Where a seccomp filter refuses openat2 (a unit's SystemCallFilter on a
+ * systemd that does not know it), every component is opened one by one,
+ * and a swapped symlink is still refused. Runs in a child: a filter cannot
+ * be taken off again. */
+static void test_without_openat2(void **state)
+{
+	struct sock_filter code[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+	char path[160], target[160];
+	int status;
+	pid_t pid;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/a/b", root);
+	snprintf(target, sizeof(target), "%s/a/b.old", root);
+	assert_int_equal(rename(path, target), 0);
+	snprintf(target, sizeof(target), "%s/b", outside);
+	assert_int_equal(symlink(target, path), 0);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		const char *got;
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+			_exit(2);
+		if (syscall(SYS_openat2, AT_FDCWD, ".", NULL, 0) != -1 || errno != EPERM)
+			_exit(3); /* the filter is not in place */
+		if (!(got = read_rel("a/b.old/f")) || strcmp(got, "in\n") != 0)
+			_exit(4);
+		errno = 0;
+		if (read_rel("a/b/f") || errno != ELOOP)
+			_exit(5);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_split(void **state)
 {
 	const char *r;
@@ -207,6 +255,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dotdot, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_create, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_long, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_without_openat2, setup, teardown),
 	    cmocka_unit_test(test_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
