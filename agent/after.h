@@ -3,34 +3,70 @@
  * its watch folder's `after_upload` says: keep it, delete it, or move it to
  * move_dir under the same relative path.
  *
- * Nothing is done to a file that is no longer exactly what was stored (its
- * size, mtime or inode differ): it changed after the upload and will be
- * sent again. A move never overwrites: a name that is taken gets a number
- * ("scan.pdf" -> "scan.1.pdf"). Across file systems the file is copied,
- * synced and linked into place before the original is removed, so a crash
- * at any point leaves at least one whole copy.
+ * Only the file that was checked is acted on:
+ *  - The file and the folders above it are opened below the watch folder
+ *    (and move_dir) without following symlinks (beneath.h); a folder
+ *    swapped for a symlink makes the action fail, nothing outside is
+ *    touched. Everything after that goes through descriptors.
+ *  - Nothing is done to a file that is no longer exactly what was stored
+ *    (its size, mtime or inode differ): it changed after the upload and
+ *    will be sent again.
+ *  - Delete and move first rename the name to a private one in the same
+ *    folder (".healsync-del-*"), then check that this is still the checked
+ *    inode, unchanged, and that nobody has it open for writing (a read
+ *    lease, hs_writer_check); only then is it unlinked or moved. A new
+ *    version saved over the name meanwhile is put back (under a numbered
+ *    name if the name was taken again) and is sent like any new file. A
+ *    file still open for writing is left alone; the next rescan tries
+ *    again.
+ *
+ * A move never overwrites: a name that is taken gets a number ("scan.pdf"
+ * -> "scan.1.pdf"). Across file systems the file is copied in slices on
+ * the event loop (HS_AFTER_PENDING; done() reports the end): into a
+ * ".healsync-move-*" temporary in the destination folder, setuid and
+ * setgid bits dropped, mtime kept, synced, renamed into place, the folder
+ * synced, and only then is the original removed. Temporaries left by a
+ * crash are removed the next time a move goes to that folder, and a copy
+ * already in place (same size and mtime under one of the candidate names)
+ * is not made again, so a restart neither leaves litter nor duplicates.
  *
  * Crash safety as a whole comes from the caller: the action runs after the
  * queue recorded the upload, and a scan that finds a file the ledger says is
- * stored runs it again. Blocks on file I/O (a copy when moving across file
- * systems).
+ * stored runs it again.
  */
 #ifndef HS_AGENT_AFTER_H
 #define HS_AGENT_AFTER_H
 
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "conf/conf.h"
 
 enum {
+	HS_AFTER_PENDING = 2, /* a copy across file systems runs; done() ends it */
 	HS_AFTER_DONE = 1,    /* deleted or moved (*ret_dest says where) */
-	HS_AFTER_NOTHING = 0, /* keep, or the file changed or vanished */
+	HS_AFTER_NOTHING = 0, /* keep, or the file changed, vanished or is in use */
 	HS_AFTER_FAILED = -1, /* *cause says why; the file is where it was */
 };
 
-/* path: the file; rel: its path below w->path. *ret_dest (may be NULL) gets
- * the new path after a move; the caller frees it. */
-int hs_after_upload(const struct hs_watch *w, const char *path, const char *rel, int64_t size,
-		    int64_t mtime_ns, int64_t inode, char **ret_dest, char **cause);
+struct hs_after;
+
+/* The end of a pending move: rc is HS_AFTER_DONE (dest says where),
+ * HS_AFTER_NOTHING or HS_AFTER_FAILED (cause says why). */
+typedef void (*hs_after_done_fn)(const char *path, int rc, const char *dest, const char *cause,
+				 void *arg);
+
+struct hs_after *hs_after_new(sd_event *ev, hs_after_done_fn done, void *arg);
+/* Abandons the copies under way (their temporaries are removed; the
+ * originals stay). Accepts NULL; returns NULL. */
+struct hs_after *hs_after_free(struct hs_after *a);
+/* Copies under way. */
+unsigned hs_after_pending(const struct hs_after *a);
+
+/* path: the file (for messages); rel: its path below w->path. *ret_dest
+ * (may be NULL) gets the new path after a move; the caller frees it. The
+ * watch's strings are copied: w may go away while a copy runs. */
+int hs_after_upload(struct hs_after *a, const struct hs_watch *w, const char *path, const char *rel,
+		    int64_t size, int64_t mtime_ns, int64_t inode, char **ret_dest, char **cause);
 
 #endif

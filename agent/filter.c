@@ -8,8 +8,19 @@
 
 #include "agent/filter.h"
 
+/* Editors' and downloaders' temporaries, and healsync's own (after.c). */
 static const char *const temporaries[] = {
-    "*~", ".#*", "#*#", "*.swp", "*.swx", "*.part", "*.crdownload", ".~lock.*", NULL,
+    "*~",
+    ".#*",
+    ".~lock.*",
+    "#*#",
+    "*.swp",
+    "*.swx",
+    "*.part",
+    "*.crdownload",
+    ".healsync-del-*",
+    ".healsync-move-*",
+    NULL,
 };
 
 static bool match(const char *pattern, const char *rel, const char *name)

@@ -10,6 +10,7 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/upload.c agent/upload.h agent/upload_api.c agent/upload_api.h \
 	agent/watch.c agent/watch.h agent/settle.c agent/settle.h \
 	agent/filter.c agent/filter.h agent/after.c agent/after.h \
+	agent/beneath.c agent/beneath.h \
 	agent/cmd-mirror.c agent/mirror.c agent/mirror.h \
 	agent/mirror_db.c agent/mirror_db.h agent/mirror_record.c agent/mirror_record.h \
 	agent/mirror_sched.c agent/mirror_sched.h agent/cause.c agent/cause.h
@@ -56,9 +57,18 @@ tests_unit_test_settle_LDADD = $(CMOCKA_LIBS)
 tests_unit_test_filter_SOURCES = tests/unit/test_filter.c agent/filter.c
 tests_unit_test_filter_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_filter_LDADD = $(CMOCKA_LIBS)
-tests_unit_test_after_SOURCES = tests/unit/test_after.c agent/after.c agent/cause.c
-tests_unit_test_after_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_after_LDADD = $(CMOCKA_LIBS)
+tests_unit_test_after_SOURCES = tests/unit/test_after.c agent/after.c agent/beneath.c \
+	agent/cause.c
+tests_unit_test_after_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SYSTEMD_CFLAGS)
+tests_unit_test_after_LDADD = $(CMOCKA_LIBS) $(SYSTEMD_LIBS)
+endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_beneath
+TESTS += tests/unit/test_beneath
+tests_unit_test_beneath_SOURCES = tests/unit/test_beneath.c agent/beneath.c
+tests_unit_test_beneath_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_beneath_LDADD = $(CMOCKA_LIBS)
 endif
 
 if HAVE_CMOCKA

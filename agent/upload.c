@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "agent/beneath.h"
 #include "agent/clock.h"
 #include "agent/log.h"
 #include "agent/upload.h"
@@ -1363,6 +1364,26 @@ static void start_renewing(struct hs_uploader *u)
 	sd_event_source_set_enabled(u->renew_timer, SD_EVENT_ONESHOT);
 }
 
+/* The job's file, opened below its watch folder (or below "/" for a file
+ * queued by hand) without following a symlink anywhere on the way. */
+static int open_job_file(const struct hs_job *job)
+{
+	const char *root, *name, *rel = hs_beneath_split(job->watch_root, job->path, &root);
+	int dirfd, fd;
+
+	if (!rel) {
+		errno = ENOENT;
+		return -1;
+	}
+	if ((dirfd = hs_beneath_parent(root, rel, &name)) < 0)
+		return -1;
+	fd = hs_beneath_open_file(dirfd, name);
+	int e = errno;
+	close(dirfd);
+	errno = e;
+	return fd;
+}
+
 static void transfer_begin(struct hs_uploader *u, struct hs_job *job)
 {
 	struct transfer *t = calloc(1, sizeof(*t));
@@ -1392,12 +1413,12 @@ static void transfer_begin(struct hs_uploader *u, struct hs_job *job)
 		return;
 	}
 
-	t->fd = open(job->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	t->fd = open_job_file(job);
 	if (t->fd < 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			job_gone(t, "the file vanished");
 		else if (errno == ELOOP)
-			job_gone(t, "the file is now a symbolic link, which is not followed");
+			job_gone(t, "a symbolic link is on its path now, which is not followed");
 		else
 			job_fail(t, false, 0, "open: %s", strerror(errno));
 		return;

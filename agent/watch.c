@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "agent/after.h"
+#include "agent/beneath.h"
 #include "agent/clock.h"
 #include "agent/filter.h"
 #include "agent/log.h"
@@ -109,7 +110,9 @@ struct hs_watcher {
 	struct hs_job_spec *specs; /* flush_candidates' scratch */
 	enum hs_seen *seen;
 	bool ready_sent;
+	bool warned_leases; /* cannot take file leases: said once */
 	uint64_t files_queued;
+	struct hs_after *after; /* moves across file systems under way */
 };
 
 static void root_lost(struct root *r, const char *why);
@@ -144,24 +147,33 @@ static bool abs_path(const struct root *r, const char *rel, char *buf, size_t le
 	return snprintf(buf, len, "%s%s%s", r->conf->path, rel[0] ? "/" : "", rel) < (int)len;
 }
 
-/* Whether someone has the file open for writing: a read lease is refused
- * then. Only a hint: without the right to take leases (another owner, no
- * CAP_LEASE) or on file systems without them, the answer is "no". */
-static bool being_written(const char *path)
+/* Whether someone has the file rel (below r's folder) open for writing: a
+ * read lease is refused then. Where no lease can be taken (another owner
+ * and no CAP_LEASE, a file system without leases) the answer is unknown:
+ * logged once, and the settle time with unchanged size and mtime decides
+ * alone. */
+static bool being_written(struct root *r, const char *rel)
 {
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-	bool busy = false;
+	const char *name;
+	int dir = hs_beneath_parent(r->conf->path, rel, &name), fd = -1, busy;
 
-	if (fd < 0 && errno == EPERM)
-		fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (dir >= 0)
+		fd = hs_beneath_open_file(dir, name);
+	if (dir >= 0)
+		close(dir);
 	if (fd < 0)
 		return false;
-	if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0)
-		fcntl(fd, F_SETLEASE, F_UNLCK);
-	else
-		busy = errno == EAGAIN;
+	busy = hs_writer_check(fd);
+	if (busy < 0 && !r->w->warned_leases) {
+		r->w->warned_leases = true;
+		hs_log(LOG_NOTICE,
+		       "%s/%s: cannot take a file lease (%s): files still open for writing are not "
+		       "noticed; settle and unchanged size and mtime decide (the unit grants "
+		       "CAP_LEASE for this)",
+		       r->conf->path, rel, strerror(errno));
+	}
 	close(fd);
-	return busy;
+	return busy == 1;
 }
 
 /* ---- nodes -------------------------------------------------------------- */
@@ -402,7 +414,8 @@ static void run_after(struct root *r, const char *path, const char *rel, int64_t
 		      int64_t mtime, int64_t inode)
 {
 	char *dest = NULL, *cause = NULL;
-	int rc = hs_after_upload(r->conf, path, rel, size, mtime, inode, &dest, &cause);
+	int rc =
+	    hs_after_upload(r->w->after, r->conf, path, rel, size, mtime, inode, &dest, &cause);
 	const struct hs_log_field f[] = {{"FILE", path}};
 
 	if (rc == HS_AFTER_DONE)
@@ -412,6 +425,18 @@ static void run_after(struct root *r, const char *path, const char *rel, int64_t
 		hs_log_fields(LOG_ERR, f, 1, "after upload: %s", cause ? cause : "out of memory");
 	free(dest);
 	free(cause);
+}
+
+/* The end of a move across file systems. */
+static void after_done(const char *path, int rc, const char *dest, const char *cause, void *arg)
+{
+	const struct hs_log_field f[] = {{"FILE", path}};
+
+	(void)arg;
+	if (rc == HS_AFTER_DONE)
+		hs_log_fields(LOG_INFO, f, 1, "%s: moved to %s", path, dest ? dest : "?");
+	else if (rc == HS_AFTER_FAILED)
+		hs_log_fields(LOG_ERR, f, 1, "after upload: %s", cause ? cause : "out of memory");
 }
 
 static void settle_facts(struct root *r, const char *path, bool known, int64_t size, int64_t mtime)
@@ -453,7 +478,8 @@ static void flush_candidates(struct hs_watcher *w)
 		if (seen[i] == HS_SEEN_STORED) {
 			run_after(c->r, sp->path, sp->path + c->rel_off, sp->size, sp->mtime_ns,
 				  sp->inode);
-		} else if (seen[i] == HS_SEEN_NEW && c->check_writer && being_written(sp->path)) {
+		} else if (seen[i] == HS_SEEN_NEW && c->check_writer &&
+			   being_written(c->r, sp->path + c->rel_off)) {
 			settle_facts(c->r, sp->path, true, sp->size, sp->mtime_ns);
 		} else if (seen[i] == HS_SEEN_NEW) {
 			queue_it = true;
@@ -540,7 +566,7 @@ static int on_settle(sd_event_source *s, uint64_t usec, void *arg)
 			continue;
 		}
 		if (!p->known || p->size != st.st_size || p->mtime_ns != mtime_ns(&st) ||
-		    being_written(p->path)) {
+		    being_written(r, p->path + len + 1)) {
 			hs_settle_requeue(w->settle, p, now + (int64_t)r->conf->settle_ms,
 					  st.st_size, mtime_ns(&st));
 			continue;
@@ -1006,7 +1032,8 @@ struct hs_watcher *hs_watcher_new(sd_event *ev, const struct hs_config *cfg, str
 	w->q = q;
 	if (hooks)
 		w->hooks = *hooks;
-	if (!(w->settle = hs_settle_new()) || !(w->batch = calloc(BATCH_MAX, sizeof(*w->batch))) ||
+	if (!(w->settle = hs_settle_new()) || !(w->after = hs_after_new(ev, after_done, w)) ||
+	    !(w->batch = calloc(BATCH_MAX, sizeof(*w->batch))) ||
 	    !(w->cands = calloc(BATCH_MAX, sizeof(*w->cands))) ||
 	    !(w->specs = calloc(BATCH_MAX, sizeof(*w->specs))) ||
 	    !(w->seen = calloc(BATCH_MAX, sizeof(*w->seen))) ||
@@ -1049,6 +1076,7 @@ struct hs_watcher *hs_watcher_free(struct hs_watcher *w)
 	free(w->specs);
 	free(w->seen);
 	hs_settle_free(w->settle);
+	hs_after_free(w->after);
 	sd_event_source_disable_unref(w->settle_timer);
 	sd_event_source_disable_unref(w->scan_src);
 	free(w);

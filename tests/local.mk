@@ -12,6 +12,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/watch_after.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
+	tests/integration/local_safety.py \
 	tests/integration/service.py \
 	tests/integration/mirror_basic.py \
 	tests/integration/mirror_faults.py \
@@ -30,6 +31,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/watch_after.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
+	tests/integration/local_safety.py \
 	tests/integration/service.py \
 	tests/integration/mirrorlib.py \
 	tests/integration/mirror_basic.py \

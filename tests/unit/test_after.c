@@ -1,4 +1,6 @@
-/* after_upload on real files in a temporary directory. */
+/* after_upload on real files in a temporary directory: symlinks swapped
+ * in, a writer holding a file open, moves to another file system run on a
+ * real sd-event loop. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -8,11 +10,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <limits.h>
 
 #include "agent/after.h"
+
+struct ended {
+	int rc;
+	char dest[512];
+	bool called;
+};
+
+static void on_done(const char *path, int rc, const char *dest, const char *cause, void *arg)
+{
+	struct ended *e = arg;
+
+	(void)path;
+	if (cause)
+		print_message("# %s\n", cause);
+	e->rc = rc;
+	e->called = true;
+	snprintf(e->dest, sizeof(e->dest), "%s", dest ? dest : "");
+}
 
 struct fx {
 	char dir[64];
@@ -81,13 +104,31 @@ static int64_t mns(const struct stat *st)
 	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
+/* Runs the action; a move across file systems is run to its end on a
+ * loop of its own. */
 static int act(const struct hs_watch *w, const char *rel, const struct stat *st, char **dest)
 {
 	char path[256], *cause = NULL;
+	struct ended e = {0};
+	sd_event *ev = NULL;
+	struct hs_after *a;
 	int rc;
 
+	assert_int_equal(sd_event_new(&ev), 0);
+	assert_non_null(a = hs_after_new(ev, on_done, &e));
 	snprintf(path, sizeof(path), "%s/%s", w->path, rel);
-	rc = hs_after_upload(w, path, rel, st->st_size, mns(st), (int64_t)st->st_ino, dest, &cause);
+	rc = hs_after_upload(a, w, path, rel, st->st_size, mns(st), (int64_t)st->st_ino, dest,
+			     &cause);
+	if (rc == HS_AFTER_PENDING) {
+		while (!e.called)
+			assert_true(sd_event_run(ev, UINT64_MAX) >= 0);
+		rc = e.rc;
+		if (dest)
+			*dest = rc == HS_AFTER_DONE ? strdup(e.dest) : NULL;
+	}
+	assert_int_equal(hs_after_pending(a), 0);
+	hs_after_free(a);
+	sd_event_unref(ev);
 	if (rc == HS_AFTER_FAILED)
 		print_message("# %s\n", cause ? cause : "?");
 	free(cause);
@@ -165,8 +206,10 @@ static void test_move_numbered(void **state)
 	free(dest);
 }
 
-/* To another file system (/dev/shm is tmpfs): copied, synced, linked in,
- * then the original removed. */
+/* To another file system (/dev/shm is tmpfs): copied on the loop, synced,
+ * renamed into place, then the original removed; setuid and setgid bits
+ * are not copied, the mtime is; a temporary an earlier run left in the
+ * folder is removed. */
 static void test_move_across(void **state)
 {
 	struct fx *f = *state;
@@ -178,17 +221,232 @@ static void test_move_across(void **state)
 	snprintf(shm, sizeof(shm), "/dev/shm/hs-after-XXXXXX");
 	assert_non_null(mkdtemp(shm));
 	struct hs_watch w = {.path = f->src, .after_upload = HS_AFTER_MOVE, .move_dir = shm};
-	st = put(f->src, "d/scan.pdf", "across");
+	put(f->src, "d/scan.pdf", "across");
+	snprintf(want, sizeof(want), "%s/d/scan.pdf", f->src);
+	assert_int_equal(chmod(want, 06755), 0);
+	assert_int_equal(stat(want, &st), 0);
 	put(shm, "d/scan.pdf", "taken");
+	put(shm, "d/.healsync-move-0123456789abcdef", "left by a crash");
 	assert_int_equal(act(&w, "d/scan.pdf", &st, &dest), HS_AFTER_DONE);
 	snprintf(want, sizeof(want), "%s/d/scan.1.pdf", shm);
 	assert_string_equal(dest, want);
 	assert_string_equal(slurp(dest), "across");
+	assert_int_equal(stat(dest, &b), 0);
+	assert_int_equal(b.st_mode & 07777, 0755);
+	assert_int_equal(mns(&b), mns(&st));
 	free(dest);
 	snprintf(want, sizeof(want), "%s/d/scan.pdf", f->src);
 	assert_int_not_equal(access(want, F_OK), 0);
 	snprintf(cmd, sizeof(cmd), "test $(ls -A '%s/d' | wc -l) -eq 2 && rm -rf '%s'", shm, shm);
 	assert_int_equal(system(cmd), 0); /* no temporary left behind */
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *arg)
+{
+	eventfd_t v;
+
+	(void)s;
+	(void)revents;
+	eventfd_read(fd, &v);
+	*(bool *)arg = true;
+	return 0;
+}
+
+/* Across file systems the copy runs in slices on the loop: the call
+ * returns before anything is copied, one turn of the loop copies at most
+ * 1 MiB, other events are served between slices, and the original stays
+ * until the copy is whole. */
+static void test_move_sliced(void **state)
+{
+	struct fx *f = *state;
+	char shm[64], cmd[256], src[256], *cause = NULL, *dest = NULL;
+	struct ended e = {0};
+	struct stat st, a, b;
+	sd_event *ev = NULL;
+	struct hs_after *after;
+	sd_event_source *io = NULL;
+	bool io_seen = false;
+	int efd;
+	FILE *fp;
+
+	if (stat("/dev/shm", &a) != 0 || stat(f->dir, &b) != 0 || a.st_dev == b.st_dev)
+		skip();
+	snprintf(shm, sizeof(shm), "/dev/shm/hs-after-XXXXXX");
+	assert_non_null(mkdtemp(shm));
+	struct hs_watch w = {.path = f->src, .after_upload = HS_AFTER_MOVE, .move_dir = shm};
+	snprintf(src, sizeof(src), "%s/big.bin", f->src);
+	assert_non_null(fp = fopen(src, "w"));
+	for (int i = 0; i < 3 * 1024 + 5; i++)
+		fprintf(fp, "%01023d\n", i);
+	fclose(fp);
+	assert_int_equal(stat(src, &st), 0);
+
+	assert_int_equal(sd_event_new(&ev), 0);
+	assert_non_null(after = hs_after_new(ev, on_done, &e));
+	assert_int_equal(hs_after_upload(after, &w, src, "big.bin", st.st_size, mns(&st),
+					 (int64_t)st.st_ino, &dest, &cause),
+			 HS_AFTER_PENDING);
+	assert_null(dest);
+	assert_int_equal(hs_after_pending(after), 1);
+	snprintf(cmd, sizeof(cmd), "test \"$(du -b '%s' | cut -f1)\" -le 4096", shm);
+	assert_int_equal(system(cmd), 0); /* nothing copied yet */
+	assert_true(sd_event_run(ev, 0) > 0);
+	snprintf(cmd, sizeof(cmd),
+		 "test $(stat -c %%s '%s'/.healsync-move-* | wc -l) -eq 1 && "
+		 "test $(stat -c %%s '%s'/.healsync-move-*) -le 1048576",
+		 shm, shm);
+	assert_int_equal(system(cmd), 0); /* one slice */
+	assert_int_equal(access(src, F_OK), 0);
+	/* Other sources get their turn while the copy goes on. */
+	assert_true((efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) >= 0);
+	assert_int_equal(sd_event_add_io(ev, &io, efd, EPOLLIN, on_io, &io_seen), 0);
+	assert_int_equal(eventfd_write(efd, 1), 0);
+	while (!io_seen)
+		assert_true(sd_event_run(ev, UINT64_MAX) >= 0);
+	assert_false(e.called);
+	assert_int_equal(hs_after_pending(after), 1);
+	sd_event_source_disable_unref(io);
+	close(efd);
+	while (!e.called)
+		assert_true(sd_event_run(ev, UINT64_MAX) >= 0);
+	assert_int_equal(e.rc, HS_AFTER_DONE);
+	assert_int_equal(hs_after_pending(after), 0);
+	assert_int_not_equal(access(src, F_OK), 0);
+	assert_int_equal(stat(e.dest, &b), 0);
+	assert_int_equal(b.st_size, st.st_size);
+	hs_after_free(after);
+	sd_event_unref(ev);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", shm);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* A run stopped after the copy was in place but before the original was
+ * removed: the next run removes the original and makes no second copy. */
+static void test_move_across_again(void **state)
+{
+	struct fx *f = *state;
+	char shm[64], src[256], cmd[256], *dest = NULL;
+	struct stat st, a, b;
+	struct timespec t[2];
+
+	if (stat("/dev/shm", &a) != 0 || stat(f->dir, &b) != 0 || a.st_dev == b.st_dev)
+		skip();
+	snprintf(shm, sizeof(shm), "/dev/shm/hs-after-XXXXXX");
+	assert_non_null(mkdtemp(shm));
+	struct hs_watch w = {.path = f->src, .after_upload = HS_AFTER_MOVE, .move_dir = shm};
+	st = put(f->src, "r.pdf", "copied before the crash");
+	put(shm, "r.pdf", "copied before the crash");
+	t[0] = st.st_atim;
+	t[1] = st.st_mtim;
+	snprintf(src, sizeof(src), "%s/r.pdf", shm);
+	assert_int_equal(utimensat(AT_FDCWD, src, t, 0), 0);
+	assert_int_equal(act(&w, "r.pdf", &st, &dest), HS_AFTER_DONE);
+	assert_string_equal(dest, src);
+	free(dest);
+	snprintf(src, sizeof(src), "%s/r.pdf", f->src);
+	assert_int_not_equal(access(src, F_OK), 0);
+	snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) -eq 1 && rm -rf '%s'", shm, shm);
+	assert_int_equal(system(cmd), 0); /* one copy only */
+}
+
+/* A folder in the middle of the path swapped for a symlink to a folder
+ * outside: the file there, though the same inode with the same facts, is
+ * neither deleted nor moved. */
+static void test_symlink_swapped(void **state)
+{
+	struct fx *f = *state;
+	char in[256], out[256], file[300];
+	struct stat st;
+
+	st = put(f->src, "x/y/a.pdf", "outside");
+	snprintf(in, sizeof(in), "%s/x", f->src);
+	snprintf(out, sizeof(out), "%s/outside", f->dir);
+	assert_int_equal(rename(in, out), 0);
+	assert_int_equal(symlink(out, in), 0);
+	snprintf(file, sizeof(file), "%s/y/a.pdf", out);
+
+	struct hs_watch del = {.path = f->src, .after_upload = HS_AFTER_DELETE};
+	assert_int_equal(act(&del, "x/y/a.pdf", &st, NULL), HS_AFTER_FAILED);
+	assert_string_equal(slurp(file), "outside");
+
+	struct hs_watch mv = {.path = f->src, .after_upload = HS_AFTER_MOVE, .move_dir = f->dst};
+	assert_int_equal(act(&mv, "x/y/a.pdf", &st, NULL), HS_AFTER_FAILED);
+	assert_string_equal(slurp(file), "outside");
+
+	/* And a symlink planted in move_dir does not lead the move out. */
+	assert_int_equal(unlink(in), 0);
+	assert_int_equal(rename(out, in), 0);
+	snprintf(in, sizeof(in), "%s/x", f->dst);
+	mkdir(f->dst, 0700);
+	mkdir(out, 0700);
+	assert_int_equal(symlink(out, in), 0);
+	assert_int_equal(act(&mv, "x/y/a.pdf", &st, NULL), HS_AFTER_FAILED);
+	snprintf(file, sizeof(file), "%s/x/y/a.pdf", f->src);
+	assert_string_equal(slurp(file), "outside");
+	snprintf(file, sizeof(file), "%s/y", out);
+	assert_int_not_equal(access(file, F_OK), 0);
+}
+
+/* A writer still has the file open: it is not deleted or moved. */
+static void test_writer_open(void **state)
+{
+	struct fx *f = *state;
+	struct hs_watch del = {.path = f->src, .after_upload = HS_AFTER_DELETE};
+	struct hs_watch mv = {.path = f->src, .after_upload = HS_AFTER_MOVE, .move_dir = f->dst};
+	struct stat st = put(f->src, "w.pdf", "open");
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/w.pdf", f->src);
+	assert_true((fd = open(path, O_WRONLY | O_APPEND)) >= 0);
+	assert_int_equal(act(&del, "w.pdf", &st, NULL), HS_AFTER_NOTHING);
+	assert_int_equal(act(&mv, "w.pdf", &st, NULL), HS_AFTER_NOTHING);
+	assert_string_equal(slurp(path), "open");
+	/* Nor copied to another file system. */
+	struct stat a, b;
+	if (stat("/dev/shm", &a) == 0 && stat(f->dir, &b) == 0 && a.st_dev != b.st_dev) {
+		char shm[64], cmd[200];
+		snprintf(shm, sizeof(shm), "/dev/shm/hs-after-XXXXXX");
+		assert_non_null(mkdtemp(shm));
+		struct hs_watch across = {
+		    .path = f->src, .after_upload = HS_AFTER_MOVE, .move_dir = shm};
+		assert_int_equal(act(&across, "w.pdf", &st, NULL), HS_AFTER_NOTHING);
+		snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\" && rm -rf '%s'", shm, shm);
+		assert_int_equal(system(cmd), 0);
+	}
+	close(fd);
+	assert_int_equal(act(&del, "w.pdf", &st, NULL), HS_AFTER_DONE);
+	assert_int_not_equal(access(path, F_OK), 0);
+}
+
+/* A path longer than PATH_MAX is walked folder by folder. */
+static void test_long_path(void **state)
+{
+	struct fx *f = *state;
+	struct hs_watch del = {.path = f->src, .after_upload = HS_AFTER_DELETE};
+	char rel[PATH_MAX + 512] = "", comp[201];
+	struct stat st;
+	int dir, next;
+
+	memset(comp, 'd', 200);
+	comp[200] = '\0';
+	assert_true((dir = open(f->src, O_RDONLY | O_DIRECTORY)) >= 0);
+	while (strlen(rel) < PATH_MAX + 100) {
+		assert_int_equal(mkdirat(dir, comp, 0700), 0);
+		assert_true((next = openat(dir, comp, O_RDONLY | O_DIRECTORY)) >= 0);
+		close(dir);
+		dir = next;
+		strcat(rel, comp);
+		strcat(rel, "/");
+	}
+	assert_true((next = openat(dir, "long.pdf", O_WRONLY | O_CREAT, 0600)) >= 0);
+	assert_int_equal(write(next, "long", 4), 4);
+	assert_int_equal(fstat(next, &st), 0);
+	close(next);
+	strcat(rel, "long.pdf");
+	assert_int_equal(act(&del, rel, &st, NULL), HS_AFTER_DONE);
+	assert_int_not_equal(faccessat(dir, "long.pdf", F_OK, 0), 0);
+	close(dir);
 }
 
 int main(void)
@@ -198,6 +456,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_move_numbered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_move_across, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_move_sliced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_move_across_again, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_symlink_swapped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_writer_open, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_long_path, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,8 +51,15 @@ static void test_include_exclude(void **state)
 static void test_temporaries(void **state)
 {
 	struct hs_watch w = {0};
-	const char *tmp[] = {"a.pdf~",	   ".#a.pdf",	       "#a.pdf#",      ".a.pdf.swp",
-			     "a.pdf.part", "a.pdf.crdownload", ".~lock.a.odt#"};
+	const char *tmp[] = {"a.pdf~",
+			     ".#a.pdf",
+			     "#a.pdf#",
+			     ".a.pdf.swp",
+			     "a.pdf.part",
+			     "a.pdf.crdownload",
+			     ".~lock.a.odt#",
+			     ".healsync-del-0123456789abcdef",
+			     ".healsync-move-0123456789abcdef"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(tmp) / sizeof(tmp[0]); i++)
