@@ -7,6 +7,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
 	tests/integration/upload_pause.py \
+	tests/integration/upload_pause_midflight.py \
 	tests/integration/disk_full.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
@@ -26,6 +27,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
 	tests/integration/upload_pause.py \
+	tests/integration/upload_pause_midflight.py \
 	tests/integration/disk_full.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
