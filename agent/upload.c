@@ -1837,11 +1837,6 @@ void hs_uploader_hold(struct hs_uploader *u, bool on)
 		u->on_change(u->change_arg);
 }
 
-bool hs_uploader_held(const struct hs_uploader *u)
-{
-	return u->held;
-}
-
 bool hs_uploader_auth_paused(const struct hs_uploader *u)
 {
 	return u->auth.on;

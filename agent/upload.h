@@ -78,7 +78,6 @@ unsigned hs_uploader_active(const struct hs_uploader *u);
  * Every other transfer goes back to the queue without spending an attempt,
  * and resumes from what the storage holds once off. */
 void hs_uploader_hold(struct hs_uploader *u, bool on);
-bool hs_uploader_held(const struct hs_uploader *u);
 bool hs_uploader_auth_paused(const struct hs_uploader *u);
 /* Whether nothing has worked since uploads were last paused for an
  * outage (status shows it). */
