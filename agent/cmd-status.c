@@ -48,6 +48,18 @@ static void print_time(const char *label, json_int_t ms)
 		printf("%s%s", label, buf);
 }
 
+/* label and "HH:MM" (local), or "Ddd HH:MM" a day or more ahead. */
+static void print_hm(const char *label, json_int_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char buf[32];
+
+	if (ms > 0 && localtime_r(&t, &tm) &&
+	    strftime(buf, sizeof(buf), t - time(NULL) >= 24 * 3600 ? "%a %H:%M" : "%H:%M", &tm))
+		printf("%s%s", label, buf);
+}
+
 static void print_daemon(json_t *d)
 {
 	json_t *v, *bw = json_object_get(d, "bandwidth");
@@ -79,10 +91,13 @@ static void print_daemon(json_t *d)
 		printf("  %s\n", json_string_value(json_object_get(v, "remote_name")));
 	}
 	json_int_t limit = json_integer_value(json_object_get(bw, "limit_bytes_per_s"));
-	printf("bandwidth: %s/s now, limit %s%s\n",
+	printf("bandwidth: %s/s now, limit %s%s",
 	       hs_format_size((uint64_t)json_number_value(json_object_get(bw, "rate_bytes_per_s")),
 			      a, sizeof(a)),
 	       limit ? hs_format_size((uint64_t)limit, b, sizeof(b)) : "off", limit ? "/s" : "");
+	print_hm(", uploads paused until ",
+		 json_integer_value(json_object_get(bw, "paused_until")));
+	printf("\n");
 	json_array_foreach(json_object_get(d, "rate_limits"), i, v)
 	{
 		printf("rate limit: %s (%s): ", json_string_value(json_object_get(v, "api")),

@@ -58,6 +58,7 @@ struct daemon {
 	int wake_fd;
 	sd_event_source *wake_src;
 	sd_event_source *timetable_timer;
+	time_t paused_until; /* the timetable's pause ends then; 0: no pause */
 	sd_event_source *status_timer;
 	int64_t started_at;
 	uint64_t last_sent;
@@ -70,10 +71,26 @@ struct daemon {
 
 /* ---- bandwidth timetable ---------------------------------------------- */
 
+/* "HH:MM" of t in local time, or "Ddd HH:MM" when t is a day or more
+ * after now (a weekly pause). */
+static const char *local_hm(time_t t, time_t now, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (!localtime_r(&t, &tm) ||
+	    !strftime(buf, len, t - now >= 24 * 3600 ? "%a %H:%M" : "%H:%M", &tm))
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+/* The rate in force, and the pause: at its start the uploader is held,
+ * and the timer set for the next entry ends it at once, with no polling. */
 static void apply_timetable(struct daemon *d)
 {
-	time_t now = time(NULL), next = hs_timetable_next_change(d->cfg->upload.bandwidth, now);
-	uint64_t rate = hs_timetable_rate(d->cfg->upload.bandwidth, now);
+	const struct hs_timetable *tt = d->cfg->upload.bandwidth;
+	time_t now = time(NULL), next = hs_timetable_next_change(tt, now);
+	uint64_t rate = hs_timetable_rate(tt, now);
+	time_t until = hs_timetable_pause_end(tt, now);
 	char buf[32];
 
 	if (rate != d->bucket.rate) {
@@ -82,6 +99,13 @@ static void apply_timetable(struct daemon *d)
 		hs_log(LOG_INFO, "bandwidth limit now %s",
 		       rate ? hs_format_size(rate, buf, sizeof(buf)) : "off");
 	}
+	if (until && !d->paused_until)
+		hs_log(LOG_NOTICE, "uploads paused until %s by the bandwidth timetable",
+		       local_hm(until, now, buf, sizeof(buf)));
+	else if (!until && d->paused_until)
+		hs_log(LOG_NOTICE, "the bandwidth timetable's pause is over; uploads resume");
+	d->paused_until = until;
+	hs_uploader_hold(d->up, until != 0);
 	if (next > 0) {
 		sd_event_source_set_time(d->timetable_timer, (uint64_t)next * 1000000);
 		sd_event_source_set_enabled(d->timetable_timer, SD_EVENT_ONESHOT);
@@ -163,7 +187,7 @@ static void update_status(struct daemon *d)
 	int64_t now_us = hs_mono_us();
 	uint64_t sent = hs_http_bytes_sent(d->http);
 	int64_t counts[HS_JOB_NSTATES] = {0};
-	char rate[32], limit[32], *text, *cause = NULL;
+	char rate[32], limit[32], pause_hm[32], *text, *cause = NULL;
 
 	if (d->last_status_us && now_us > d->last_status_us)
 		d->rate =
@@ -196,9 +220,19 @@ static void update_status(struct daemon *d)
 		snprintf(d->status_line, sizeof(d->status_line),
 			 "uploading %u file%s (%s/s), %" PRId64 " queued", c.n, c.n == 1 ? "" : "s",
 			 rate, counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
+	else if (d->paused_until)
+		snprintf(d->status_line, sizeof(d->status_line),
+			 "paused until %s, %" PRId64 " queued",
+			 local_hm(d->paused_until, time(NULL), pause_hm, sizeof(pause_hm)),
+			 counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
 	else
 		snprintf(d->status_line, sizeof(d->status_line), "idle, %" PRId64 " queued",
 			 counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
+	/* Transfers finishing what they were sending, or still scanning. */
+	if (d->paused_until && (c.n || !d->ready))
+		snprintf(d->status_line + strlen(d->status_line),
+			 sizeof(d->status_line) - strlen(d->status_line), ", paused until %s",
+			 local_hm(d->paused_until, time(NULL), pause_hm, sizeof(pause_hm)));
 	struct hs_mirror_sched_info mi = {0};
 	if (d->mirror)
 		hs_mirror_sched_get_info(d->mirror, &mi);
@@ -240,6 +274,11 @@ static void update_status(struct daemon *d)
 		      c.list ? c.list : json_array(), "bandwidth", "limit_bytes_per_s",
 		      (json_int_t)d->bucket.rate, "rate_bytes_per_s", d->rate, "waiting_for_quota",
 		      (int)hs_http_waiting(d->http), "rate_limits", limits ? limits : json_array());
+	if (doc)
+		json_object_set_new(json_object_get(doc, "bandwidth"), "paused_until",
+				    d->paused_until
+					? json_integer((json_int_t)d->paused_until * 1000)
+					: json_null());
 	if (doc)
 		json_object_set_new(doc, "watch",
 				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "folders",

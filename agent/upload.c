@@ -148,6 +148,8 @@ struct hs_uploader {
 	struct pause outage;	/* nothing worked for a whole transfer (outage_pause) */
 	int64_t last_answer_ms; /* the last answer below 500 from the API or storage */
 
+	bool held; /* the bandwidth timetable's "pause" (hs_uploader_hold) */
+
 	void (*on_change)(void *arg);
 	void *change_arg;
 	hs_uploader_stored_fn on_stored;
@@ -746,7 +748,7 @@ static void presign_parts(struct transfer *t)
 	size_t n = 0, want = 4 * (size_t)parallel;
 	char url[4096], *cause = NULL, *body;
 
-	if (t->presign_call || t->u->stopping)
+	if (t->presign_call || t->u->stopping || t->u->held)
 		return;
 	parts_for_status(t, &todo, &ready);
 	/* A batch a little ahead of need: URLs are short-lived. */
@@ -1216,11 +1218,22 @@ static void start_scan(struct transfer *t, bool with_sha, int64_t part_size)
 
 /* ---- steps ------------------------------------------------------------------ */
 
+/* Steps that lead to new body traffic: held back by a pause. */
+static bool step_starts_upload(enum step step)
+{
+	return step == S_PRESIGN || step == S_PUT || step == S_CREATE || step == S_LIST;
+}
+
 /* May end the transfer: callers must not touch t afterwards. */
 static void run_step(struct transfer *t)
 {
 	struct hs_uploader *u = t->u;
 
+	if (u->held && step_starts_upload(t->step)) {
+		log_job(LOG_DEBUG, t, 0, NULL, "uploads paused; back to the queue");
+		job_release(t, 0);
+		return;
+	}
 	switch (t->step) {
 	case S_SCAN:
 		break;
@@ -1487,7 +1500,7 @@ static void arm_due_timer(struct hs_uploader *u)
 	int64_t at = -1;
 	char *cause = NULL;
 
-	if (u->auth.on || u->outage.on || u->n_transfers >= u->cfg->upload.parallel) {
+	if (u->auth.on || u->outage.on || u->held || u->n_transfers >= u->cfg->upload.parallel) {
 		sd_event_source_set_enabled(u->due_timer, SD_EVENT_OFF);
 		return;
 	}
@@ -1519,6 +1532,24 @@ static void stop_check(struct hs_uploader *u)
 		u->stop_done = NULL;
 		sd_event_source_set_enabled(u->stop_timer, SD_EVENT_OFF);
 		done(u->stop_arg);
+	}
+}
+
+/* A pause: a transfer with a PUT sending or a complete under way finishes
+ * that; every other one goes back to the queue as it is (its finished
+ * parts are recorded there) and resumes when the pause ends. Nothing is
+ * held in memory across a pause of hours, when presigned URLs and leases
+ * would run out anyway. */
+static void hold_check(struct hs_uploader *u)
+{
+	struct transfer *t = u->transfers, *next;
+
+	for (; t; t = next) {
+		next = t->next;
+		if (!has_inflight_puts(t)) {
+			log_job(LOG_DEBUG, t, 0, NULL, "uploads paused; back to the queue");
+			job_release(t, 0);
+		}
 	}
 }
 
@@ -1557,6 +1588,11 @@ static int on_pump(sd_event_source *s, void *arg)
 
 	if (u->stopping) {
 		stop_check(u);
+		return 0;
+	}
+	if (u->held) {
+		hold_check(u);
+		arm_due_timer(u);
 		return 0;
 	}
 	fill_slots(u);
@@ -1810,6 +1846,16 @@ void hs_uploader_each(struct hs_uploader *u,
 unsigned hs_uploader_active(const struct hs_uploader *u)
 {
 	return u->n_transfers;
+}
+
+void hs_uploader_hold(struct hs_uploader *u, bool on)
+{
+	if (u->held == on)
+		return;
+	u->held = on;
+	kick(u);
+	if (u->on_change)
+		u->on_change(u->change_arg);
 }
 
 bool hs_uploader_auth_paused(const struct hs_uploader *u)

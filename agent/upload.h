@@ -72,6 +72,12 @@ void hs_uploader_on_stored(struct hs_uploader *u, hs_uploader_stored_fn fn, void
 void hs_uploader_each(struct hs_uploader *u,
 		      void (*fn)(const struct hs_transfer_info *t, void *arg), void *arg);
 unsigned hs_uploader_active(const struct hs_uploader *u);
+/* The bandwidth timetable's pause. While on, no job is claimed and no PUT
+ * or part starts; a PUT already sending finishes, and so does the complete
+ * that follows a transfer's last one (it only confirms what was sent).
+ * Every other transfer goes back to the queue without spending an attempt,
+ * and resumes from what the storage holds once off. */
+void hs_uploader_hold(struct hs_uploader *u, bool on);
 bool hs_uploader_auth_paused(const struct hs_uploader *u);
 /* Whether nothing has worked since uploads were last paused for an
  * outage (status shows it). */

@@ -36,11 +36,13 @@ struct entry {
 	int day;       /* 0 (Mon) .. 6 (Sun), or EVERY_DAY */
 	int minute;    /* of the day */
 	uint64_t rate; /* bytes per second; 0 is unlimited */
+	bool pause;    /* "pause": no upload starts; rate is unused */
 };
 
 struct moment {
 	int minute; /* of the week */
 	uint64_t rate;
+	bool pause;
 	size_t entry; /* the entry it comes from, to name it in errors */
 };
 
@@ -99,6 +101,11 @@ static int parse_rate_token(const char *s, size_t len, uint64_t *ret, char **cau
 {
 	char buf[64];
 
+	if (len == 5 && memcmp(s, "pause", 5) == 0) {
+		*cause = xstrdup_printf("\"pause\" alone would hold uploads for ever (want it in a "
+					"timetable, e.g. \"07:00,pause 19:00,off\")");
+		return -1;
+	}
 	if (len < sizeof(buf)) {
 		memcpy(buf, s, len);
 		buf[len] = '\0';
@@ -106,6 +113,22 @@ static int parse_rate_token(const char *s, size_t len, uint64_t *ret, char **cau
 			return 0;
 	}
 	*cause = xstrdup_printf("bad rate \"%.*s\" (want e.g. \"2MiB/s\", \"512KiB/s\" or \"off\")",
+				(int)len, s);
+	return -1;
+}
+
+/* The rate of a timetable entry: a rate, or "pause". */
+static int parse_entry_rate(const char *s, size_t len, struct entry *e, char **cause)
+{
+	e->pause = len == 5 && memcmp(s, "pause", 5) == 0;
+	e->rate = 0;
+	if (e->pause)
+		return 0;
+	if (parse_rate_token(s, len, &e->rate, cause) == 0)
+		return 0;
+	free(*cause);
+	*cause = xstrdup_printf("bad rate \"%.*s\" (want e.g. \"2MiB/s\", \"512KiB/s\", \"off\" "
+				"or \"pause\")",
 				(int)len, s);
 	return -1;
 }
@@ -142,7 +165,7 @@ static int parse_entry(const char *s, size_t len, struct entry *e, char **cause)
 					(int)len, s);
 		return -1;
 	}
-	return parse_rate_token(comma + 1, len - (size_t)(comma + 1 - s), &e->rate, cause);
+	return parse_entry_rate(comma + 1, len - (size_t)(comma + 1 - s), e, cause);
 }
 
 static int compare_moments(const void *a, const void *b)
@@ -156,7 +179,10 @@ static const char *entry_text(const struct entry *e, char *buf, size_t len)
 {
 	char rate[48];
 
-	format_rate(e->rate, rate, sizeof(rate));
+	if (e->pause)
+		snprintf(rate, sizeof(rate), "pause");
+	else
+		format_rate(e->rate, rate, sizeof(rate));
 	if (e->day == EVERY_DAY)
 		snprintf(buf, len, "%02d:%02d,%s", e->minute / 60, e->minute % 60, rate);
 	else
@@ -209,6 +235,7 @@ static struct hs_timetable *expand(const struct entry *entries, size_t n_entries
 			tt->moments[tt->n_moments++] = (struct moment){
 			    .minute = d * MINUTES_PER_DAY + entries[i].minute,
 			    .rate = entries[i].rate,
+			    .pause = entries[i].pause,
 			    .entry = i,
 			};
 		}
@@ -228,7 +255,26 @@ static struct hs_timetable *expand(const struct entry *entries, size_t n_entries
 		free(tt);
 		return NULL;
 	}
-	return tt;
+	/* A pause keeps the rate of the last entry before it that is not one:
+	 * requests already sending finish at that rate. */
+	for (size_t i = 0; i < tt->n_moments; i++) {
+		if (tt->moments[i].pause)
+			continue;
+		for (size_t k = 1; k < tt->n_moments; k++) {
+			struct moment *m = &tt->moments[(i + k) % tt->n_moments];
+
+			if (!m->pause)
+				break;
+			m->rate = tt->moments[i].rate;
+		}
+	}
+	for (size_t i = 0; i < tt->n_moments; i++)
+		if (!tt->moments[i].pause)
+			return tt;
+	*cause = xstrdup_printf("every entry is \"pause\": uploads would never run (want at "
+				"least one rate, e.g. \"07:00,pause 19:00,off\")");
+	free(tt);
+	return NULL;
 }
 
 static struct hs_timetable *parse_single(const char *s, size_t len, char **cause)
@@ -351,6 +397,18 @@ uint64_t hs_timetable_rate(const struct hs_timetable *tt, time_t now)
 	return hs_timetable_rate_at(tt, &tm);
 }
 
+bool hs_timetable_paused_at(const struct hs_timetable *tt, const struct tm *local)
+{
+	return tt->n_moments > 0 && tt->moments[moment_at(tt, minute_of_week(local))].pause;
+}
+
+bool hs_timetable_paused(const struct hs_timetable *tt, time_t now)
+{
+	struct tm tm;
+
+	return tt->n_moments > 0 && localtime_r(&now, &tm) && hs_timetable_paused_at(tt, &tm);
+}
+
 /* The moment in force at t, or (size_t)-1 when t has no local time. */
 static size_t moment_at_time(const struct hs_timetable *tt, time_t t)
 {
@@ -411,4 +469,23 @@ time_t hs_timetable_next_change(const struct hs_timetable *tt, time_t now)
 			return t;
 	}
 	return next;
+}
+
+time_t hs_timetable_pause_end(const struct hs_timetable *tt, time_t now)
+{
+	time_t t = now;
+
+	if (!hs_timetable_paused(tt, now))
+		return 0;
+	/* Pauses in a row (say "Sat-00:00,pause Sun-00:00,pause") end at the
+	 * first change to an entry that is not one; the parser refused a
+	 * schedule of pauses only, so one comes within a week. */
+	for (size_t i = 0; i <= tt->n_moments + 8; i++) {
+		t = hs_timetable_next_change(tt, t);
+		if (t <= 0)
+			return 0;
+		if (!hs_timetable_paused(tt, t))
+			return t;
+	}
+	return 0;
 }

@@ -6,6 +6,8 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
+	tests/integration/upload_pause.py \
+	tests/integration/upload_pause_midflight.py \
 	tests/integration/disk_full.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
@@ -25,6 +27,8 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
+	tests/integration/upload_pause.py \
+	tests/integration/upload_pause_midflight.py \
 	tests/integration/disk_full.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \

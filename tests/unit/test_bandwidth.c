@@ -9,10 +9,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "agent/bandwidth.h"
+#include "conf/timetable.h"
 
 #define KiB 1024ULL
 #define MiB (1024 * KiB)
@@ -398,14 +400,54 @@ static void test_simulated_rate_changes(void **state)
 	free(run.g);
 }
 
+/* The daemon sets the bucket to the timetable's rate at each change. A
+ * "pause" entry stops new uploads; the bytes of a PUT already sending
+ * still pass the bucket, at the rate before the pause, never unlimited. */
+static void test_pause_keeps_the_cap(void **state)
+{
+	char *cause = NULL;
+	struct hs_timetable *tt = hs_timetable_parse("08:00,1MiB/s 12:00,pause 13:00,off", &cause);
+	struct tm before = {.tm_wday = 3, .tm_hour = 11, .tm_min = 59};
+	struct tm during = {.tm_wday = 3, .tm_hour = 12, .tm_min = 30};
+	struct tm after = {.tm_wday = 3, .tm_hour = 13, .tm_min = 0};
+	struct hs_bucket b;
+	uint64_t passed = 0;
+
+	(void)state;
+	assert_non_null(tt);
+	assert_false(hs_timetable_paused_at(tt, &before));
+	hs_bucket_init(&b, hs_timetable_rate_at(tt, &before), 0);
+	assert_true(b.rate == MiB);
+	/* 12:00: the pause begins while a 16 MiB part is sending. */
+	assert_true(hs_timetable_paused_at(tt, &during));
+	hs_bucket_set_rate(&b, hs_timetable_rate_at(tt, &during), SEC);
+	assert_true(b.rate == MiB);
+	for (int64_t t = SEC; t <= 11 * SEC; t += 1000)
+		passed += hs_bucket_take(&b, 64 * KiB, t);
+	/* Ten seconds at 1 MiB/s plus the burst, no more. */
+	assert_true(passed <= 10 * MiB + 20971 + MiB / 1000 + 1);
+	assert_true(passed >= 10 * MiB);
+	/* 13:00: the pause is over and the limit with it. */
+	assert_false(hs_timetable_paused_at(tt, &after));
+	hs_bucket_set_rate(&b, hs_timetable_rate_at(tt, &after), 12 * SEC);
+	assert_true(hs_bucket_take(&b, 5 * GiB, 12 * SEC) == 5 * GiB);
+	hs_timetable_free(tt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_header_example),    cmocka_unit_test(test_burst_sizes),
-	    cmocka_unit_test(test_continuous_refill), cmocka_unit_test(test_unlimited),
-	    cmocka_unit_test(test_huge_values),	      cmocka_unit_test(test_clock_backwards),
-	    cmocka_unit_test(test_set_rate),	      cmocka_unit_test(test_wait_exact),
-	    cmocka_unit_test(test_simulated_minute),  cmocka_unit_test(test_simulated_rate_changes),
+	    cmocka_unit_test(test_header_example),
+	    cmocka_unit_test(test_burst_sizes),
+	    cmocka_unit_test(test_continuous_refill),
+	    cmocka_unit_test(test_unlimited),
+	    cmocka_unit_test(test_huge_values),
+	    cmocka_unit_test(test_clock_backwards),
+	    cmocka_unit_test(test_set_rate),
+	    cmocka_unit_test(test_wait_exact),
+	    cmocka_unit_test(test_simulated_minute),
+	    cmocka_unit_test(test_simulated_rate_changes),
+	    cmocka_unit_test(test_pause_keeps_the_cap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -692,8 +692,11 @@ static void test_bad_values(void **state)
 		     "@F@:4: upload.multipart_threshold: must not be negative");
 	expect_error(
 	    fx, UPLOAD_WITH("bandwidth = \"08:00,2MiB\";"),
-	    "@F@:4: upload.bandwidth: bad rate \"2MiB\" (want e.g. \"2MiB/s\", \"512KiB/s\" "
-	    "or \"off\")");
+	    "@F@:4: upload.bandwidth: bad rate \"2MiB\" (want e.g. \"2MiB/s\", \"512KiB/s\", "
+	    "\"off\" or \"pause\")");
+	expect_error(fx, UPLOAD_WITH("bandwidth = \"pause\";"),
+		     "@F@:4: upload.bandwidth: \"pause\" alone would hold uploads for ever (want "
+		     "it in a timetable, e.g. \"07:00,pause 19:00,off\")");
 	expect_error(fx, UPLOAD_WITH("bandwidth = \"24:00,off\";"),
 		     "@F@:4: upload.bandwidth: bad time in \"24:00,off\" (want HH:MM from 00:00 to "
 		     "23:59)");

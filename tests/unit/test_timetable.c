@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -121,11 +122,12 @@ static void test_refused(void **state)
 	parse_bad("-8:00,off", "bad time in \"-8:00,off\" (want HH:MM from 00:00 to 23:59)");
 	parse_bad("0800,off", "bad time in \"0800,off\" (want HH:MM from 00:00 to 23:59)");
 	parse_bad(",off", "bad time in \",off\" (want HH:MM from 00:00 to 23:59)");
-	parse_bad("08:00,2MiB",
-		  "bad rate \"2MiB\" (want e.g. \"2MiB/s\", \"512KiB/s\" or \"off\")");
-	parse_bad("08:00,", "bad rate \"\" (want e.g. \"2MiB/s\", \"512KiB/s\" or \"off\")");
-	parse_bad("08:00,off,",
-		  "bad rate \"off,\" (want e.g. \"2MiB/s\", \"512KiB/s\" or \"off\")");
+	parse_bad("08:00,2MiB", "bad rate \"2MiB\" (want e.g. \"2MiB/s\", \"512KiB/s\", \"off\" "
+				"or \"pause\")");
+	parse_bad("08:00,", "bad rate \"\" (want e.g. \"2MiB/s\", \"512KiB/s\", \"off\" or "
+			    "\"pause\")");
+	parse_bad("08:00,off,", "bad rate \"off,\" (want e.g. \"2MiB/s\", \"512KiB/s\", \"off\" "
+				"or \"pause\")");
 	parse_bad("Mun-08:00,off", "bad day \"Mun\" in \"Mun-08:00,off\" (want Mon, Tue, Wed, Thu, "
 				   "Fri, Sat or Sun)");
 	parse_bad("mon-08:00,off", "bad day \"mon\" in \"mon-08:00,off\" (want Mon, Tue, Wed, Thu, "
@@ -353,6 +355,134 @@ static void test_new_york(void **state)
 	hs_timetable_free(tt);
 }
 
+static bool paused_at(const struct hs_timetable *tt, int wday, int hour, int min)
+{
+	struct tm tm = {.tm_wday = wday, .tm_hour = hour, .tm_min = min, .tm_sec = 30};
+
+	return hs_timetable_paused_at(tt, &tm);
+}
+
+static void test_pause_parse(void **state)
+{
+	(void)state;
+	hs_timetable_free(parse_ok("07:00,pause 19:00,off", "07:00,pause 19:00,off"));
+	hs_timetable_free(
+	    parse_ok(" Sat-00:00,pause   Mon-06:00,2M/s ", "Sat-00:00,pause Mon-06:00,2MiB/s"));
+	hs_timetable_free(parse_ok("07:00,pause 12:00,pause 19:00,1MiB/s",
+				   "07:00,pause 12:00,pause 19:00,1MiB/s"));
+	/* Alone it would hold uploads for ever: refused, saying why. */
+	parse_bad("pause", "\"pause\" alone would hold uploads for ever (want it in a timetable, "
+			   "e.g. \"07:00,pause 19:00,off\")");
+	parse_bad(" pause ", "\"pause\" alone would hold uploads for ever (want it in a "
+			     "timetable, e.g. \"07:00,pause 19:00,off\")");
+	parse_bad("07:00,pause", "every entry is \"pause\": uploads would never run (want at "
+				 "least one rate, e.g. \"07:00,pause 19:00,off\")");
+	parse_bad("Sat-00:00,pause 07:00,pause",
+		  "every entry is \"pause\": uploads would never run (want at least one rate, "
+		  "e.g. \"07:00,pause 19:00,off\")");
+	parse_bad("07:00,paused 19:00,off", "bad rate \"paused\" (want e.g. \"2MiB/s\", "
+					    "\"512KiB/s\", \"off\" or \"pause\")");
+	parse_bad("07:00,Pause 19:00,off", "bad rate \"Pause\" (want e.g. \"2MiB/s\", "
+					   "\"512KiB/s\", \"off\" or \"pause\")");
+	parse_bad("07:00,pause 07:00,off", "\"07:00,pause\" and \"07:00,off\" both set Mon 07:00");
+}
+
+static void test_pause_in_force(void **state)
+{
+	struct hs_timetable *tt = parse_ok("07:00,pause 19:00,2MiB/s", "07:00,pause 19:00,2MiB/s");
+
+	(void)state;
+	assert_false(paused_at(tt, WED, 6, 59));
+	assert_true(paused_at(tt, WED, 7, 0));
+	assert_true(paused_at(tt, WED, 18, 59));
+	assert_false(paused_at(tt, WED, 19, 0));
+	assert_false(paused_at(tt, MON, 0, 0)); /* Sunday 19:00 wraps into Monday */
+	/* During a pause the rate is the one before it: what is still sending
+	 * finishes at it. */
+	assert_true(rate_at(tt, WED, 12, 0) == 2 * MiB);
+	hs_timetable_free(tt);
+
+	/* Across midnight, and the rate before the pause when two precede it. */
+	tt = parse_ok("08:00,1MiB/s 18:00,off 22:00,pause 06:00,512KiB/s",
+		      "08:00,1MiB/s 18:00,off 22:00,pause 06:00,512KiB/s");
+	assert_true(paused_at(tt, TUE, 22, 0));
+	assert_true(paused_at(tt, WED, 0, 0));
+	assert_true(paused_at(tt, WED, 5, 59));
+	assert_false(paused_at(tt, WED, 6, 0));
+	assert_false(paused_at(tt, WED, 21, 59));
+	assert_true(rate_at(tt, WED, 3, 0) == 0);
+	assert_true(rate_at(tt, WED, 6, 0) == 512 * KiB);
+	hs_timetable_free(tt);
+
+	/* A weekly pause; a schedule without one never pauses. */
+	tt = parse_ok("Sat-00:00,pause Mon-06:00,off", "Sat-00:00,pause Mon-06:00,off");
+	assert_false(paused_at(tt, FRI, 23, 59));
+	assert_true(paused_at(tt, SAT, 0, 0));
+	assert_true(paused_at(tt, SUN, 23, 59));
+	assert_true(paused_at(tt, MON, 5, 59));
+	assert_false(paused_at(tt, MON, 6, 0));
+	hs_timetable_free(tt);
+	tt = parse_ok("08:00,2MiB/s 18:00,off", "08:00,2MiB/s 18:00,off");
+	assert_false(paused_at(tt, WED, 12, 0));
+	assert_true(hs_timetable_pause_end(tt, utc(2026, 5, 6, 12, 0, 0)) == 0);
+	hs_timetable_free(tt);
+	tt = parse_ok("off", "off");
+	assert_false(hs_timetable_paused(tt, utc(2026, 5, 6, 12, 0, 0)));
+	assert_true(hs_timetable_pause_end(tt, utc(2026, 5, 6, 12, 0, 0)) == 0);
+	hs_timetable_free(tt);
+}
+
+static void test_pause_end(void **state)
+{
+	struct hs_timetable *tt = parse_ok("07:00,pause 19:00,off", "07:00,pause 19:00,off");
+	time_t wed_10 = utc(2026, 5, 6, 10, 0, 30); /* a Wednesday */
+
+	(void)state;
+	use_zone("UTC");
+	assert_true(hs_timetable_paused(tt, wed_10));
+	assert_true(hs_timetable_pause_end(tt, wed_10) == utc(2026, 5, 6, 19, 0, 0));
+	/* The minute it starts, and the last second of it. */
+	assert_true(hs_timetable_pause_end(tt, utc(2026, 5, 6, 7, 0, 0)) ==
+		    utc(2026, 5, 6, 19, 0, 0));
+	assert_true(hs_timetable_pause_end(tt, utc(2026, 5, 6, 18, 59, 59)) ==
+		    utc(2026, 5, 6, 19, 0, 0));
+	/* At its end it holds no longer: the daemon's timer for the next
+	 * change lands there and finds nothing paused. */
+	assert_false(hs_timetable_paused(tt, utc(2026, 5, 6, 19, 0, 0)));
+	assert_true(hs_timetable_pause_end(tt, utc(2026, 5, 6, 19, 0, 0)) == 0);
+	assert_true(hs_timetable_next_change(tt, wed_10) == utc(2026, 5, 6, 19, 0, 0));
+	hs_timetable_free(tt);
+
+	/* Pauses in a row end at the first entry that is not one, across
+	 * midnight and the end of the week. */
+	tt = parse_ok("22:00,pause 01:00,pause 06:00,1MiB/s",
+		      "22:00,pause 01:00,pause 06:00,1MiB/s");
+	assert_true(hs_timetable_pause_end(tt, utc(2026, 5, 10, 23, 30, 0)) ==
+		    utc(2026, 5, 11, 6, 0, 0)); /* Sunday night to Monday */
+	assert_true(hs_timetable_next_change(tt, utc(2026, 5, 10, 23, 30, 0)) ==
+		    utc(2026, 5, 11, 1, 0, 0));
+	hs_timetable_free(tt);
+
+	tt = parse_ok("Sat-00:00,pause Mon-06:00,off", "Sat-00:00,pause Mon-06:00,off");
+	assert_true(hs_timetable_pause_end(tt, utc(2026, 5, 9, 0, 0, 0)) ==
+		    utc(2026, 5, 11, 6, 0, 0));
+	hs_timetable_free(tt);
+
+	/* Local time: a pause ending at 02:30 on the night the clocks spring
+	 * forward ends at 03:00 CEST, the first minute after the gap. */
+	use_zone("Europe/Berlin");
+	tt = parse_ok("01:00,pause 02:30,off", "01:00,pause 02:30,off");
+	assert_true(hs_timetable_paused(tt, utc(2026, 3, 29, 0, 30, 0))); /* 01:30 CET */
+	assert_true(hs_timetable_pause_end(tt, utc(2026, 3, 29, 0, 30, 0)) ==
+		    utc(2026, 3, 29, 1, 0, 0));
+	assert_false(hs_timetable_paused(tt, utc(2026, 3, 29, 1, 0, 0)));
+	/* An ordinary night: 02:30 CET. */
+	assert_true(hs_timetable_pause_end(tt, utc(2026, 3, 28, 0, 30, 0)) ==
+		    utc(2026, 3, 28, 1, 30, 0));
+	hs_timetable_free(tt);
+	use_zone("UTC");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -365,6 +495,9 @@ int main(void)
 	    cmocka_unit_test(test_berlin_spring_forward),
 	    cmocka_unit_test(test_berlin_fall_back),
 	    cmocka_unit_test(test_new_york),
+	    cmocka_unit_test(test_pause_parse),
+	    cmocka_unit_test(test_pause_in_force),
+	    cmocka_unit_test(test_pause_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
