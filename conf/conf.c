@@ -679,10 +679,11 @@ static bool is_utf8(const unsigned char *s)
 {
 	while (*s) {
 		int n = utf8_tail(*s);
-		unsigned cp = *s & (0x7f >> n);
+		unsigned cp;
 
 		if (n < 0)
 			return false;
+		cp = *s & (0x7f >> n);
 		for (int i = 1; i <= n; i++) {
 			if ((s[i] & 0xc0) != 0x80)
 				return false;

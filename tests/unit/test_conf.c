@@ -749,6 +749,9 @@ static void test_remote_prefix(void **state)
 	    {"x/./", "\"x/./\" must not contain empty, . or .. segments"},
 	    {"/", "\"/\" must not start with \"/\""},
 	    {"caf\\xe9/", "is not valid UTF-8"},
+	    /* bytes that start no character at all */
+	    {"caf\\xff/", "is not valid UTF-8"},
+	    {"\\x80x/", "is not valid UTF-8"},
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
