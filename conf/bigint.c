@@ -106,18 +106,25 @@ static int check_number(struct scan *sc, const char *name, unsigned line, const 
 			size_t len)
 {
 	char buf[128];
-	size_t digits = 0;
+	size_t prefix, start, used, digits = 0;
 	int hex = len > 2 && tok[0] == '0' && (tok[1] == 'x' || tok[1] == 'X');
 
-	if (len >= sizeof(buf))
-		len = sizeof(buf) - 1; /* still far beyond 32 bits */
-	memcpy(buf, tok, len);
-	buf[len] = '\0';
-	for (size_t i = hex ? 2 : (buf[0] == '-' || buf[0] == '+'); i < len; i++, digits++)
-		if (!(is_digit(buf[i]) || (hex && strchr("abcdefABCDEF", buf[i]))))
+	prefix = hex ? 2 : (tok[0] == '-' || tok[0] == '+');
+	for (size_t i = prefix; i < len; i++, digits++)
+		if (!(is_digit(tok[i]) || (hex && strchr("abcdefABCDEF", tok[i]))))
 			return 0; /* a float, or an L suffix: libconfig reads it right */
 	if (digits == 0)
 		return 0;
+	/* Leading zeros change nothing but could push the digits that matter
+	 * out of buf: "000...0005000000000" wraps as "5000000000" does. */
+	for (start = prefix; start + 1 < len && tok[start] == '0'; start++)
+		;
+	used = len - start;
+	if (used > sizeof(buf) - 1 - prefix)
+		used = sizeof(buf) - 1 - prefix; /* still far beyond 32 bits */
+	memcpy(buf, tok, prefix);
+	memcpy(buf + prefix, tok + start, used);
+	buf[prefix + used] = '\0';
 	if (hex) {
 		unsigned long v = strtoul(buf, NULL, 16);
 

@@ -614,6 +614,28 @@ static void test_syntax_and_files(void **state)
 	    "it as a string (\"5368709120\") or as 5368709120L");
 }
 
+/* Zeros in front of a literal do not hide that it wraps. */
+static void test_padded_numbers(void **state)
+{
+	struct fixture *fx = *state;
+	struct hs_config *cfg;
+	char text[1024], digits[400], *cause = NULL;
+
+	memset(digits, '0', 300);
+	strcpy(digits + 300, "5368709120");
+	snprintf(text, sizeof(text), UPLOAD_WITH("part_size = %s;"), digits);
+	fx_file(fx, "healsync.conf", text, 0644);
+	cfg = hs_config_load(fx->conf, &cause);
+	if (cfg)
+		fail_msg("accepted a padded 5368709120 as %llu",
+			 (unsigned long long)cfg->upload.part_size);
+	assert_non_null(cause);
+	assert_non_null(strstr(cause, ":4: upload.part_size: 000"));
+	assert_non_null(strstr(cause, "does not fit in 32 bits"));
+	free(cause);
+	hs_config_free(load_ok(fx, UPLOAD_WITH("part_size = 0000000000005242880;")));
+}
+
 static void test_unknown_settings(void **state)
 {
 	struct fixture *fx = *state;
@@ -1158,6 +1180,7 @@ int main(void)
 	    T(test_shipped_sample),
 	    T(test_print),
 	    T(test_syntax_and_files),
+	    T(test_padded_numbers),
 	    T(test_unknown_settings),
 	    T(test_wrong_types),
 	    T(test_bad_values),
