@@ -1019,6 +1019,10 @@ static int parse(struct loader *ld)
 		}
 		config_set_include_dir(&ld->lc, ld->include_dir);
 	}
+	if (hs_bigint_scan(ld->path, ld->include_dir, &ld->bigints, ld->cause) != 0) {
+		fclose(f);
+		return -1;
+	}
 	ok = config_read(&ld->lc, f);
 	fclose(f);
 	if (!ok) {
@@ -1032,7 +1036,7 @@ static int parse(struct loader *ld)
 			*ld->cause = NULL;
 		return -1;
 	}
-	return hs_bigint_scan(ld->path, ld->include_dir, &ld->bigints);
+	return 0;
 }
 
 static int load(struct loader *ld)

@@ -614,6 +614,28 @@ static void test_syntax_and_files(void **state)
 	    "it as a string (\"5368709120\") or as 5368709120L");
 }
 
+/* libconfig 1.5 exits the process reading an @include that is a folder: a
+ * reload would kill the daemon. Such a file is refused before it is read. */
+static void test_include_not_a_file(void **state)
+{
+	struct fixture *fx = *state;
+	char sub[128];
+
+	expect_error(fx, "@include \".\"\n" UPLOAD, "@F@:1: @include \".\": is not a regular file");
+	expect_error(fx, UPLOAD "@include \"@D@\"\n",
+		     "@F@:5: @include \"@D@\": is not a regular file");
+	snprintf(sub, sizeof(sub), "%s/sub", fx->dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	fx_file(fx, "inner.conf", "\n\n@include \"sub\"\n", 0644);
+	expect_error(fx, UPLOAD "@include \"inner.conf\"\n",
+		     "@D@/inner.conf:3: @include \"sub\": is not a regular file");
+	assert_int_equal(rmdir(sub), 0);
+	assert_int_equal(mkfifo(sub, 0600), 0);
+	expect_error(fx, UPLOAD "@include \"sub\"\n",
+		     "@F@:5: @include \"sub\": is not a regular file");
+	assert_int_equal(unlink(sub), 0);
+}
+
 /* Zeros in front of a literal do not hide that it wraps. */
 static void test_padded_numbers(void **state)
 {
@@ -1180,6 +1202,7 @@ int main(void)
 	    T(test_shipped_sample),
 	    T(test_print),
 	    T(test_syntax_and_files),
+	    T(test_include_not_a_file),
 	    T(test_padded_numbers),
 	    T(test_unknown_settings),
 	    T(test_wrong_types),
