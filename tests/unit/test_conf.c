@@ -1125,6 +1125,31 @@ static void test_key_files(void **state)
 	    "upload: {\n  base_url = \"https://upload.example\";\n  api_key_file = \"@D@\";\n};\n",
 	    "@F@:3: upload.api_key_file: @D@: is not a regular file");
 
+	fx_file(fx, "upload.key", "abc\n", 0660);
+	expect_error(
+	    fx, UPLOAD,
+	    "@F@:3: upload.api_key_file: @D@/upload.key: is writable by its group (mode 0660); "
+	    "run chmod g-w on it");
+	fx_file(fx, "real.key", "abc\n", 0600);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink("real.key", path), 0);
+	expect_error(fx, UPLOAD,
+		     "@F@:3: upload.api_key_file: @D@/upload.key: is a symbolic link; name the "
+		     "file itself");
+	assert_int_equal(unlink(path), 0);
+	fx_file(fx, "upload.key", "abc\n", 0600);
+	if (geteuid() == 0) {
+		char want[200];
+
+		assert_int_equal(chown(path, 65534, 65534), 0);
+		snprintf(
+		    want, sizeof(want),
+		    "@F@:3: upload.api_key_file: @D@/upload.key: is owned by uid 65534, not by "
+		    "root or uid 0 (the user healsync runs as)");
+		expect_error(fx, UPLOAD, want);
+		assert_int_equal(chown(path, 0, 0), 0);
+	}
+
 	/* Exactly 4096 bytes, a CRLF, group-readable: fine. */
 	memset(key, 'k', 4096);
 	memcpy(key + 4096, "\r\n", 3);
