@@ -31,13 +31,13 @@ struct hs_config *hs_cli_config(struct hs_cli *cli)
 
 int hs_cli_open_queue(struct hs_cli *cli, struct hs_queue **ret)
 {
-	char *cause = NULL, *path = NULL;
+	char *cause = NULL, *path = NULL, err[4200];
 	int rc = HS_EXIT_FAILURE;
 
 	if (!hs_cli_config(cli))
 		return HS_EXIT_CONFIG;
-	if (mkdir(cli->cfg->state_dir, 0700) != 0 && errno != EEXIST) {
-		hs_cli_error("state_dir %s: %s", cli->cfg->state_dir, strerror(errno));
+	if (hs_state_dir_check(cli->cfg->state_dir, err, sizeof(err)) != 0) {
+		hs_cli_error("%s", err);
 		return HS_EXIT_FAILURE;
 	}
 	if (asprintf(&path, "%s/queue.db", cli->cfg->state_dir) < 0) {

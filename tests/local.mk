@@ -7,6 +7,8 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
 	tests/integration/disk_full.py \
+	tests/integration/local_state.py \
+	tests/integration/names.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
@@ -25,6 +27,8 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
 	tests/integration/disk_full.py \
+	tests/integration/local_state.py \
+	tests/integration/names.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
