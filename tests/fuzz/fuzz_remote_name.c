@@ -1,7 +1,8 @@
 /*
  * Remote names (agent/remote_name.c): escape then unescape gives the name
- * back byte for byte, and the escaped name is what the server wants: valid
- * UTF-8 without control characters, starting with the prefix.
+ * back byte for byte; the escaped name is what the server wants: valid UTF-8
+ * without control characters, starting with the prefix; and a clean UTF-8
+ * name is sent as it is unless it reads as an escaped one.
  */
 #include "config.h"
 
@@ -53,6 +54,15 @@ static void round_trip(const char *prefix, const char *rel)
 		    prefix);
 	FUZZ_ASSERT(clean_utf8((const unsigned char *)name + plen),
 		    "escaped name \"%s\" is not clean UTF-8", name);
+	/* SPEC 1.1: a clean UTF-8 name travels byte for byte, "%" included,
+	 * unless it holds a "%XX" that escaping could have made. */
+	if (clean_utf8((const unsigned char *)rel) && strcmp(name + plen, rel) != 0) {
+		char *back_plain = hs_remote_name_unescape(rel);
+
+		FUZZ_ASSERT(back_plain && strcmp(back_plain, rel) != 0,
+			    "clean UTF-8 \"%s\" sent escaped as \"%s\"", rel, name);
+		free(back_plain);
+	}
 	back = hs_remote_name_unescape(name + plen);
 	FUZZ_ASSERT(back != NULL, "out of memory");
 	FUZZ_ASSERT(strcmp(back, rel) == 0, "\"%s\" escaped as \"%s\" unescapes to \"%s\"", rel,

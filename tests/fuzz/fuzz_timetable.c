@@ -55,8 +55,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (next != 0) {
 		FUZZ_ASSERT(next > now, "\"%s\": next change %lld is not after %lld",
 			    hs_timetable_text(tt), (long long)next, (long long)now);
-		FUZZ_ASSERT(next - now <= 8 * 86400, "\"%s\": next change %lld s after %lld",
+		/* A week, or two when the moment falls in a spring-forward gap
+		 * and the rate does not change there. */
+		FUZZ_ASSERT(next - now <= 15 * 86400, "\"%s\": next change %lld s after %lld",
 			    hs_timetable_text(tt), (long long)(next - now), (long long)now);
+		FUZZ_ASSERT(hs_timetable_rate(tt, now) ==
+				hs_timetable_rate(tt, now + (next - now) / 2),
+			    "\"%s\": the rate changes between %lld and %lld, before the next "
+			    "change",
+			    hs_timetable_text(tt), (long long)now, (long long)next);
 		FUZZ_ASSERT(hs_timetable_rate(tt, now) == hs_timetable_rate(tt, next - 1),
 			    "\"%s\": the rate changes between %lld and %lld, before the next "
 			    "change",
