@@ -52,15 +52,15 @@ int hs_cli_become_state_owner(const struct hs_config *cfg)
 
 int hs_cli_open_queue(struct hs_cli *cli, struct hs_queue **ret)
 {
-	char *cause = NULL, *path = NULL;
+	char *cause = NULL, *path = NULL, err[4200];
 	int rc = HS_EXIT_FAILURE;
 
 	if (!hs_cli_config(cli))
 		return HS_EXIT_CONFIG;
 	if (hs_cli_become_state_owner(cli->cfg) != 0)
 		return HS_EXIT_FAILURE;
-	if (mkdir(cli->cfg->state_dir, 0700) != 0 && errno != EEXIST) {
-		hs_cli_error("state_dir %s: %s", cli->cfg->state_dir, strerror(errno));
+	if (hs_state_dir_check(cli->cfg->state_dir, err, sizeof(err)) != 0) {
+		hs_cli_error("%s", err);
 		return HS_EXIT_FAILURE;
 	}
 	if (asprintf(&path, "%s/queue.db", cli->cfg->state_dir) < 0) {

@@ -17,6 +17,7 @@
 #include <systemd/sd-event.h>
 
 #include "agent/cli.h"
+#include "agent/daemon.h"
 #include "agent/http.h"
 #include "agent/log.h"
 #include "agent/mirror.h"
@@ -58,7 +59,7 @@ int hs_cmd_mirror(struct hs_cli *cli, int argc, char **argv)
 	struct hs_config *cfg;
 	struct hs_http *http = NULL;
 	sigset_t mask;
-	char *cause = NULL;
+	char *cause = NULL, err[4200];
 
 	(void)argv;
 	if (argc != 1) {
@@ -78,8 +79,8 @@ int hs_cmd_mirror(struct hs_cli *cli, int argc, char **argv)
 	 * daemon's user. */
 	if (hs_cli_become_state_owner(cfg) != 0)
 		return HS_EXIT_FAILURE;
-	if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
-		hs_cli_error("state_dir %s: %s", cfg->state_dir, strerror(errno));
+	if (hs_state_dir_check(cfg->state_dir, err, sizeof(err)) != 0) {
+		hs_cli_error("%s", err);
 		return HS_EXIT_FAILURE;
 	}
 

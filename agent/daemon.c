@@ -156,28 +156,78 @@ static void add_limiter(const char *realm, const char *host, const struct hs_rat
 		json_array_append_new(arg, o);
 }
 
-/* Writes path atomically: a reader sees the old file or the new one. */
+/*
+ * Writes dir/name atomically: a reader sees the old file or the new one. The
+ * temporary file is made afresh (O_EXCL, never through a link planted under
+ * its name) and renamed relative to the folder's descriptor.
+ */
 static int write_atomic(const char *dir, const char *name, const char *text)
 {
-	char tmp[4096], path[4096];
-	int fd;
+	char tmp[256];
+	int dfd, fd, e;
 	size_t len = strlen(text);
+	ssize_t n;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -1;
+	if (unlinkat(dfd, tmp, 0) != 0 && errno != ENOENT)
+		goto fail;
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return -1;
-	ssize_t n = write(fd, text, len);
+		goto fail;
+	n = write(fd, text, len);
 	if (n != (ssize_t)len) {
-		int e = n < 0 ? errno : ENOSPC; /* a short write: the disk is full */
+		e = n < 0 ? errno : ENOSPC; /* a short write: the disk is full */
 		close(fd);
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
 		errno = e;
-		return -1;
+		goto fail;
 	}
 	close(fd);
-	return rename(tmp, path);
+	if (renameat(dfd, tmp, dfd, name) != 0)
+		goto fail;
+	close(dfd);
+	return 0;
+fail:
+	e = errno;
+	close(dfd);
+	errno = e;
+	return -1;
+}
+
+int hs_state_dir_check(const char *dir, char *err, size_t len)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, len, "state_dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (stat(dir, &st) != 0) {
+		snprintf(err, len, "state_dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, len, "state_dir %s: is not a folder", dir);
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(err, len,
+			 "state_dir %s: is owned by uid %u, not by uid %u (the user healsync runs "
+			 "as); run chown on it",
+			 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(err, len,
+			 "state_dir %s: is writable by %s (mode %04o); run chmod go-w on it", dir,
+			 st.st_mode & S_IWOTH ? "others" : "its group",
+			 (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
 }
 
 static void update_status(struct daemon *d)
@@ -531,8 +581,8 @@ static int open_state(struct daemon *d)
 	char path[4096], *cause = NULL;
 	size_t n = 0;
 
-	if (mkdir(d->cfg->state_dir, 0700) != 0 && errno != EEXIST) {
-		hs_log(LOG_ERR, "state_dir %s: %s", d->cfg->state_dir, strerror(errno));
+	if (hs_state_dir_check(d->cfg->state_dir, path, sizeof(path)) != 0) {
+		hs_log(LOG_ERR, "%s", path);
 		return -1;
 	}
 	if (lock_state(d) != 0)

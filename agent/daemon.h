@@ -17,4 +17,12 @@
 
 int hs_daemon_run(const char *config_path, struct hs_config *cfg);
 
+/*
+ * Makes state_dir (mode 0700) if it is missing and checks that it is a
+ * folder owned by the user healsync runs as that neither its group nor
+ * others may write: whoever can write there can replace queue.db or plant
+ * links. Returns 0, or -1 with one line in err saying what is wrong.
+ */
+int hs_state_dir_check(const char *dir, char *err, size_t len);
+
 #endif

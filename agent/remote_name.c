@@ -45,6 +45,46 @@ static bool is_hex(char c)
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return c - 'A' + 10;
+}
+
+static bool is_control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+/* Whether s[i] starts "%XX" naming a byte that escaping produces. */
+static bool is_escape_at(const char *s, size_t i)
+{
+	int v;
+
+	if (s[i] != '%' || !is_hex(s[i + 1]) || !is_hex(s[i + 2]))
+		return false;
+	v = hex_value(s[i + 1]) << 4 | hex_value(s[i + 2]);
+	return is_control((unsigned char)v) || v >= 0x80 || v == '%';
+}
+
+/* Whether rel must travel escaped (see remote_name.h). */
+static bool needs_escape(const char *rel, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)rel;
+
+	for (size_t i = 0; i < n;) {
+		size_t len = utf8_seq_len(s + i, n - i);
+
+		if (len == 0 || is_control(s[i]) || is_escape_at(rel, i))
+			return true;
+		i += len;
+	}
+	return false;
+}
+
 static bool segments_ok(const char *rel)
 {
 	const char *seg = rel;
@@ -71,6 +111,14 @@ char *hs_remote_name(const char *prefix, const char *rel)
 
 	if (!segments_ok(rel))
 		return NULL;
+	if (!needs_escape(rel, n)) {
+		out = malloc(plen + n + 1);
+		if (out) {
+			memcpy(out, prefix, plen);
+			memcpy(out + plen, rel, n + 1);
+		}
+		return out;
+	}
 	/* Worst case every byte becomes three. */
 	out = malloc(plen + 3 * n + 1);
 	if (!out)
@@ -79,8 +127,7 @@ char *hs_remote_name(const char *prefix, const char *rel)
 	o = plen;
 	for (size_t i = 0; i < n;) {
 		size_t len = utf8_seq_len(s + i, n - i);
-		bool control = s[i] < 0x20 || s[i] == 0x7f;
-		if (len == 0 || control ||
+		if (len == 0 || is_control(s[i]) ||
 		    (s[i] == '%' && is_hex(rel[i + 1]) && is_hex(rel[i + 2]))) {
 			out[o++] = '%';
 			out[o++] = hex[s[i] >> 4];
@@ -96,24 +143,19 @@ char *hs_remote_name(const char *prefix, const char *rel)
 	return out;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return c - 'A' + 10;
-}
-
 char *hs_remote_name_unescape(const char *name)
 {
 	size_t n = strlen(name), o = 0;
 	char *out = malloc(n + 1);
 
+	bool escaped = false;
+
 	if (!out)
 		return NULL;
+	for (size_t i = 0; i < n && !escaped; i++)
+		escaped = is_escape_at(name, i);
 	for (size_t i = 0; i < n; i++) {
-		if (name[i] == '%' && is_hex(name[i + 1]) && is_hex(name[i + 2])) {
+		if (escaped && name[i] == '%' && is_hex(name[i + 1]) && is_hex(name[i + 2])) {
 			out[o++] = (char)(hex_value(name[i + 1]) << 4 | hex_value(name[i + 2]));
 			i += 2;
 		} else {

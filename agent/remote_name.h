@@ -3,16 +3,28 @@
  *
  *   remote_prefix + path relative to the watch root, "/" separators
  *
- * The server wants valid UTF-8, but Linux filenames are bytes. Bytes that are
- * not part of valid UTF-8, and control characters (which no server keeps in
- * a name), are written as "%XX" (upper-case hex). So that the
- * mapping stays reversible, a literal "%" is written as "%25" when two hex
- * digits follow it; any other "%" stays as it is:
+ * The server wants valid UTF-8, but Linux filenames are bytes. SPEC 1.1: a
+ * name that is valid UTF-8 without control characters travels byte for
+ * byte, "%" included. Only the other names are escaped, as a whole:
  *
- *   "caf\xe9.pdf"   -> "caf%E9.pdf"       (Latin-1 byte)
- *   "a\nb.pdf"      -> "a%0Ab.pdf"        (control character)
- *   "100%.pdf"      -> "100%.pdf"
- *   "50%AB.pdf"     -> "50%25AB.pdf"
+ *   - bytes that are not part of valid UTF-8, and control characters (C0
+ *     and DEL, which no server keeps in a name), become "%XX" (upper-case
+ *     hex);
+ *   - every "%" that two hex digits follow becomes "%25";
+ *   - everything else stays as it is.
+ *
+ * So that the mapping stays reversible, a name is also escaped when it
+ * holds "%XX" (either case) naming a byte that escaping produces: 00-1F,
+ * 7F, 80-FF, or 25. An escaped name always holds such a "%XX" and a name
+ * sent as it is never does, which tells the two apart:
+ *
+ *   "percent%41 value.txt" -> "percent%41 value.txt" (valid UTF-8: as is)
+ *   "100%.pdf"             -> "100%.pdf"
+ *   "caf\xe9.pdf"          -> "caf%E9.pdf"            (Latin-1 byte)
+ *   "a\nb.pdf"             -> "a%0Ab.pdf"             (control character)
+ *   "caf\xe9 %41.pdf"      -> "caf%E9 %2541.pdf"
+ *   "caf%E9.pdf"           -> "caf%25E9.pdf"          (looks escaped)
+ *   "50%25.pdf"            -> "50%2525.pdf"
  *
  * Pure functions, no I/O.
  */
@@ -28,8 +40,9 @@
  * frees the result. */
 char *hs_remote_name(const char *prefix, const char *rel);
 
-/* The inverse of the escaping: the original bytes of an escaped name. The
- * caller frees the result; NULL when memory ran out. */
+/* The inverse of the escaping: the original bytes of a remote name (an
+ * unescaped one comes back as it is). The caller frees the result; NULL
+ * when memory ran out. */
 char *hs_remote_name_unescape(const char *name);
 
 /* The watch folder holding abspath (compared by whole path components), with

@@ -10,21 +10,27 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "conf/internal.h"
 
 #define MAX_INCLUDE_DEPTH 10 /* as libconfig */
 
 struct scan {
+	const char *path; /* the main file */
 	const char *include_dir;
 	struct hs_bigints *out;
+	char **cause;
 };
 
-static int scan_file(struct scan *sc, const char *name, int depth);
+static int scan_file(struct scan *sc, const char *from, unsigned line, const char *name, int depth);
 
 static int is_digit(char c)
 {
@@ -43,17 +49,26 @@ static int is_name_char(char c)
 
 /*
  * Reads a whole file into *ret. Returns 0, 1 when it cannot be read (then
- * libconfig says why) or -1 when out of memory.
+ * libconfig says why), 2 when it is not a regular file (libconfig's scanner
+ * would exit the process reading a folder, or wait for ever on a FIFO) or -1
+ * when out of memory.
  */
 static int slurp(const char *path, char **ret)
 {
-	FILE *f = fopen(path, "re");
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
 	char *text = NULL;
 	size_t size = 0, n = 0, got;
 	int rc = 1;
+	FILE *f;
 
-	if (!f)
+	if (fd < 0)
 		return 1;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "r"))) {
+		rc = fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) ? 2 : 1;
+		close(fd);
+		return rc;
+	}
 	do {
 		if (size - n < 4096) {
 			char *grown = realloc(text, size + 65536);
@@ -106,18 +121,25 @@ static int check_number(struct scan *sc, const char *name, unsigned line, const 
 			size_t len)
 {
 	char buf[128];
-	size_t digits = 0;
+	size_t prefix, start, used, digits = 0;
 	int hex = len > 2 && tok[0] == '0' && (tok[1] == 'x' || tok[1] == 'X');
 
-	if (len >= sizeof(buf))
-		len = sizeof(buf) - 1; /* still far beyond 32 bits */
-	memcpy(buf, tok, len);
-	buf[len] = '\0';
-	for (size_t i = hex ? 2 : (buf[0] == '-' || buf[0] == '+'); i < len; i++, digits++)
-		if (!(is_digit(buf[i]) || (hex && strchr("abcdefABCDEF", buf[i]))))
+	prefix = hex ? 2 : (tok[0] == '-' || tok[0] == '+');
+	for (size_t i = prefix; i < len; i++, digits++)
+		if (!(is_digit(tok[i]) || (hex && strchr("abcdefABCDEF", tok[i]))))
 			return 0; /* a float, or an L suffix: libconfig reads it right */
 	if (digits == 0)
 		return 0;
+	/* Leading zeros change nothing but could push the digits that matter
+	 * out of buf: "000...0005000000000" wraps as "5000000000" does. */
+	for (start = prefix; start + 1 < len && tok[start] == '0'; start++)
+		;
+	used = len - start;
+	if (used > sizeof(buf) - 1 - prefix)
+		used = sizeof(buf) - 1 - prefix; /* still far beyond 32 bits */
+	memcpy(buf, tok, prefix);
+	memcpy(buf + prefix, tok + start, used);
+	buf[prefix + used] = '\0';
 	if (hex) {
 		unsigned long v = strtoul(buf, NULL, 16);
 
@@ -133,7 +155,7 @@ static int check_number(struct scan *sc, const char *name, unsigned line, const 
 }
 
 /* The file name of @include "NAME", which libconfig reads without escapes. */
-static int scan_include(struct scan *sc, const char *p, int depth)
+static int scan_include(struct scan *sc, const char *from, unsigned line, const char *p, int depth)
 {
 	const char *end = strchr(p, '"');
 	char *name;
@@ -144,7 +166,7 @@ static int scan_include(struct scan *sc, const char *p, int depth)
 	name = strndup(p, (size_t)(end - p));
 	if (!name)
 		return -1;
-	rc = depth < MAX_INCLUDE_DEPTH ? scan_file(sc, name, depth + 1) : 0;
+	rc = depth < MAX_INCLUDE_DEPTH ? scan_file(sc, from, line, name, depth + 1) : 0;
 	free(name);
 	return rc;
 }
@@ -172,7 +194,7 @@ static int scan_text(struct scan *sc, const char *name, const char *s, int depth
 			s += *s ? 1 : 0;
 		} else if (strncmp(s, "@include", 8) == 0) {
 			s += 8 + strspn(s + 8, " \t");
-			if (*s == '"' && scan_include(sc, s + 1, depth) != 0)
+			if (*s == '"' && scan_include(sc, name, line, s + 1, depth) != 0)
 				return -1;
 		} else if (is_alpha(*s) || *s == '*') {
 			while (is_name_char(*s))
@@ -192,10 +214,11 @@ static int scan_text(struct scan *sc, const char *name, const char *s, int depth
 	return 0;
 }
 
-/* name: as written after @include. */
-static int scan_file(struct scan *sc, const char *name, int depth)
+/* name: as written after @include on that line of file from (NULL: the main
+ * file). */
+static int scan_file(struct scan *sc, const char *from, unsigned line, const char *name, int depth)
 {
-	char *path = NULL, *text;
+	char *path = NULL, *text, *fpath = NULL;
 	int rc;
 
 	if (name[0] != '/' && sc->include_dir &&
@@ -203,6 +226,19 @@ static int scan_file(struct scan *sc, const char *name, int depth)
 		return -1;
 	rc = slurp(path ? path : name, &text);
 	free(path);
+	if (rc == 2) {
+		if (from && from[0] != '/' && sc->include_dir &&
+		    asprintf(&fpath, "%s/%s", sc->include_dir, from) < 0)
+			return -1;
+		if (asprintf(sc->cause, "%s:%u: @include \"%s\": is not a regular file",
+			     fpath  ? fpath
+			     : from ? from
+				    : sc->path,
+			     line, name) < 0)
+			*sc->cause = NULL;
+		free(fpath);
+		return -1;
+	}
 	if (rc != 0)
 		return rc < 0 ? -1 : 0;
 	rc = scan_text(sc, name, text, depth);
@@ -210,13 +246,14 @@ static int scan_file(struct scan *sc, const char *name, int depth)
 	return rc;
 }
 
-int hs_bigint_scan(const char *path, const char *include_dir, struct hs_bigints *ret)
+int hs_bigint_scan(const char *path, const char *include_dir, struct hs_bigints *ret, char **cause)
 {
-	struct scan sc = {.include_dir = include_dir, .out = ret};
+	struct scan sc = {.path = path, .include_dir = include_dir, .out = ret, .cause = cause};
 	char *text;
 	int rc;
 
 	*ret = (struct hs_bigints){0};
+	*cause = NULL;
 	rc = slurp(path, &text);
 	if (rc != 0)
 		return rc < 0 ? -1 : 0;

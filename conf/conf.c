@@ -679,10 +679,11 @@ static bool is_utf8(const unsigned char *s)
 {
 	while (*s) {
 		int n = utf8_tail(*s);
-		unsigned cp = *s & (0x7f >> n);
+		unsigned cp;
 
 		if (n < 0)
 			return false;
+		cp = *s & (0x7f >> n);
 		for (int i = 1; i <= n; i++) {
 			if ((s[i] & 0xc0) != 0x80)
 				return false;
@@ -1018,6 +1019,10 @@ static int parse(struct loader *ld)
 		}
 		config_set_include_dir(&ld->lc, ld->include_dir);
 	}
+	if (hs_bigint_scan(ld->path, ld->include_dir, &ld->bigints, ld->cause) != 0) {
+		fclose(f);
+		return -1;
+	}
 	ok = config_read(&ld->lc, f);
 	fclose(f);
 	if (!ok) {
@@ -1031,7 +1036,7 @@ static int parse(struct loader *ld)
 			*ld->cause = NULL;
 		return -1;
 	}
-	return hs_bigint_scan(ld->path, ld->include_dir, &ld->bigints);
+	return 0;
 }
 
 static int load(struct loader *ld)

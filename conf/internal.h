@@ -45,10 +45,15 @@ struct hs_bigints {
 	size_t n;
 };
 
-/* Scans path (the main file) and the files it includes, relative ones from
- * include_dir. Returns 0, or -1 when out of memory. Unreadable files are
- * skipped: libconfig reports them. */
-int hs_bigint_scan(const char *path, const char *include_dir, struct hs_bigints *ret);
+/*
+ * Scans path (the main file) and the files it includes, relative ones from
+ * include_dir. Must run before libconfig reads the file: an @include naming
+ * a folder (or a FIFO, a device) would make libconfig's scanner exit the
+ * process, so it is refused here with *cause "FILE:LINE: @include "X": is
+ * not a regular file". Returns 0, or -1 with *cause set (NULL: out of
+ * memory). Unreadable files are skipped: libconfig reports them.
+ */
+int hs_bigint_scan(const char *path, const char *include_dir, struct hs_bigints *ret, char **cause);
 /* The literal that produced value on that line of that file, if any. */
 const struct hs_bigint *hs_bigint_find(const struct hs_bigints *b, const char *file, unsigned line,
 				       int value);

@@ -8,7 +8,9 @@
  *
  * Permissions: packages ship key files 0640 root:healsync, so group read is
  * expected; read or write by others is refused (a key others can replace
- * would send the uploads to someone else's account).
+ * would send the uploads to someone else's account), and so are group
+ * write, an owner other than root or the user the daemon runs as, and a
+ * symbolic link (whoever may change the link chooses the key).
  */
 #include "config.h"
 
@@ -114,7 +116,7 @@ static const char *key_problem(const char *buf, size_t len)
 
 char *hs_key_read(const char *api_key_file, char **cause)
 {
-	char *path, *key = NULL, extra, mode[80];
+	char *path, *key = NULL, extra, mode[120];
 	const char *problem = NULL, *where;
 	int fd = -1, from_credentials;
 	struct stat st;
@@ -127,13 +129,31 @@ char *hs_key_read(const char *api_key_file, char **cause)
 	where = from_credentials ? " (from $CREDENTIALS_DIRECTORY)" : "";
 
 	/* O_NONBLOCK: a FIFO put there by mistake must not hang the loader. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+	if (fd < 0 && errno == ELOOP) {
+		problem = "is a symbolic link; name the file itself";
+		goto fail;
+	}
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		problem = strerror(errno);
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		problem = "is not a regular file";
+		goto fail;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(mode, sizeof(mode),
+			 "is owned by uid %u, not by root or uid %u (the user healsync runs as)",
+			 (unsigned)st.st_uid, (unsigned)geteuid());
+		problem = mode;
+		goto fail;
+	}
+	if (st.st_mode & S_IWGRP) {
+		snprintf(mode, sizeof(mode),
+			 "is writable by its group (mode %04o); run chmod g-w on it",
+			 (unsigned)(st.st_mode & 07777));
+		problem = mode;
 		goto fail;
 	}
 	if (st.st_mode & (S_IROTH | S_IWOTH)) {

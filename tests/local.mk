@@ -9,6 +9,8 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_pause.py \
 	tests/integration/upload_pause_midflight.py \
 	tests/integration/disk_full.py \
+	tests/integration/local_state.py \
+	tests/integration/names.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
@@ -30,6 +32,8 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/upload_pause.py \
 	tests/integration/upload_pause_midflight.py \
 	tests/integration/disk_full.py \
+	tests/integration/local_state.py \
+	tests/integration/names.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \

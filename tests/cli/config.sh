@@ -111,6 +111,18 @@ printf '%s\n' "$upload_key" >"$tmp/open.key"
 chmod 0644 "$tmp/open.key"
 printf 'upload: {\n  base_url = "https://upload.example";\n  api_key_file = "%s/open.key";\n};\n' "$tmp" >"$tmp/bad.conf"
 expect_broken "world-readable key file" "3: upload.api_key_file: "
+chmod 0660 "$tmp/open.key"
+expect_broken "group-writable key file" "3: upload.api_key_file: "
+chmod 0600 "$tmp/open.key"
+ln -s open.key "$tmp/link.key"
+printf 'upload: {\n  base_url = "https://upload.example";\n  api_key_file = "%s/link.key";\n};\n' "$tmp" >"$tmp/bad.conf"
+expect_broken "symlinked key file" "3: upload.api_key_file: "
+# libconfig exits the process reading a folder as an @include: refused first.
+{
+	upload_section ''
+	printf '@include "."\n'
+} >"$tmp/bad.conf"
+expect_broken "@include of a folder" "6: @include \".\": is not a regular file"
 {
 	upload_section ''
 	printf 'mirror: {\n  base_url = "https://api.healos.ai/ext-api/v1";\n'

@@ -614,6 +614,50 @@ static void test_syntax_and_files(void **state)
 	    "it as a string (\"5368709120\") or as 5368709120L");
 }
 
+/* libconfig 1.5 exits the process reading an @include that is a folder: a
+ * reload would kill the daemon. Such a file is refused before it is read. */
+static void test_include_not_a_file(void **state)
+{
+	struct fixture *fx = *state;
+	char sub[128];
+
+	expect_error(fx, "@include \".\"\n" UPLOAD, "@F@:1: @include \".\": is not a regular file");
+	expect_error(fx, UPLOAD "@include \"@D@\"\n",
+		     "@F@:5: @include \"@D@\": is not a regular file");
+	snprintf(sub, sizeof(sub), "%s/sub", fx->dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	fx_file(fx, "inner.conf", "\n\n@include \"sub\"\n", 0644);
+	expect_error(fx, UPLOAD "@include \"inner.conf\"\n",
+		     "@D@/inner.conf:3: @include \"sub\": is not a regular file");
+	assert_int_equal(rmdir(sub), 0);
+	assert_int_equal(mkfifo(sub, 0600), 0);
+	expect_error(fx, UPLOAD "@include \"sub\"\n",
+		     "@F@:5: @include \"sub\": is not a regular file");
+	assert_int_equal(unlink(sub), 0);
+}
+
+/* Zeros in front of a literal do not hide that it wraps. */
+static void test_padded_numbers(void **state)
+{
+	struct fixture *fx = *state;
+	struct hs_config *cfg;
+	char text[1024], digits[400], *cause = NULL;
+
+	memset(digits, '0', 300);
+	strcpy(digits + 300, "5368709120");
+	snprintf(text, sizeof(text), UPLOAD_WITH("part_size = %s;"), digits);
+	fx_file(fx, "healsync.conf", text, 0644);
+	cfg = hs_config_load(fx->conf, &cause);
+	if (cfg)
+		fail_msg("accepted a padded 5368709120 as %llu",
+			 (unsigned long long)cfg->upload.part_size);
+	assert_non_null(cause);
+	assert_non_null(strstr(cause, ":4: upload.part_size: 000"));
+	assert_non_null(strstr(cause, "does not fit in 32 bits"));
+	free(cause);
+	hs_config_free(load_ok(fx, UPLOAD_WITH("part_size = 0000000000005242880;")));
+}
+
 static void test_unknown_settings(void **state)
 {
 	struct fixture *fx = *state;
@@ -752,6 +796,9 @@ static void test_remote_prefix(void **state)
 	    {"x/./", "\"x/./\" must not contain empty, . or .. segments"},
 	    {"/", "\"/\" must not start with \"/\""},
 	    {"caf\\xe9/", "is not valid UTF-8"},
+	    /* bytes that start no character at all */
+	    {"caf\\xff/", "is not valid UTF-8"},
+	    {"\\x80x/", "is not valid UTF-8"},
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -1081,6 +1128,31 @@ static void test_key_files(void **state)
 	    "upload: {\n  base_url = \"https://upload.example\";\n  api_key_file = \"@D@\";\n};\n",
 	    "@F@:3: upload.api_key_file: @D@: is not a regular file");
 
+	fx_file(fx, "upload.key", "abc\n", 0660);
+	expect_error(
+	    fx, UPLOAD,
+	    "@F@:3: upload.api_key_file: @D@/upload.key: is writable by its group (mode 0660); "
+	    "run chmod g-w on it");
+	fx_file(fx, "real.key", "abc\n", 0600);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink("real.key", path), 0);
+	expect_error(fx, UPLOAD,
+		     "@F@:3: upload.api_key_file: @D@/upload.key: is a symbolic link; name the "
+		     "file itself");
+	assert_int_equal(unlink(path), 0);
+	fx_file(fx, "upload.key", "abc\n", 0600);
+	if (geteuid() == 0) {
+		char want[200];
+
+		assert_int_equal(chown(path, 65534, 65534), 0);
+		snprintf(
+		    want, sizeof(want),
+		    "@F@:3: upload.api_key_file: @D@/upload.key: is owned by uid 65534, not by "
+		    "root or uid 0 (the user healsync runs as)");
+		expect_error(fx, UPLOAD, want);
+		assert_int_equal(chown(path, 0, 0), 0);
+	}
+
 	/* Exactly 4096 bytes, a CRLF, group-readable: fine. */
 	memset(key, 'k', 4096);
 	memcpy(key + 4096, "\r\n", 3);
@@ -1158,6 +1230,8 @@ int main(void)
 	    T(test_shipped_sample),
 	    T(test_print),
 	    T(test_syntax_and_files),
+	    T(test_include_not_a_file),
+	    T(test_padded_numbers),
 	    T(test_unknown_settings),
 	    T(test_wrong_types),
 	    T(test_bad_values),

@@ -56,6 +56,61 @@ static void test_percent_kept_reversible(void **state)
 	expect_name("", "%25", "%2525");
 }
 
+/* SPEC 1.1: valid UTF-8 without control characters travels byte for byte,
+ * even with "%XX" in it; a name that merely looks escaped is escaped so
+ * that it cannot be taken for another one. */
+static void test_valid_utf8_as_is(void **state)
+{
+	(void)state;
+	expect_name("", "percent%41 value.txt", "percent%41 value.txt");
+	expect_name("p/", "a%7e%20b/%41%5A.pdf", "p/a%7e%20b/%41%5A.pdf");
+	expect_name("", "Zoë%2F.pdf", "Zoë%2F.pdf");
+	expect_name("", "caf%E9.pdf", "caf%25E9.pdf");
+	expect_name("", "caf%e9.pdf", "caf%25e9.pdf");
+	expect_name("", "a%0Ab.pdf", "a%250Ab.pdf");
+	expect_name("", "50%25.pdf", "50%2525.pdf");
+	expect_name("", "caf\xe9 %41.pdf", "caf%E9 %2541.pdf");
+	expect_name("", "x\n%41%", "x%0A%2541%");
+}
+
+/* Every name of up to three bytes from a small alphabet maps to a distinct
+ * remote name that unescapes to it. */
+static void test_round_trip_exhaustive(void **state)
+{
+	static const char alphabet[] = {'%', '0',  '2',	       '5',	   'A',	      'e',
+					'x', '\n', (char)0xe9, (char)0xc3, (char)0xa9};
+	enum { K = sizeof(alphabet) };
+	char *seen[K * K * K + K * K + K];
+	size_t n = 0;
+
+	(void)state;
+	for (size_t len = 1; len <= 3; len++) {
+		size_t total = len == 1 ? K : len == 2 ? K * K : K * K * K;
+
+		for (size_t v = 0; v < total; v++) {
+			char rel[4];
+			size_t x = v;
+
+			for (size_t i = 0; i < len; i++, x /= K)
+				rel[i] = alphabet[x % K];
+			rel[len] = '\0';
+			if (strcmp(rel, ".") == 0)
+				continue;
+			seen[n] = hs_remote_name("", rel);
+			assert_non_null(seen[n]);
+			char *back = hs_remote_name_unescape(seen[n]);
+			assert_non_null(back);
+			assert_string_equal(back, rel);
+			free(back);
+			for (size_t j = 0; j < n; j++)
+				assert_string_not_equal(seen[j], seen[n]);
+			n++;
+		}
+	}
+	for (size_t j = 0; j < n; j++)
+		free(seen[j]);
+}
+
 static void test_refused(void **state)
 {
 	(void)state;
@@ -95,6 +150,8 @@ int main(void)
 	    cmocka_unit_test(test_plain),
 	    cmocka_unit_test(test_invalid_utf8_escaped),
 	    cmocka_unit_test(test_percent_kept_reversible),
+	    cmocka_unit_test(test_valid_utf8_as_is),
+	    cmocka_unit_test(test_round_trip_exhaustive),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_watch_for_path),
 	};

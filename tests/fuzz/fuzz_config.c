@@ -1,0 +1,138 @@
+/*
+ * The config loader (conf/): whatever hs_config_load accepts, hs_config_print
+ * writes so that loading the printed text gives the same configuration,
+ * compared as the printed text of both and the keys read.
+ *
+ * What print cannot give back, and how the round trip deals with it:
+ *  - the API keys are printed as api_key = "<redacted>", a setting the
+ *    loader does not know: those lines are dropped before loading again, and
+ *    the keys are compared directly (both loads read the same key files);
+ *  - a password in the proxy URL is printed as "<redacted>": such configs
+ *    are loaded and printed, but not loaded back.
+ *
+ * Key files: $CREDENTIALS_DIRECTORY points at a scratch folder holding
+ * upload.key and records.key, so any api_key_file with one of those base
+ * names loads.
+ */
+#include "config.h"
+
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "tests/fuzz/fuzz.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+static char dir[] = "/tmp/hs-fuzz-conf-XXXXXX";
+static char conf_path[64];
+
+static void write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+	FILE *f = fopen(path, "we");
+
+	if (!f || fwrite(data, 1, len, f) != len || fchmod(fileno(f), mode) != 0 || fclose(f) != 0)
+		abort();
+}
+
+static void remove_dir(void)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "%s/upload.key", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/records.key", dir);
+	unlink(path);
+	unlink(conf_path);
+	rmdir(dir);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	char path[96];
+
+	(void)argc;
+	(void)argv;
+	if (!mkdtemp(dir))
+		abort();
+	atexit(remove_dir);
+	snprintf(conf_path, sizeof(conf_path), "%s/healsync.conf", dir);
+	snprintf(path, sizeof(path), "%s/upload.key", dir);
+	write_file(path, "fuzz-upload-key\n", 16, 0600);
+	snprintf(path, sizeof(path), "%s/records.key", dir);
+	write_file(path, "fuzz-records-key\n", 17, 0600);
+	setenv("CREDENTIALS_DIRECTORY", dir, 1);
+	return 0;
+}
+
+static char *print(const struct hs_config *cfg)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		abort();
+	hs_config_print(cfg, f);
+	if (fclose(f) != 0)
+		abort();
+	return text;
+}
+
+/* text without its api_key lines. */
+static void drop_key_lines(char *text)
+{
+	static const char line[] = "  api_key = \"<redacted>\";\n";
+	char *p;
+
+	while ((p = strstr(text, line)))
+		memmove(p, p + strlen(line), strlen(p + strlen(line)) + 1);
+}
+
+static bool same_key(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct hs_config *cfg, *again;
+	char *cause = NULL, *text, *text2;
+
+	write_file(conf_path, data, size, 0644);
+	cfg = hs_config_load(conf_path, &cause);
+	if (!cfg) {
+		FUZZ_ASSERT(!cause || !strchr(cause, '\n'), "cause on two lines: %s", cause);
+		free(cause);
+		return 0;
+	}
+	FUZZ_ASSERT(cause == NULL, "loaded with a cause: %s", cause);
+	text = print(cfg);
+	if (strstr(text, "<redacted>@")) {
+		/* A proxy password: not printed, so not loaded back. */
+		free(text);
+		hs_config_free(cfg);
+		return 0;
+	}
+	text2 = strdup(text);
+	if (!text2)
+		abort();
+	drop_key_lines(text2);
+	write_file(conf_path, text2, strlen(text2), 0644);
+	free(text2);
+	again = hs_config_load(conf_path, &cause);
+	FUZZ_ASSERT(again != NULL, "printed config refused: %s\n%s",
+		    cause ? cause : "out of memory", text);
+	text2 = print(again);
+	FUZZ_ASSERT(strcmp(text, text2) == 0, "printed config loads as another:\n%s\nthen\n%s",
+		    text, text2);
+	FUZZ_ASSERT(same_key(cfg->upload.api.api_key, again->upload.api.api_key) &&
+			same_key(cfg->mirror.api.api_key, again->mirror.api.api_key),
+		    "the keys read differ");
+	free(text2);
+	free(text);
+	hs_config_free(again);
+	hs_config_free(cfg);
+	return 0;
+}
