@@ -55,6 +55,7 @@ struct hs_http_call {
 	size_t body_len, body_cap;
 	bool too_large;
 	char error[CURL_ERROR_SIZE];
+	char *proxy; /* the proxy this call goes through; NULL: none set here */
 };
 
 struct hs_http {
@@ -67,6 +68,7 @@ struct hs_http {
 	char *proxy;
 	long connect_timeout_s;
 	long stall_timeout_s;
+	int64_t reloaded_ms; /* hs_http_reloaded(); 0: never */
 	struct limiter *limiters;
 	struct hs_http_call *calls;
 	struct hs_http_call *paused;
@@ -339,6 +341,7 @@ static void call_free(struct hs_http_call *c)
 		c->next->prev = c->prev;
 	curl_easy_cleanup(c->easy);
 	curl_slist_free_all(c->headers);
+	free(c->proxy);
 	free(c->json_body);
 	free(c->body);
 	free(c);
@@ -359,6 +362,78 @@ static void call_start(struct hs_http_call *c)
 	c->h->n_running++;
 }
 
+/* "host:port" of a proxy setting, without scheme or credentials, for a
+ * log line; "?" when it cannot be read. Caller frees. */
+static char *proxy_host(const char *proxy)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL, *out = NULL;
+
+	if (u && curl_url_set(u, CURLUPART_URL, proxy, CURLU_GUESS_SCHEME) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		int n = curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK
+			    ? asprintf(&out, "%s:%s", host, port)
+			    : asprintf(&out, "%s", host);
+		if (n < 0)
+			out = NULL;
+	}
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return out ? out : strdup("?");
+}
+
+/* A failed transfer's error line and kind. TLS and proxy refusals name
+ * the host (or proxy) that refused and why: they are a matter of
+ * configuration (ca_file, proxy) or of the server's certificate, which
+ * an operator must be able to see in one line. */
+static void refusal(struct hs_http_call *c, CURLcode result, struct hs_http_response *resp)
+{
+	const char *text = c->error[0] ? c->error : curl_easy_strerror(result);
+	const char *host = c->lim ? c->lim->host : "?";
+	long connect_code = 0;
+	char *via = NULL;
+
+	curl_easy_getinfo(c->easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+	switch (result) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CONNECT_ERROR:
+		resp->refused = HS_REFUSED_TLS;
+		snprintf(resp->error, sizeof(resp->error), "TLS with %.60s refused: %.170s", host,
+			 text);
+		return;
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_OPERATION_TIMEDOUT:
+		/* Only when the proxy, not the server, is the one at fault:
+		 * it could not be reached, or it answered the CONNECT with
+		 * anything but 2xx (407: credentials wanted or wrong). */
+		if (!c->proxy || (result != CURLE_COULDNT_RESOLVE_PROXY &&
+				  !(connect_code >= 300 ||
+				    (result == CURLE_COULDNT_CONNECT && connect_code == 0))))
+			break;
+		via = proxy_host(c->proxy);
+		resp->refused = HS_REFUSED_PROXY;
+		if (connect_code >= 300)
+			snprintf(resp->error, sizeof(resp->error),
+				 "proxy %.60s refused the tunnel to %.60s (HTTP %ld)", via, host,
+				 connect_code);
+		else
+			snprintf(resp->error, sizeof(resp->error), "proxy %.60s for %.60s: %.120s",
+				 via, host, text);
+		free(via);
+		return;
+	default:
+		break;
+	}
+	snprintf(resp->error, sizeof(resp->error), "%s", text);
+}
+
 static void finish(struct hs_http_call *c, CURLcode result)
 {
 	struct hs_http_response resp = {.result = result,
@@ -377,8 +452,7 @@ static void finish(struct hs_http_call *c, CURLcode result)
 		snprintf(resp.error, sizeof(resp.error),
 			 "file changed or unreadable while sending");
 	} else if (result != CURLE_OK) {
-		snprintf(resp.error, sizeof(resp.error), "%s",
-			 c->error[0] ? c->error : curl_easy_strerror(result));
+		refusal(c, result, &resp);
 	}
 	resp.body_changed = c->body_changed;
 	if (resp.result == CURLE_OK) {
@@ -601,8 +675,18 @@ static int setup_easy(struct hs_http_call *c, const struct hs_http_request *req,
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (req->ca_file || h->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file ? req->ca_file : h->ca_file);
-	if (req->proxy || h->proxy)
-		curl_easy_setopt(e, CURLOPT_PROXY, req->proxy ? req->proxy : h->proxy);
+	/* curl keeps a parsed CA store for a day, keyed by the file's name: a
+	 * bundle changed in place and reloaded must not be served from it. */
+	if (h->reloaded_ms > 0) {
+		long age = (long)((hs_wall_ms() - h->reloaded_ms) / 1000);
+		curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, age > 0 ? age : 0L);
+	}
+	if (req->proxy || h->proxy) {
+		const char *proxy = req->proxy ? req->proxy : h->proxy;
+		curl_easy_setopt(e, CURLOPT_PROXY, proxy);
+		if (!(c->proxy = strdup(proxy)))
+			return hs_cause(cause, "%s", "out of memory");
+	}
 
 	if (req->body_fd >= 0) {
 		c->fd = req->body_fd;
@@ -686,6 +770,11 @@ int64_t hs_http_call_sent(const struct hs_http_call *call)
 }
 
 /* ---- the client ------------------------------------------------------------ */
+
+void hs_http_reloaded(struct hs_http *h)
+{
+	h->reloaded_ms = hs_wall_ms();
+}
 
 struct hs_http *hs_http_new(sd_event *ev, const struct hs_http_opts *opts, struct hs_bucket *bucket,
 			    char **cause)

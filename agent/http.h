@@ -45,7 +45,9 @@ struct hs_http_request {
 	const char *method;
 	const char *url;
 	const char *api_key; /* sent as X-API-Key; NULL: none */
-	/* This API's own CA bundle and proxy; NULL: the client's (opts). */
+	/* This API's own CA bundle and proxy; NULL: the client's (opts).
+	 * Callers pass their API's settings each time, so that a reloaded
+	 * configuration applies to the next request. */
 	const char *ca_file;
 	const char *proxy;
 	const char *json_body; /* POST/PUT body; NULL: none */
@@ -55,6 +57,13 @@ struct hs_http_request {
 	int body_fd; /* -1: none */
 	int64_t body_offset;
 	int64_t body_length;
+};
+
+/* Why a transfer got no answer, when it is not the network's fault. */
+enum hs_refused {
+	HS_REFUSED_NONE,
+	HS_REFUSED_TLS,	  /* certificate untrusted, for another host, expired... */
+	HS_REFUSED_PROXY, /* the proxy could not be reached or refused the tunnel */
 };
 
 struct hs_http_response {
@@ -72,6 +81,9 @@ struct hs_http_response {
 	int64_t date_ms;
 	int64_t date_seen_ms;
 	bool body_changed; /* the body file ended early or failed to read */
+	/* With result != CURLE_OK: TLS or the proxy refused. error then
+	 * names the host (or proxy) and the cause, never credentials. */
+	enum hs_refused refused;
 };
 
 typedef void (*hs_http_done_fn)(struct hs_http_response *resp, void *arg);
@@ -88,6 +100,10 @@ struct hs_http_call *hs_http_send(struct hs_http *h, const struct hs_http_reques
 void hs_http_cancel(struct hs_http_call *call);
 /* Body bytes sent so far by this call. */
 int64_t hs_http_call_sent(const struct hs_http_call *call);
+
+/* The configuration was reloaded: CA bundles are read again from their
+ * files, even at the same path, for every request from now on. */
+void hs_http_reloaded(struct hs_http *h);
 
 /* The bucket's rate changed (the timetable): wake paused transfers. */
 void hs_http_bandwidth_changed(struct hs_http *h);
