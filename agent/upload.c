@@ -613,6 +613,7 @@ static void send_put_single(struct transfer *t)
 {
 	char *cause = NULL;
 	struct hs_http_request req = {.realm = "upload",
+				      .rl_class = HS_RL_STORAGE,
 				      .method = "PUT",
 				      .url = t->single.url,
 				      .headers = (const char *const *)t->single.headers,
@@ -868,6 +869,7 @@ static int send_part(struct transfer *t, struct part *p)
 	headers[n++] = crc_header;
 	headers[n] = NULL;
 	struct hs_http_request req = {.realm = "upload",
+				      .rl_class = HS_RL_STORAGE,
 				      .method = "PUT",
 				      .url = p->url.url,
 				      .headers = headers,
