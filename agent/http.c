@@ -457,31 +457,36 @@ static int on_limiter_timer(sd_event_source *s, uint64_t usec, void *arg)
 }
 
 /* Starts the calls the limiter lets go, in order within each class; a
- * class held back does not hold the other. */
+ * class held back does not hold the other. A call that cannot start
+ * finishes at once, and its callback may send or cancel calls: so the line
+ * is scanned anew from its head after each start, with the limiter pinned. */
 static void limiter_pump(struct limiter *lim)
 {
 	struct hs_http *h = lim->h;
-	struct hs_http_call **pp = &lim->wait_head, *prev = NULL;
 	bool held[HS_RL_NCLASSES] = {false};
 	int64_t wake = 0;
 
-	while (*pp) {
-		struct hs_http_call *c = *pp;
+	lim->n_calls++;
+	for (;;) {
+		struct hs_http_call *c, *prev = NULL;
 		uint64_t seq;
 		int64_t at = 0;
 
-		if (!held[c->cls])
-			at = hs_ratelimit_reserve(&lim->rl, c->cls, hs_wall_ms(), hs_random64(),
-						  &seq);
-		if (held[c->cls] || at != 0) {
-			if (!held[c->cls] && (wake == 0 || at < wake))
+		for (c = lim->wait_head; c && held[c->cls]; c = c->wait_next)
+			prev = c;
+		if (!c)
+			break;
+		at = hs_ratelimit_reserve(&lim->rl, c->cls, hs_wall_ms(), hs_random64(), &seq);
+		if (at != 0) {
+			if (wake == 0 || at < wake)
 				wake = at;
 			held[c->cls] = true;
-			prev = c;
-			pp = &c->wait_next;
 			continue;
 		}
-		*pp = c->wait_next;
+		if (prev)
+			prev->wait_next = c->wait_next;
+		else
+			lim->wait_head = c->wait_next;
 		if (lim->wait_tail == c)
 			lim->wait_tail = prev;
 		c->wait_next = NULL;
@@ -494,6 +499,7 @@ static void limiter_pump(struct limiter *lim)
 		sd_event_source_set_time(lim->timer, (uint64_t)wake * 1000);
 		sd_event_source_set_enabled(lim->timer, SD_EVENT_ONESHOT);
 	}
+	lim->n_calls--;
 }
 
 static void limiter_unlink_free(struct limiter *lim)
