@@ -4,10 +4,13 @@
  * reused (keep-alive, HTTP/2 when offered); TLS is always verified.
  *
  * Two policies live here so that no caller can forget them:
- *  - pacing: each request names a realm ("upload", "records"); requests to
- *    one realm and host share a rate limiter that learns from every
- *    response's X-RateLimit-* and Retry-After headers. A request the limiter
- *    holds back waits in line, on a timer, before curl sees it.
+ *  - pacing: each request names a realm ("upload", "records") and a class
+ *    (API call or storage transfer); requests to one realm and host share a
+ *    rate limiter (agent/ratelimit.h) that learns from every answer's
+ *    X-RateLimit-* and Retry-After headers, read against its Date. A request
+ *    the limiter holds back waits in line, on a timer, before curl sees it;
+ *    one class held back does not hold the other. A limiter that holds
+ *    nothing worth keeping (per-upload storage hosts) is freed.
  *  - bandwidth: request bodies read from files draw from the shared token
  *    bucket; a transfer that finds it empty is paused through curl's read
  *    callback and resumed by a timer when tokens are back.
@@ -41,7 +44,8 @@ struct hs_http_opts {
 };
 
 struct hs_http_request {
-	const char *realm; /* rate-limit realm, required */
+	const char *realm;		  /* rate-limit realm, required */
+	enum hs_ratelimit_class rl_class; /* HS_RL_API (the default) or HS_RL_STORAGE */
 	const char *method;
 	const char *url;
 	const char *api_key; /* sent as X-API-Key; NULL: none */
@@ -73,7 +77,8 @@ struct hs_http_response {
 	char *body; /* NUL-terminated; NULL when empty */
 	size_t body_len;
 	char etag[128];	     /* "" when none or too long */
-	int64_t retry_after; /* ms, clamped; -1 when none */
+	int64_t retry_after; /* ms from date_seen_ms (HTTP-dates read against
+				date_ms), clamped; -1 when none */
 	/* The answer's Date header (the server's clock, whole seconds) in Unix
 	 * ms, and our Unix ms when it arrived: their difference is how far the
 	 * server's clock is ahead of ours (SPEC 1: resets, Retry-After dates
@@ -108,8 +113,6 @@ void hs_http_reloaded(struct hs_http *h);
 /* The bucket's rate changed (the timetable): wake paused transfers. */
 void hs_http_bandwidth_changed(struct hs_http *h);
 
-/* The limiter for a realm and the host of url, created on first use. */
-struct hs_ratelimit *hs_http_limiter(struct hs_http *h, const char *realm, const char *url);
 /* Calls fn for each limiter (status output). */
 void hs_http_each_limiter(struct hs_http *h,
 			  void (*fn)(const char *realm, const char *host,

@@ -6,6 +6,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
+	tests/integration/upload_ratelimit.py \
 	tests/integration/disk_full.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
@@ -33,6 +34,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
+	tests/integration/upload_ratelimit.py \
 	tests/integration/disk_full.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
