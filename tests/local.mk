@@ -21,7 +21,8 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/https_upload.py \
 	tests/integration/https_refused.py \
 	tests/integration/https_proxy.py \
-	tests/integration/s3_storage.py
+	tests/integration/s3_storage.py \
+	tests/integration/clock_skew.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -31,6 +32,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/https_refused.py \
 	tests/integration/https_proxy.py \
 	tests/integration/s3_storage.py \
+	tests/integration/clock_skew.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \

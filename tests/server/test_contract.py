@@ -1169,6 +1169,10 @@ def html_and_empty_faults(t, srv, c):
     t.ok(reply.status == 403 and reply.body == b"" and reply.header("Content-Type") is None,
          "empty:403 answers no body at all", reply.headers)
     t.eq(c.put(pre, data).status, 200, "neither used up the URL")
+    srv.admin("POST", "/faults", {"kind": "presign", "fault": "bad_url"})
+    pre = c.presign(data)
+    t.ok(urllib.parse.urlsplit(pre["url"]).netloc.startswith("bad%zzhost:"),
+         "bad_url: the presigned URL has a host no parser takes", pre["url"])
     try:
         srv.admin("POST", "/faults", {"kind": "put", "fault": "html:42"})
         t.ok(False, "html:42 is refused")
