@@ -40,6 +40,7 @@ with Env(tap, server_args=["--tls-cert", cert, "--tls-key", key, "--storage-dial
         ("403 with no body", [{"kind": "put", "fault": "empty:403"}]),
         ("an answer lost after the PUT was stored (then 403 used)",
          [{"kind": "put", "fault": "disconnect"}]),
+        ("a dropped answer (no answer, nothing stored)", [{"kind": "put", "fault": "drop"}]),
         ("SlowDown 503 without Retry-After", [{"kind": "put", "fault": "503", "count": 2}]),
         ("URLs already expired by the server's clock", [{"kind": "presign", "fault": "expire_url"}]),
         ("NoSuchUpload", [{"kind": "put", "fault": "status:404:upload_not_found"}]),
