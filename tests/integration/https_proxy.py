@@ -119,6 +119,7 @@ with proxylib.Tinyproxy(os.path.join(base, "up"), "alice", SECRET) as up_px, \
                    d.output()[-2000:])
             tap.eq(len(pause_lines(d)), i + 1, "%s: one pause line for it" % label)
         outputs.append(d.output())
+    tap.eq(d.proc.returncode, 0, "the daemon exits 0 (no leak on the refusal paths)")
 
     text = "\n".join(outputs)
     tap.ok(SECRET not in text and "alice:" not in text,

@@ -76,6 +76,7 @@ for label, (cert, key), cause in cases:
             tap.ok(env.stored(name), "%s: stored with its SHA-256" % label)
             tap.eq(len([ln for ln in d.output().splitlines() if "uploads paused" in ln]), 1,
                    "%s: still one pause line in the whole log" % label)
+        tap.eq(d.proc.returncode, 0, "%s: the daemon exits 0" % label)
 
 hstest.shutil.rmtree(base, ignore_errors=True)
 tap.finish()

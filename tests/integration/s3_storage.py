@@ -101,6 +101,7 @@ with Env(tap, server_args=["--tls-cert", cert, "--tls-key", key, "--storage-dial
                job(env, "bad-parts.bin"))
         env.server.admin("DELETE", "/faults")
         out = d.output()
+    tap.eq(d.proc.returncode, 0, "the daemon exits 0 (no leak on these paths)")
     tap.ok("X-Amz-Signature" not in out and "X-Amz-Credential" not in out,
            "no presigned query string reaches the log")
 
