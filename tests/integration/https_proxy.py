@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""HTTPS through real proxies (tinyproxy, CONNECT): uploads through
+"""HTTPS through real proxies (tinyproxy and squid, CONNECT): uploads through
 upload.proxy with Basic credentials, the mirror only through its own
 mirror.proxy, credentials in no log line and redacted by check-config; a
 proxy that refuses the credentials (407) or is not there pauses uploads
@@ -124,6 +124,40 @@ with proxylib.Tinyproxy(os.path.join(base, "up"), "alice", SECRET) as up_px, \
     text = "\n".join(outputs)
     tap.ok(SECRET not in text and "alice:" not in text,
            "the proxy credentials never reach a log line or an error")
+
+# squid, with Basic credentials checked by its own helper.
+SQUID_SECRET = "Squ1d-s3cret-c4e1"
+if not proxylib.squid_available():
+    tap.skip("squid is not installed (dev/setup installs it)")
+else:
+    with proxylib.Squid(os.path.join(base, "squid"), "bob", SQUID_SECRET) as sq, \
+            Env(tap, server_args=["--tls-cert", cert, "--tls-key", key],
+                log_level="info") as env:
+        upload = {"ca_file": ca.cert_file, "proxy": sq.url, "max_attempts": 1}
+        env.write_config(dict(upload, proxy=sq.url.replace(SQUID_SECRET, "not-" + SQUID_SECRET)))
+        env.write_file("squid.pdf", b"through squid\n" * 100)
+        write_random(env.path("squid.bin"), 11 * MIB, seed=6)
+        env.enqueue("squid.pdf", "squid.bin")
+        with env.daemon() as d:
+            ok = env.wait_until(lambda: len(pause_lines(d)) == 1, 60, "pause")
+            line = pause_lines(d)[0] if ok else ""
+            tap.ok("proxy 127.0.0.1:%d refused the tunnel" % sq.port in line
+                   and "(HTTP 407)" in line,
+                   "squid, wrong password: one warning naming the proxy and the 407", line)
+            tap.eq(sorted(j["attempts"] for j in env.jobs()), [0, 0],
+                   "squid, wrong password: no attempt spent")
+            env.write_config(upload)
+            d.proc.send_signal(signal.SIGHUP)
+            ok = env.wait_jobs(timeout=120, done=2)
+            tap.ok(ok, "squid: after the fix and a reload both files go through",
+                   d.output()[-2000:])
+            out = d.output()
+        tap.eq(d.proc.returncode, 0, "squid: the daemon exits 0")
+        tap.ok(env.stored("squid.pdf") and env.stored("squid.bin"),
+               "squid: both stored with their SHA-256")
+        tap.ok(sq.connects() >= 1, "squid carried the CONNECT tunnels (%d)" % sq.connects())
+        tap.ok(SQUID_SECRET not in out and "bob:" not in out,
+               "squid: the credentials never reach a log line")
 
 hstest.shutil.rmtree(base, ignore_errors=True)
 tap.finish()
