@@ -8,6 +8,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_outage.py \
 	tests/integration/upload_pause.py \
 	tests/integration/upload_pause_midflight.py \
+	tests/integration/upload_ratelimit.py \
 	tests/integration/disk_full.py \
 	tests/integration/local_state.py \
 	tests/integration/names.py \
@@ -21,16 +22,28 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/mirror_basic.py \
 	tests/integration/mirror_faults.py \
 	tests/integration/mirror_crash.py \
-	tests/integration/mirror_daemon.py
+	tests/integration/mirror_daemon.py \
+	tests/integration/https_upload.py \
+	tests/integration/https_refused.py \
+	tests/integration/https_proxy.py \
+	tests/integration/s3_storage.py \
+	tests/integration/clock_skew.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
-	tests/integration/hstest.py \
+	tests/integration/hstest.py tests/integration/tlsca.py \
+	tests/integration/proxylib.py \
+	tests/integration/https_upload.py \
+	tests/integration/https_refused.py \
+	tests/integration/https_proxy.py \
+	tests/integration/s3_storage.py \
+	tests/integration/clock_skew.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
 	tests/integration/upload_pause.py \
 	tests/integration/upload_pause_midflight.py \
+	tests/integration/upload_ratelimit.py \
 	tests/integration/disk_full.py \
 	tests/integration/local_state.py \
 	tests/integration/names.py \
