@@ -414,6 +414,15 @@ static enum verdict judge(struct transfer *t, const struct hs_http_response *r, 
 	return classify(r, want, why, len);
 }
 
+/* A PUT's answer comes from the object storage, not the API: S3 and its
+ * kind say "expired" or "already used" in XML (AccessDenied), a proxy in
+ * HTML, some in nothing at all. Any 403 there means a fresh URL, bounded
+ * by URL_REFRESHES, never a dead file. */
+static enum verdict storage_verdict(enum verdict v, const struct hs_http_response *r)
+{
+	return v == V_DEAD && r->status == 403 ? V_URL : v;
+}
+
 static int on_step_timer(sd_event_source *s, uint64_t usec, void *arg);
 
 static void arm_timer(struct transfer *t, int64_t delay_ms)
@@ -578,7 +587,7 @@ static void on_put(struct hs_http_response *resp, void *arg)
 	t->call = NULL;
 	t->put_inflight = false;
 	u->puts--;
-	v = judge(t, resp, 200, why, sizeof(why));
+	v = storage_verdict(judge(t, resp, 200, why, sizeof(why)), resp);
 	if (v == V_URL || v == V_SESSION) {
 		hs_presigned_clear(&t->single);
 		if (++t->refreshes > URL_REFRESHES) {
@@ -789,7 +798,7 @@ static void on_part_put(struct hs_http_response *resp, void *arg)
 	p->state = P_TODO; /* no longer sending, whatever comes next */
 	u->puts--;
 	hs_presigned_clear(&p->url); /* single-use, whatever happened */
-	v = judge(t, resp, 200, why, sizeof(why));
+	v = storage_verdict(judge(t, resp, 200, why, sizeof(why)), resp);
 	if (v == V_OK && !resp->etag[0]) {
 		snprintf(why, sizeof(why), "storage answered part %u without an ETag",
 			 p->index + 1);
