@@ -20,7 +20,7 @@ TESTS += tests/cli/commands.sh \
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
-	tests/integration/hstest.py \
+	tests/integration/hstest.py tests/integration/tlsca.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \

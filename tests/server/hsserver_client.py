@@ -5,7 +5,7 @@
     import hsserver_client
 
     with hsserver_client.start(args=["--min-part-size", "1024"]) as srv:
-        srv.upload_base            # http://127.0.0.1:PORT/upload/v1
+        srv.upload_base            # http://127.0.0.1:PORT/upload/v1 (https with --tls-cert)
         srv.records_base           # http://127.0.0.1:PORT/records/v1
         srv.admin("POST", "/faults", {"kind": "put", "fault": "500", "count": 2})
         stats = srv.admin("GET", "/stats")
@@ -18,6 +18,7 @@ import json
 import os
 import select
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -39,10 +40,18 @@ class AdminError(Exception):
 class ServerProcess:
     """A running healsync-testserver."""
 
-    def __init__(self, proc, port):
+    def __init__(self, proc, port, tls=False):
         self.proc = proc
         self.port = port
-        self.base = "http://127.0.0.1:%d" % port
+        self.tls = tls
+        self.base = "%s://127.0.0.1:%d" % ("https" if tls else "http", port)
+        # Admin calls are the test's own: they do not check the certificate,
+        # which may be one made wrong on purpose (expired, other host name).
+        self._context = None
+        if tls:
+            self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            self._context.check_hostname = False
+            self._context.verify_mode = ssl.CERT_NONE
         self.upload_base = self.base + "/upload/v1"
         self.records_base = self.base + "/records/v1"
         self.admin_base = self.base + "/_admin"
@@ -62,7 +71,7 @@ class ServerProcess:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:
+            with urllib.request.urlopen(request, timeout=timeout, context=self._context) as answer:
                 raw = answer.read()
         except urllib.error.HTTPError as e:
             raw = e.read()
@@ -118,4 +127,4 @@ def start(port=0, args=(), timeout=10.0, stderr=None, env=None):
             code = proc.wait()
             raise RuntimeError("healsync-testserver exited with %s before printing its port" % code)
         line += byte
-    return ServerProcess(proc, int(line))
+    return ServerProcess(proc, int(line), tls="--tls-cert" in [str(a) for a in args])

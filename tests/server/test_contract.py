@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -1051,6 +1052,155 @@ def admin_interface(t, srv, c):
     srv.admin("POST", "/reset", {"config": True})
     t.eq(srv.admin("GET", "/config")["url_ttl"], 900, "reset with config: true restores the start configuration")
 
+@case
+def clock_offset(t, srv, c):
+    srv.config(clock_offset=-3600, url_ttl=60, rate_limit="5/30", reset_style="unix",
+               retry_after_style="date")
+    before = time.time()
+    reply = c.api("POST", U + "/uploads", {"filename": "a.txt", "size_bytes": 1,
+                                             "sha256": "0" * 64, "content_type": "text/plain"})
+    date = email.utils.parsedate_to_datetime(reply.header("Date")).timestamp()
+    t.ok(abs(date - (before - 3600)) < 5, "clock_offset -3600: Date is an hour behind",
+         reply.header("Date"))
+    expires = parse_rfc3339(reply.data["expires_at"])
+    t.ok(abs(expires - (before - 3600 + 60)) < 5, "expires_at is in the shifted clock",
+         reply.data["expires_at"])
+    reset = int(reply.header("X-RateLimit-Reset"))
+    t.ok(abs(reset - (before - 3600 + 30)) < 5, "Unix X-RateLimit-Reset is in the shifted clock")
+    for _ in range(6):
+        reply = c.records("/patients")
+    t.eq(reply.status, 429, "quota of the records key used up")
+    retry = email.utils.parsedate_to_datetime(reply.header("Retry-After")).timestamp()
+    t.ok(abs(retry - (before - 3600 + 30)) < 5, "Retry-After date is in the shifted clock",
+         reply.header("Retry-After"))
+    srv.config(clock_offset=0, rate_limit="off")
+    reply = c.records("/patients")
+    date = email.utils.parsedate_to_datetime(reply.header("Date")).timestamp()
+    t.ok(abs(date - time.time()) < 5, "clock_offset 0 puts Date back")
+    try:
+        srv.config(clock_offset="soon")
+        t.ok(False, "clock_offset must be a number")
+    except hsserver_client.AdminError as e:
+        t.eq(e.status, 400, "clock_offset must be a number")
+
+
+def xml_code(reply):
+    match = re.search(rb"<Code>([^<]*)</Code>", reply.body)
+    return match.group(1).decode() if match else None
+
+
+@case
+def storage_dialect_s3(t, srv, c):
+    srv.config(storage_dialect="s3")
+    data = b"s3 dialect body"
+    pre = c.presign(data)
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(pre["url"]).query)
+    t.eq(sorted(query), ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+                         "X-Amz-Signature", "X-Amz-SignedHeaders"],
+         "s3: presigned URL carries the SigV4 query parameters")
+    t.eq(query["X-Amz-Algorithm"], ["AWS4-HMAC-SHA256"], "s3: X-Amz-Algorithm")
+    t.eq(c.put(pre, data).status, 200, "s3: PUT through the S3-shaped URL is accepted")
+    reply = c.put(pre, data)
+    t.ok(reply.status == 403 and xml_code(reply) == "AccessDenied"
+         and reply.header("Content-Type") == "application/xml",
+         "s3: a used URL is 403 AccessDenied in XML", reply.body)
+    pre = c.presign(data)
+    srv.admin("POST", "/expire", {"urls": True, "sessions": False})
+    reply = c.put(pre, data)
+    t.ok(reply.status == 403 and xml_code(reply) == "AccessDenied"
+         and b"<Message>Request has expired</Message>" in reply.body,
+         "s3: an expired URL is 403 AccessDenied, Request has expired", reply.body)
+    pre = c.presign(data)
+    forged = dict(pre, url=pre["url"].replace("X-Amz-Signature=", "X-Amz-Signature=0"))
+    t.eq(xml_code(c.put(forged, data)), "SignatureDoesNotMatch", "s3: altered signature")
+    srv.admin("POST", "/faults", {"kind": "put", "fault": "503"})
+    reply = c.put(pre, data)
+    t.ok(reply.status == 503 and xml_code(reply) == "SlowDown" and reply.header("Retry-After") is None,
+         "s3: 503 is SlowDown without Retry-After", reply.headers)
+    info = c.multipart(payload(3000), 1024).data
+    part = c.part_urls(info["upload_id"], [1]).data["parts"][0]
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(part["url"]).query)
+    t.ok(query.get("partNumber") == ["1"] and query.get("uploadId") == [info["upload_id"]],
+         "s3: part URLs carry partNumber and uploadId")
+    reply = c.put_part(part, payload(1024), crc=crc_b64(b"other"))
+    t.ok(reply.status == 400 and xml_code(reply) == "BadDigest", "s3: CRC mismatch is BadDigest")
+    reply = c.put_part(part, payload(1024), crc="???")
+    t.ok(reply.status == 400 and xml_code(reply) == "InvalidDigest", "s3: malformed CRC is InvalidDigest")
+    c.api("DELETE", U + "/uploads/multipart/%s" % info["upload_id"])
+    reply = c.put_part(part, payload(1024))
+    t.ok(reply.status == 404 and xml_code(reply) == "NoSuchUpload", "s3: aborted upload is NoSuchUpload")
+    reply = c.api("POST", U + "/uploads", {"filename": 1})
+    t.ok(reply.status == 400 and reply.doc().get("error") == "validation_error",
+         "s3: the Upload API itself still answers JSON")
+
+
+@case
+def html_and_empty_faults(t, srv, c):
+    data = b"page"
+    pre = c.presign(data)
+    srv.admin("POST", "/faults", [{"kind": "put", "fault": "html:403"},
+                                  {"kind": "put", "fault": "empty:403"}])
+    reply = c.put(pre, data)
+    t.ok(reply.status == 403 and reply.header("Content-Type") == "text/html"
+         and reply.body.startswith(b"<!DOCTYPE html>"), "html:403 answers an HTML page", reply.body)
+    reply = c.put(pre, data)
+    t.ok(reply.status == 403 and reply.body == b"" and reply.header("Content-Type") is None,
+         "empty:403 answers no body at all", reply.headers)
+    t.eq(c.put(pre, data).status, 200, "neither used up the URL")
+    try:
+        srv.admin("POST", "/faults", {"kind": "put", "fault": "html:42"})
+        t.ok(False, "html:42 is refused")
+    except hsserver_client.AdminError as e:
+        t.eq(e.status, 400, "html:42 is refused")
+
+
+def tls_checks(t, tmp):
+    """A second server with --tls-cert: HTTPS everywhere, https URLs, and
+    the handshakes counted."""
+    import ssl
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+    from tlsca import CA
+    ca = CA(os.path.join(tmp, "ca"))
+    cert, key = ca.server()
+    with hsserver_client.start(args=["--tls-cert", cert, "--tls-key", key]) as srv:
+        context = ssl.create_default_context(cafile=ca.cert_file)
+
+        def connect(timeout=30):
+            return http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=timeout,
+                                               context=context)
+        c = Client(srv)
+        c.connect = connect
+        t.ok(srv.base.startswith("https://"), "TLS: the helper knows the server speaks HTTPS")
+        data = b"over tls"
+        conn = connect()
+        pre = c.presign(data)
+        t.ok(pre["url"].startswith("https://127.0.0.1:%d/storage/" % srv.port), "TLS: https URLs")
+        t.eq(c.put(pre, data, conn=conn).status, 200, "TLS: PUT over HTTPS")
+        reply = c.api("POST", U + "/uploads/%s/complete" % pre["upload_id"], {}, conn=conn)
+        t.eq(reply.status, 200, "TLS: complete on the same connection")
+        t.eq(c.records("/patients", conn=conn).status, 200, "TLS: Records API over HTTPS")
+        conn.close()
+        stats = srv.admin("GET", "/stats")
+        t.ok(stats["tls"] and stats["tls_handshakes"] >= 3, "TLS: handshakes counted", stats)
+        t.eq(stats["connections_by_api"].get("upload"), 1, "TLS: connections counted by the API "
+             "of their first request (one for the presign)")
+        t.eq(stats["connections_by_api"].get("storage"), 1, "TLS: PUT, complete and list shared "
+             "the storage connection")
+        try:
+            http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=10,
+                                        context=ssl.create_default_context()).request("GET", "/")
+            t.ok(False, "TLS: a client without the CA refuses the server")
+        except ssl.SSLError:
+            t.ok(True, "TLS: a client without the CA refuses the server")
+        t.ok(wait_for(lambda: srv.admin("GET", "/stats")["tls_handshake_failures"] >= 1),
+             "TLS: the refused handshake is counted")
+    bad = subprocess.run([sys.executable, hsserver_client.SERVER, "--tls-cert", cert],
+                         capture_output=True)
+    t.eq(bad.returncode, 2, "--tls-cert without --tls-key is a usage error")
+    bad = subprocess.run([sys.executable, hsserver_client.SERVER, "--tls-cert", key,
+                          "--tls-key", key], capture_output=True)
+    t.eq(bad.returncode, 2, "an unusable certificate exits 2")
+
 
 def check_log(t, path):
     with open(path, encoding="utf-8") as f:
@@ -1079,6 +1229,10 @@ def main():
             except Exception:
                 t.ok(False, "%s ran to the end" % fn.__name__, traceback.format_exc())
         check_log(t, log)
+        try:
+            tls_checks(t, tmp)
+        except Exception:
+            t.ok(False, "tls_checks ran to the end", traceback.format_exc())
         data_dir = srv.admin("GET", "/stats")["data_dir"]
         srv.proc.send_signal(signal.SIGTERM)
         try:
@@ -1089,9 +1243,7 @@ def main():
         t.ok(not os.path.exists(data_dir), "the temporary data directory is removed at exit")
     finally:
         srv.stop()
-        for name in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, name))
-        os.rmdir(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
     print("1..%d" % t.count)
     return 0 if t.failures == 0 else 1
 
