@@ -16,7 +16,8 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/mirror_basic.py \
 	tests/integration/mirror_faults.py \
 	tests/integration/mirror_crash.py \
-	tests/integration/mirror_daemon.py
+	tests/integration/mirror_daemon.py \
+	tests/integration/status_writes.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -35,4 +36,5 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/mirror_basic.py \
 	tests/integration/mirror_faults.py \
 	tests/integration/mirror_crash.py \
-	tests/integration/mirror_daemon.py
+	tests/integration/mirror_daemon.py \
+	tests/integration/status_writes.py
