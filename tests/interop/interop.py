@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """healsync against an S3 implementation nobody here wrote: the real daemon
 uploads through the Upload API front (front.js) to s3rver, over presigned
-URLs the AWS SDK minted. Four scenarios: a single PUT, a multipart upload,
-kill -9 in the middle of a multipart upload and resume, and URLs the
-storage refuses as expired. Every check prints a PASS or FAIL line; the
+URLs the AWS SDK minted. First the front's own contract (key, unknown
+fields, 409 checksum_mismatch), then four scenarios: a single PUT, a
+multipart upload, kill -9 in the middle of a multipart upload and resume,
+and URLs the storage refuses as expired. Every check prints a PASS or FAIL line; the
 last line counts them ("N passed, N failed").
 
     HEALSYNC=build/healsync tests/interop/interop.py
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -266,9 +268,48 @@ def expired_urls(r):
         r.ok("X-Amz-Signature" not in out, "no presigned query string in the log")
 
 
+def call(env, method, path, body=None, key=UPLOAD_KEY):
+    """One Upload API call to the front: (status, JSON body)."""
+    req = urllib.request.Request(env.server.upload_base + path, method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"X-API-Key": key, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as a:
+            return a.status, json.loads(a.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def front_contract(r):
+    """The front itself keeps the SPEC's contract, so the scenarios above
+    test healsync against the SPEC and not against a lenient front."""
+    scenario(r, "front contract")
+    with FrontEnv(r) as env:
+        data = os.urandom(5000)
+        good = {"filename": "x/a.pdf", "size_bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(), "content_type": "application/pdf"}
+        r.eq(call(env, "POST", "/uploads", good, key="wrong-key")[0], 401, "a wrong key: 401")
+        status, body = call(env, "POST", "/uploads", dict(good, extra=1))
+        r.eq((status, body.get("error"), "extra" in body.get("details", {})),
+             (400, "validation_error", True), "an unknown field: 400 naming it in details")
+        bad = dict(good, sha256=hashlib.sha256(b"other bytes").hexdigest())
+        status, body = call(env, "POST", "/uploads", bad)
+        r.eq(status, 201, "an upload is created")
+        put = urllib.request.Request(body["data"]["url"], data=data, method="PUT",
+                                     headers=body["data"]["headers"])
+        with urllib.request.urlopen(put, timeout=60) as a:
+            r.ok(a.status == 200 and a.headers.get("ETag"), "s3rver takes the PUT, with an ETag")
+        status, body = call(env, "POST", "/uploads/%s/complete" % body["data"]["upload_id"], {})
+        r.eq((status, body.get("error")), (409, "checksum_mismatch"),
+             "bytes that do not match the declared SHA-256: 409 checksum_mismatch")
+        r.eq(env.server.admin("GET", "/objects"), [], "... and the object is not kept")
+        status, body = call(env, "GET", "/uploads/multipart/upl_nope/parts")
+        r.eq((status, body.get("error")), (404, "upload_not_found"), "an unknown session: 404")
+
+
 def main():
     r = Report()
-    for test in (single_put, multipart, kill_resume, expired_urls):
+    for test in (front_contract, single_put, multipart, kill_resume, expired_urls):
         try:
             test(r)
         except Exception as e:  # one scenario's crash is its failure, not the run's end
