@@ -447,6 +447,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		sd_notify(0, "READY=1");
 		return 0;
 	}
+	hs_http_reloaded(d->http);
 	hs_uploader_reconfigure(d->up, cfg);
 	hs_watcher_reconfigure(d->watcher, cfg);
 	if (hs_mirror_sched_reconfigure(d->mirror, cfg, &cause) != 0) {
@@ -521,8 +522,6 @@ static int open_state(struct daemon *d)
 static int start(struct daemon *d)
 {
 	struct hs_http_opts opts = {
-	    .ca_file = d->cfg->upload.api.ca_file,
-	    .proxy = d->cfg->upload.api.proxy,
 	    .connect_timeout_s = (long)(d->cfg->upload.connect_timeout_ms / 1000),
 	    .stall_timeout_s = (long)(d->cfg->upload.stall_timeout_ms / 1000),
 	};

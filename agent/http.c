@@ -26,6 +26,7 @@ struct limiter {
 	struct hs_ratelimit rl;
 	sd_event_source *timer;
 	struct hs_http_call *wait_head, *wait_tail;
+	unsigned n_calls; /* calls of the client that use it */
 };
 
 struct hs_http_call {
@@ -40,6 +41,7 @@ struct hs_http_call {
 	void *arg;
 
 	struct limiter *lim;
+	enum hs_ratelimit_class cls;
 	uint64_t seq;
 	bool waiting, running, paused;
 
@@ -48,13 +50,14 @@ struct hs_http_call {
 	bool body_changed;
 
 	struct hs_ratelimit_headers rlh;
-	int64_t retry_after;
+	char retry_after[64]; /* the header's value; "" when none */
 	int64_t date_ms, date_seen_ms;
 	char etag[128];
 	char *body;
 	size_t body_len, body_cap;
 	bool too_large;
 	char error[CURL_ERROR_SIZE];
+	char *proxy; /* the proxy this call goes through; NULL: none set here */
 };
 
 struct hs_http {
@@ -67,6 +70,7 @@ struct hs_http {
 	char *proxy;
 	long connect_timeout_s;
 	long stall_timeout_s;
+	int64_t reloaded_ms; /* hs_http_reloaded(); 0: never */
 	struct limiter *limiters;
 	struct hs_http_call *calls;
 	struct hs_http_call *paused;
@@ -76,6 +80,7 @@ struct hs_http {
 
 static void check_done(struct hs_http *h);
 static void limiter_pump(struct limiter *lim);
+static void limiter_free_if_idle(struct limiter *lim);
 
 /* ---- curl's sockets and timer on the loop ---------------------------- */
 
@@ -284,16 +289,18 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
 	/* A new status line (after "100 Continue") starts a new response. */
 	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
 		memset(&c->rlh, 0, sizeof(c->rlh));
-		c->retry_after = -1;
+		c->retry_after[0] = '\0';
 		c->date_ms = -1;
 		c->etag[0] = '\0';
 		return len;
 	}
 	if (hs_ratelimit_parse_header(&c->rlh, line, len))
 		return len;
-	if (header_value(line, len, "Retry-After", value, sizeof(value))) {
-		c->retry_after = hs_retry_after_parse(value, hs_wall_ms());
-	} else if (header_value(line, len, "Date", value, sizeof(value))) {
+	/* Retry-After is read in finish(), against the Date (which may come
+	 * after it); a value too long for the buffer is no valid one. */
+	if (header_value(line, len, "Retry-After", c->retry_after, sizeof(c->retry_after)))
+		return len;
+	if (header_value(line, len, "Date", value, sizeof(value))) {
 		time_t t = curl_getdate(value, NULL);
 		/* The server's clock, as of when its headers reached ours. */
 		c->date_ms = t > 0 ? (int64_t)t * 1000 : -1;
@@ -314,6 +321,8 @@ static void call_free(struct hs_http_call *c)
 		curl_multi_remove_handle(h->multi, c->easy);
 		h->n_running--;
 	}
+	if (c->lim)
+		c->lim->n_calls--;
 	if (c->waiting) {
 		struct hs_http_call **pp = &c->lim->wait_head, *prev = NULL;
 		while (*pp != c) {
@@ -339,6 +348,7 @@ static void call_free(struct hs_http_call *c)
 		c->next->prev = c->prev;
 	curl_easy_cleanup(c->easy);
 	curl_slist_free_all(c->headers);
+	free(c->proxy);
 	free(c->json_body);
 	free(c->body);
 	free(c);
@@ -359,14 +369,96 @@ static void call_start(struct hs_http_call *c)
 	c->h->n_running++;
 }
 
+/* "host:port" of a proxy setting, without scheme or credentials, for a
+ * log line; "?" when it cannot be read. Caller frees. */
+static char *proxy_host(const char *proxy)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL, *out = NULL;
+
+	if (u && curl_url_set(u, CURLUPART_URL, proxy, CURLU_GUESS_SCHEME) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		int n = curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK
+			    ? asprintf(&out, "%s:%s", host, port)
+			    : asprintf(&out, "%s", host);
+		if (n < 0)
+			out = NULL;
+	}
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return out ? out : strdup("?");
+}
+
+/* A failed transfer's error line and kind. TLS and proxy refusals name
+ * the host (or proxy) that refused and why: they are a matter of
+ * configuration (ca_file, proxy) or of the server's certificate, which
+ * an operator must be able to see in one line. */
+static void refusal(struct hs_http_call *c, CURLcode result, struct hs_http_response *resp)
+{
+	const char *text = c->error[0] ? c->error : curl_easy_strerror(result);
+	const char *host = c->lim ? c->lim->host : "?";
+	long connect_code = 0;
+	char *via = NULL;
+
+	curl_easy_getinfo(c->easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+	switch (result) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CONNECT_ERROR:
+		resp->refused = HS_REFUSED_TLS;
+		snprintf(resp->error, sizeof(resp->error), "TLS with %.60s refused: %.170s", host,
+			 text);
+		return;
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_OPERATION_TIMEDOUT:
+		/* Only when the proxy, not the server, is the one at fault:
+		 * it could not be reached, or it answered the CONNECT with
+		 * anything but 2xx (407: credentials wanted or wrong). */
+		if (!c->proxy || (result != CURLE_COULDNT_RESOLVE_PROXY &&
+				  !(connect_code >= 300 ||
+				    (result == CURLE_COULDNT_CONNECT && connect_code == 0))))
+			break;
+		via = proxy_host(c->proxy);
+		resp->refused = HS_REFUSED_PROXY;
+		if (connect_code >= 300)
+			snprintf(resp->error, sizeof(resp->error),
+				 "proxy %.60s refused the tunnel to %.60s (HTTP %ld)", via, host,
+				 connect_code);
+		else
+			snprintf(resp->error, sizeof(resp->error), "proxy %.60s for %.60s: %.120s",
+				 via, host, text);
+		free(via);
+		return;
+	default:
+		break;
+	}
+	snprintf(resp->error, sizeof(resp->error), "%s", text);
+}
+
 static void finish(struct hs_http_call *c, CURLcode result)
 {
 	struct hs_http_response resp = {.result = result,
-					.retry_after = c->retry_after,
+					.retry_after = -1,
 					.date_ms = c->date_ms,
 					.date_seen_ms = c->date_seen_ms};
 	struct hs_ratelimit *rl = c->lim ? &c->lim->rl : NULL;
 	int64_t now = hs_wall_ms();
+
+	/* The answer's time of receipt, and the server's clock then: a
+	 * Retry-After date is a delay from the server's Date (SPEC 1). */
+	if (c->date_ms >= 0)
+		now = c->date_seen_ms;
+	else
+		resp.date_seen_ms = now;
+	if (c->retry_after[0])
+		resp.retry_after =
+		    hs_retry_after_parse(c->retry_after, c->date_ms >= 0 ? c->date_ms : now);
 
 	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &resp.status);
 	if (c->too_large) {
@@ -377,8 +469,7 @@ static void finish(struct hs_http_call *c, CURLcode result)
 		snprintf(resp.error, sizeof(resp.error),
 			 "file changed or unreadable while sending");
 	} else if (result != CURLE_OK) {
-		snprintf(resp.error, sizeof(resp.error), "%s",
-			 c->error[0] ? c->error : curl_easy_strerror(result));
+		refusal(c, result, &resp);
 	}
 	resp.body_changed = c->body_changed;
 	if (resp.result == CURLE_OK) {
@@ -388,7 +479,10 @@ static void finish(struct hs_http_call *c, CURLcode result)
 		snprintf(resp.etag, sizeof(resp.etag), "%s", c->etag);
 	}
 	if (rl) {
-		hs_ratelimit_observe(rl, c->seq, now, &c->rlh);
+		struct hs_ratelimit_answer answer = {.h = &c->rlh, .date_ms = c->date_ms};
+		/* Only an HTTP answer teaches anything; a failed transfer just
+		 * leaves the flight. */
+		hs_ratelimit_observe(rl, c->seq, c->cls, now, resp.status > 0 ? &answer : NULL);
 		if (resp.status == 429)
 			rl->throttled++;
 		if (resp.status == 429 || resp.status == 503)
@@ -401,11 +495,17 @@ static void finish(struct hs_http_call *c, CURLcode result)
 	void *arg = c->arg;
 	struct limiter *lim = c->lim;
 	call_free(c);
+	if (lim)
+		lim->n_calls++; /* not freed while done() sends more */
 	done(&resp, arg);
+	if (lim)
+		lim->n_calls--;
 	free(resp.body);
 	/* A block may have ended the line's wait, or started one. */
-	if (lim)
+	if (lim) {
 		limiter_pump(lim);
+		limiter_free_if_idle(lim);
+	}
 }
 
 static void check_done(struct hs_http *h)
@@ -430,28 +530,71 @@ static int on_limiter_timer(sd_event_source *s, uint64_t usec, void *arg)
 	return 0;
 }
 
+/* Starts the calls the limiter lets go, in order within each class; a
+ * class held back does not hold the other. A call that cannot start
+ * finishes at once, and its callback may send or cancel calls: so the line
+ * is scanned anew from its head after each start, with the limiter pinned. */
 static void limiter_pump(struct limiter *lim)
 {
 	struct hs_http *h = lim->h;
+	bool held[HS_RL_NCLASSES] = {false};
+	int64_t wake = 0;
 
-	while (lim->wait_head) {
+	lim->n_calls++;
+	for (;;) {
+		struct hs_http_call *c, *prev = NULL;
 		uint64_t seq;
-		int64_t at = hs_ratelimit_reserve(&lim->rl, hs_wall_ms(), hs_random64(), &seq);
+		int64_t at = 0;
+
+		for (c = lim->wait_head; c && held[c->cls]; c = c->wait_next)
+			prev = c;
+		if (!c)
+			break;
+		at = hs_ratelimit_reserve(&lim->rl, c->cls, hs_wall_ms(), hs_random64(), &seq);
 		if (at != 0) {
-			sd_event_source_set_time(lim->timer, (uint64_t)at * 1000);
-			sd_event_source_set_enabled(lim->timer, SD_EVENT_ONESHOT);
-			return;
+			if (wake == 0 || at < wake)
+				wake = at;
+			held[c->cls] = true;
+			continue;
 		}
-		struct hs_http_call *c = lim->wait_head;
-		lim->wait_head = c->wait_next;
-		if (!lim->wait_head)
-			lim->wait_tail = NULL;
+		if (prev)
+			prev->wait_next = c->wait_next;
+		else
+			lim->wait_head = c->wait_next;
+		if (lim->wait_tail == c)
+			lim->wait_tail = prev;
 		c->wait_next = NULL;
 		c->waiting = false;
 		h->n_waiting--;
 		c->seq = seq;
 		call_start(c);
 	}
+	if (wake != 0) {
+		sd_event_source_set_time(lim->timer, (uint64_t)wake * 1000);
+		sd_event_source_set_enabled(lim->timer, SD_EVENT_ONESHOT);
+	}
+	lim->n_calls--;
+}
+
+static void limiter_unlink_free(struct limiter *lim)
+{
+	struct limiter **pp = &lim->h->limiters;
+
+	while (*pp != lim)
+		pp = &(*pp)->next;
+	*pp = lim->next;
+	sd_event_source_disable_unref(lim->timer);
+	free(lim->realm);
+	free(lim->host);
+	free(lim);
+}
+
+/* Frees a limiter that holds nothing worth keeping: per-upload storage
+ * hosts would otherwise pile up. */
+static void limiter_free_if_idle(struct limiter *lim)
+{
+	if (lim->n_calls == 0 && hs_ratelimit_idle(&lim->rl, hs_wall_ms()))
+		limiter_unlink_free(lim);
 }
 
 static char *url_host(const char *url)
@@ -472,19 +615,24 @@ out:
 	return out;
 }
 
-struct hs_ratelimit *hs_http_limiter(struct hs_http *h, const char *realm, const char *url)
+/* The limiter for a realm and the host of url, created on first use; idle
+ * ones are swept on the way. */
+static struct limiter *limiter_get(struct hs_http *h, const char *realm, const char *url)
 {
-	struct limiter *lim = NULL;
+	struct limiter *lim = NULL, *next;
 	char *host = url_host(url);
 
 	if (!host)
 		return NULL;
-	for (lim = h->limiters; lim; lim = lim->next)
+	for (lim = h->limiters; lim; lim = next) {
+		next = lim->next;
 		if (strcmp(lim->realm, realm) == 0 && strcmp(lim->host, host) == 0)
 			break;
+		limiter_free_if_idle(lim);
+	}
 	if (lim) {
 		free(host);
-		return &lim->rl;
+		return lim;
 	}
 	lim = calloc(1, sizeof(*lim));
 	if (!lim || !(lim->realm = strdup(realm)))
@@ -498,7 +646,7 @@ struct hs_ratelimit *hs_http_limiter(struct hs_http *h, const char *realm, const
 	hs_ratelimit_init(&lim->rl);
 	lim->next = h->limiters;
 	h->limiters = lim;
-	return &lim->rl;
+	return lim;
 fail:
 	if (lim) {
 		sd_event_source_disable_unref(lim->timer);
@@ -506,14 +654,6 @@ fail:
 	}
 	free(lim);
 	free(host);
-	return NULL;
-}
-
-static struct limiter *limiter_of(struct hs_http *h, struct hs_ratelimit *rl)
-{
-	for (struct limiter *lim = h->limiters; lim; lim = lim->next)
-		if (&lim->rl == rl)
-			return lim;
 	return NULL;
 }
 
@@ -601,8 +741,18 @@ static int setup_easy(struct hs_http_call *c, const struct hs_http_request *req,
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (req->ca_file || h->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file ? req->ca_file : h->ca_file);
-	if (req->proxy || h->proxy)
-		curl_easy_setopt(e, CURLOPT_PROXY, req->proxy ? req->proxy : h->proxy);
+	/* curl keeps a parsed CA store for a day, keyed by the file's name: a
+	 * bundle changed in place and reloaded must not be served from it. */
+	if (h->reloaded_ms > 0) {
+		long age = (long)((hs_wall_ms() - h->reloaded_ms) / 1000);
+		curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, age > 0 ? age : 0L);
+	}
+	if (req->proxy || h->proxy) {
+		const char *proxy = req->proxy ? req->proxy : h->proxy;
+		curl_easy_setopt(e, CURLOPT_PROXY, proxy);
+		if (!(c->proxy = strdup(proxy)))
+			return hs_cause(cause, "%s", "out of memory");
+	}
 
 	if (req->body_fd >= 0) {
 		c->fd = req->body_fd;
@@ -639,8 +789,8 @@ struct hs_http_call *hs_http_send(struct hs_http *h, const struct hs_http_reques
 	c->done = done;
 	c->arg = arg;
 	c->fd = -1;
-	c->retry_after = -1;
 	c->date_ms = -1;
+	c->cls = (unsigned)req->rl_class < HS_RL_NCLASSES ? req->rl_class : HS_RL_API;
 	c->next = h->calls;
 	if (h->calls)
 		h->calls->prev = c;
@@ -652,12 +802,12 @@ struct hs_http_call *hs_http_send(struct hs_http *h, const struct hs_http_reques
 	if (setup_easy(c, req, cause) != 0)
 		goto fail;
 
-	struct hs_ratelimit *rl = hs_http_limiter(h, req->realm, req->url);
-	if (!rl) {
+	c->lim = limiter_get(h, req->realm, req->url);
+	if (!c->lim) {
 		hs_cause(cause, "%s", "bad URL or out of memory");
 		goto fail;
 	}
-	c->lim = limiter_of(h, rl);
+	c->lim->n_calls++;
 	c->waiting = true;
 	h->n_waiting++;
 	if (c->lim->wait_tail)
@@ -686,6 +836,11 @@ int64_t hs_http_call_sent(const struct hs_http_call *call)
 }
 
 /* ---- the client ------------------------------------------------------------ */
+
+void hs_http_reloaded(struct hs_http *h)
+{
+	h->reloaded_ms = hs_wall_ms();
+}
 
 struct hs_http *hs_http_new(sd_event *ev, const struct hs_http_opts *opts, struct hs_bucket *bucket,
 			    char **cause)
@@ -735,14 +890,8 @@ struct hs_http *hs_http_free(struct hs_http *h)
 		return NULL;
 	while (h->calls)
 		call_free(h->calls);
-	while (h->limiters) {
-		struct limiter *lim = h->limiters;
-		h->limiters = lim->next;
-		sd_event_source_disable_unref(lim->timer);
-		free(lim->realm);
-		free(lim->host);
-		free(lim);
-	}
+	while (h->limiters)
+		limiter_unlink_free(h->limiters);
 	if (h->multi)
 		curl_multi_cleanup(h->multi);
 	sd_event_source_disable_unref(h->curl_timer);

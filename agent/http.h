@@ -4,10 +4,13 @@
  * reused (keep-alive, HTTP/2 when offered); TLS is always verified.
  *
  * Two policies live here so that no caller can forget them:
- *  - pacing: each request names a realm ("upload", "records"); requests to
- *    one realm and host share a rate limiter that learns from every
- *    response's X-RateLimit-* and Retry-After headers. A request the limiter
- *    holds back waits in line, on a timer, before curl sees it.
+ *  - pacing: each request names a realm ("upload", "records") and a class
+ *    (API call or storage transfer); requests to one realm and host share a
+ *    rate limiter (agent/ratelimit.h) that learns from every answer's
+ *    X-RateLimit-* and Retry-After headers, read against its Date. A request
+ *    the limiter holds back waits in line, on a timer, before curl sees it;
+ *    one class held back does not hold the other. A limiter that holds
+ *    nothing worth keeping (per-upload storage hosts) is freed.
  *  - bandwidth: request bodies read from files draw from the shared token
  *    bucket; a transfer that finds it empty is paused through curl's read
  *    callback and resumed by a timer when tokens are back.
@@ -41,11 +44,14 @@ struct hs_http_opts {
 };
 
 struct hs_http_request {
-	const char *realm; /* rate-limit realm, required */
+	const char *realm;		  /* rate-limit realm, required */
+	enum hs_ratelimit_class rl_class; /* HS_RL_API (the default) or HS_RL_STORAGE */
 	const char *method;
 	const char *url;
 	const char *api_key; /* sent as X-API-Key; NULL: none */
-	/* This API's own CA bundle and proxy; NULL: the client's (opts). */
+	/* This API's own CA bundle and proxy; NULL: the client's (opts).
+	 * Callers pass their API's settings each time, so that a reloaded
+	 * configuration applies to the next request. */
 	const char *ca_file;
 	const char *proxy;
 	const char *json_body; /* POST/PUT body; NULL: none */
@@ -57,6 +63,13 @@ struct hs_http_request {
 	int64_t body_length;
 };
 
+/* Why a transfer got no answer, when it is not the network's fault. */
+enum hs_refused {
+	HS_REFUSED_NONE,
+	HS_REFUSED_TLS,	  /* certificate untrusted, for another host, expired... */
+	HS_REFUSED_PROXY, /* the proxy could not be reached or refused the tunnel */
+};
+
 struct hs_http_response {
 	CURLcode result; /* CURLE_OK when an HTTP answer arrived */
 	char error[CURL_ERROR_SIZE];
@@ -64,7 +77,8 @@ struct hs_http_response {
 	char *body; /* NUL-terminated; NULL when empty */
 	size_t body_len;
 	char etag[128];	     /* "" when none or too long */
-	int64_t retry_after; /* ms, clamped; -1 when none */
+	int64_t retry_after; /* ms from date_seen_ms (HTTP-dates read against
+				date_ms), clamped; -1 when none */
 	/* The answer's Date header (the server's clock, whole seconds) in Unix
 	 * ms, and our Unix ms when it arrived: their difference is how far the
 	 * server's clock is ahead of ours (SPEC 1: resets, Retry-After dates
@@ -72,6 +86,9 @@ struct hs_http_response {
 	int64_t date_ms;
 	int64_t date_seen_ms;
 	bool body_changed; /* the body file ended early or failed to read */
+	/* With result != CURLE_OK: TLS or the proxy refused. error then
+	 * names the host (or proxy) and the cause, never credentials. */
+	enum hs_refused refused;
 };
 
 typedef void (*hs_http_done_fn)(struct hs_http_response *resp, void *arg);
@@ -89,11 +106,13 @@ void hs_http_cancel(struct hs_http_call *call);
 /* Body bytes sent so far by this call. */
 int64_t hs_http_call_sent(const struct hs_http_call *call);
 
+/* The configuration was reloaded: CA bundles are read again from their
+ * files, even at the same path, for every request from now on. */
+void hs_http_reloaded(struct hs_http *h);
+
 /* The bucket's rate changed (the timetable): wake paused transfers. */
 void hs_http_bandwidth_changed(struct hs_http *h);
 
-/* The limiter for a realm and the host of url, created on first use. */
-struct hs_ratelimit *hs_http_limiter(struct hs_http *h, const char *realm, const char *url);
 /* Calls fn for each limiter (status output). */
 void hs_http_each_limiter(struct hs_http *h,
 			  void (*fn)(const char *realm, const char *host,

@@ -1,4 +1,4 @@
-/* ratelimit: the server's view of a host's quota, and pacing by it. */
+/* ratelimit: the server's view of a host's quota (rules in ratelimit.h). */
 #include "config.h"
 
 #include <ctype.h>
@@ -10,17 +10,10 @@
 #include "agent/ratelimit.h"
 
 #define MAX_COUNT     (1LL << 40) /* limits and counts beyond are absurd: clamp */
-#define UNIX_RESET    1000000000LL
-#define SAME_DELTA_MS 1500 /* resets said as deltas this close: one window */
-#define SAME_UNIX_MS  500  /* said as Unix seconds: equal, but for the rounding */
-#define PAST_RESET_MS 1000
+#define UNIX_RESET_MS (1000000000LL * 1000)
+#define SAY_STEP_MS   1000 /* resets and Dates are said in whole seconds */
+#define SAME_DELTA_MS 1500 /* delta ends closer: one window (rounding, transit) */
 #define MIN_WINDOW_MS 1000
-#define MAX_LATE_MS   (5 * 60 * 1000) /* the most a server's windows may end after it says */
-#define UNIX_AIM_MS   500	      /* pace to this before a Unix-time reset */
-#define LEN_MARGIN_MS 2		      /* past a start and a length learned: our clock's ms */
-#define SAY_STEP_MS   1000	      /* resets are said in whole seconds */
-#define MAX_STRIKES   2		      /* learned lengths proved short: then none */
-#define UNKNOWN	      INT64_MAX
 
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
 {
@@ -56,12 +49,7 @@ void hs_ratelimit_init(struct hs_ratelimit *rl)
 {
 	memset(rl, 0, sizeof(*rl));
 	rl->jitter_ms = -1;
-	rl->last_grant = INT64_MIN;
-	rl->late_seen_at = INT64_MIN;
 	rl->window_ms = MIN_WINDOW_MS;
-	rl->len_ms = UNKNOWN;
-	rl->win_seen = INT64_MIN;
-	rl->win_sent = INT64_MIN;
 }
 
 static int64_t jitter(struct hs_ratelimit *rl, uint64_t rnd)
@@ -75,62 +63,52 @@ static int64_t jitter(struct hs_ratelimit *rl, uint64_t rnd)
 	return rl->jitter_ms;
 }
 
-/* When the next request may go (<= now: at once), moving to a guessed fresh
- * window when the current one is over. */
+/* When the next counted request may go (<= now: at once); rule 5 when the
+ * window is spent and over. */
 static int64_t earliest(struct hs_ratelimit *rl, int64_t now, uint64_t rnd)
 {
-	if (now >= rl->reset_at) {
-		int64_t wake = sat_add(rl->reset_at, jitter(rl, rnd));
-		if (now < wake)
-			return wake;
-		if (!rl->guessed)
-			rl->guess_by_length = rl->by_length;
-		rl->guessed = true;
-		rl->guess_seq = rl->sent;
-		rl->remaining = rl->limit - popcount64(rl->in_flight);
-		if (rl->remaining < 1)
-			rl->remaining = 1; /* a limit of 0: still one try per window */
-		rl->reset_at = sat_add(now, rl->window_ms);
-		rl->by_length = false;
-		rl->jitter_ms = -1;
-		rl->last_grant = INT64_MIN;
-	}
-	if (rl->remaining <= 0)
-		return sat_add(rl->reset_at, jitter(rl, rnd));
-	if (rl->last_grant == INT64_MIN || rl->last_grant >= rl->reset_at)
+	int64_t wake;
+
+	if (rl->remaining > 0)
 		return now;
-	/* A Unix-time reset says only the second the window ends in: aim the
-	 * spreading at the middle of it (not needed when the end came from the
-	 * window's start and length instead). */
-	int64_t target = rl->reset_at;
-	if (rl->said_unix && !rl->guessed && !rl->by_length) {
-		int64_t x = rl->window_ms / 10 < UNIX_AIM_MS ? rl->window_ms / 10 : UNIX_AIM_MS;
-		if (rl->last_grant < target - x)
-			target -= x;
-	}
-	return sat_add(rl->last_grant, sat_sub(target, rl->last_grant) / (rl->remaining + 1));
+	wake = sat_add(rl->reset_at, jitter(rl, rnd));
+	if (now < wake)
+		return wake;
+	if (!rl->guessed)
+		rl->old_end = rl->reset_at;
+	rl->guessed = true;
+	rl->guess_seq = rl->sent;
+	rl->remaining = rl->limit - popcount64(rl->in_flight);
+	if (rl->remaining < 1)
+		rl->remaining = 1; /* a limit of 0: still one try per window */
+	rl->reset_at = sat_add(now, rl->window_ms);
+	rl->jitter_ms = -1;
+	return now;
 }
 
-int64_t hs_ratelimit_reserve(struct hs_ratelimit *rl, int64_t now, uint64_t rnd, uint64_t *ret_seq)
+int64_t hs_ratelimit_reserve(struct hs_ratelimit *rl, enum hs_ratelimit_class cls, int64_t now,
+			     uint64_t rnd, uint64_t *ret_seq)
 {
 	int64_t at = now;
 
+	if ((unsigned)cls >= HS_RL_NCLASSES)
+		cls = HS_RL_API;
 	if (rl->blocked_until > now)
 		at = rl->blocked_until;
-	else if (rl->known)
+	else if (rl->quiet[cls]) {
+		*ret_seq = 0; /* draws on no quota */
+		return 0;
+	} else if (rl->known)
 		at = earliest(rl, now, rnd);
 	if (at > now) {
 		rl->next_at = at;
 		return at;
 	}
-	rl->blocked_until = 0;
 	rl->sent++;
 	rl->grant_at[rl->sent % 64] = now;
 	rl->in_flight = rl->in_flight << 1 | 1;
-	rl->last_grant = now;
 	if (rl->known)
 		rl->remaining--;
-	/* Cannot move to a new window: reset_at is ahead of now here. */
 	rl->next_at = rl->known ? earliest(rl, now, rnd) : now;
 	*ret_seq = rl->sent;
 	return 0;
@@ -143,187 +121,123 @@ void hs_ratelimit_block(struct hs_ratelimit *rl, int64_t now, int64_t delay_ms)
 
 	if (until > rl->blocked_until)
 		rl->blocked_until = until;
-	/* The answer just observed showed the window running past its
-	 * reset: the server says how much longer. */
-	if (rl->known && rl->late_seen_at == now) {
-		int64_t late = clamp64(sat_sub(until, rl->said_at), 0, MAX_LATE_MS);
-		if (late > rl->late_ms[rl->said_unix])
-			rl->late_ms[rl->said_unix] = late;
-		if (until > rl->reset_at) {
-			rl->reset_at = until;
-			rl->by_length = false;
-		}
-		rl->late_seen_at = INT64_MIN;
-	}
 }
 
-/* When a window said to end at `said` (Unix ms) does end, conservatively. */
-static int64_t window_end(const struct hs_ratelimit *rl, bool unix_, int64_t said, int64_t now)
+bool hs_ratelimit_idle(const struct hs_ratelimit *rl, int64_t now)
 {
-	int64_t end = sat_add(said, rl->late_ms[unix_]);
-
-	if (end <= now)
-		end = sat_add(now, PAST_RESET_MS);
-	if (sat_sub(end, now) > HS_RATELIMIT_MAX_RESET_MS)
-		end = sat_add(now, HS_RATELIMIT_MAX_RESET_MS);
-	return end;
+	return rl->blocked_until <= now && rl->in_flight == 0 &&
+	       (!rl->known || sat_add(rl->reset_at, HS_RATELIMIT_JITTER_MS) <= now);
 }
 
-/* Takes a new window's news. */
-static void adopt(struct hs_ratelimit *rl, uint64_t seq, int64_t now, int64_t said, bool unix_,
-		  int64_t end, int64_t limit, int64_t left, int64_t remaining)
+/* Rule 1: the server's clock less ours, from below. */
+static void learn_offset(struct hs_ratelimit *rl, int64_t date_ms, int64_t now, int64_t granted)
 {
-	int64_t est = sat_sub(end, now);
+	int64_t lo = sat_sub(date_ms, now);
 
+	if (!rl->offset_known || lo > rl->offset_ms ||
+	    (granted != INT64_MIN &&
+	     sat_sub(sat_add(date_ms, SAY_STEP_MS), granted) < rl->offset_ms))
+		rl->offset_ms = lo;
+	rl->offset_known = true;
+}
+
+static void adopt(struct hs_ratelimit *rl, int64_t now, bool unix_, int64_t said, int64_t end,
+		  int64_t limit, int64_t remaining)
+{
 	rl->known = true;
 	rl->guessed = false;
-	rl->said_at = said;
 	rl->said_unix = unix_;
+	rl->said = said;
 	rl->reset_at = end;
-	rl->by_length = false;
-	rl->win_seen = now; /* it began before this answer came */
-	rl->win_sent = INT64_MIN;
 	rl->limit = limit;
-	rl->remaining = left;
-	rl->answered_seq = seq;
+	rl->said_left = remaining;
 	rl->jitter_ms = -1;
-	/* Its first request tells the window's length best; else the longest. */
-	if (remaining >= limit - 1 || est > rl->window_ms)
-		rl->window_ms = est;
-	if (rl->window_ms < MIN_WINDOW_MS)
-		rl->window_ms = MIN_WINDOW_MS;
+	if (sat_sub(end, now) > rl->window_ms)
+		rl->window_ms = sat_sub(end, now);
 }
 
-/* What the answer to seq, from the current window, tells of the window's
- * start, and its end by that start and the length learned. */
-static void learn_start(struct hs_ratelimit *rl, uint64_t seq, int64_t now, int64_t said,
-			bool unix_, int64_t limit, int64_t remaining)
+void hs_ratelimit_observe(struct hs_ratelimit *rl, uint64_t seq, enum hs_ratelimit_class cls,
+			  int64_t now, const struct hs_ratelimit_answer *a)
 {
-	int64_t granted, end;
-
-	if (rl->sent - seq >= 64 || rl->win_seen == INT64_MIN)
-		return;
-	granted = rl->grant_at[seq % 64];
-	/* A delta was rounded up from less than a second more than when the
-	 * request was granted: a window that long ends later than learned,
-	 * so the server's windows changed. */
-	if (!unix_ && rl->len_ms != UNKNOWN &&
-	    sat_add(rl->len_ms, LEN_MARGIN_MS) <
-		sat_sub(sat_add(granted, sat_sub(said, now)), sat_add(rl->win_seen, SAY_STEP_MS)))
-		rl->len_ms = UNKNOWN;
-	/* The request the window counted first began it, after it was
-	 * granted. */
-	if (limit >= 2 && remaining == limit - 1 && rl->win_sent == INT64_MIN &&
-	    granted <= rl->win_seen)
-		rl->win_sent = granted;
-	if (rl->len_ms == UNKNOWN)
-		return;
-	end = sat_add(sat_add(rl->win_seen, rl->len_ms), LEN_MARGIN_MS);
-	if (end < rl->reset_at && end > now) {
-		rl->reset_at = end;
-		rl->by_length = true;
-	}
-	if (rl->len_ms < rl->window_ms)
-		rl->window_ms = rl->len_ms < MIN_WINDOW_MS ? MIN_WINDOW_MS : rl->len_ms;
-}
-
-void hs_ratelimit_observe(struct hs_ratelimit *rl, uint64_t seq, int64_t now,
-			  const struct hs_ratelimit_headers *h)
-{
-	uint64_t since, older = 0;
-	int64_t limit, remaining, said, end, left;
+	const struct hs_ratelimit_headers *h = a ? a->h : NULL;
+	bool said_any = h && (h->has_limit || h->has_remaining || h->has_reset);
+	int64_t granted = INT64_MIN, limit, remaining, said, end;
+	uint64_t since = 0;
 	bool unix_;
 
-	if (seq == 0 || seq > rl->sent)
+	if ((unsigned)cls >= HS_RL_NCLASSES)
+		cls = HS_RL_API;
+	if (seq > rl->sent)
 		return; /* not a request this limiter granted */
-	since = rl->sent - seq;
-	if (since < 64) {
-		rl->in_flight &= ~(1ULL << since);
-		if (since < 63)
-			older = (uint64_t)popcount64(rl->in_flight >> (since + 1));
+	if (seq > 0) {
+		since = rl->sent - seq;
+		if (since < 64) {
+			granted = rl->grant_at[seq % 64];
+			rl->in_flight &= ~(1ULL << since);
+		}
 	}
-	if (!h || !h->has_remaining || !h->has_reset)
-		return;
+	if (!a)
+		goto recount;	    /* no answer: teaches nothing */
+	rl->quiet[cls] = !said_any; /* rule 7 */
+	if (a->date_ms >= 0)
+		learn_offset(rl, a->date_ms, now, granted);
+	if (seq == 0 || !h->has_remaining || !h->has_reset)
+		goto recount;
 
 	remaining = clamp64(h->remaining, 0, MAX_COUNT);
 	limit = h->has_limit ? clamp64(h->limit, 0, MAX_COUNT)
 			     : (rl->limit > remaining ? rl->limit : remaining);
 	if (remaining > limit)
 		remaining = limit;
-	if (since > (uint64_t)MAX_COUNT)
-		since = (uint64_t)MAX_COUNT;
-	left = remaining - (int64_t)since - (int64_t)older;
-	if (left < 0)
-		left = 0;
 
-	unix_ = h->reset >= UNIX_RESET;
-	if (unix_)
-		said = h->reset > INT64_MAX / 1000 ? INT64_MAX : h->reset * 1000;
-	else
-		said = sat_add(now, clamp64(h->reset, 0, HS_RATELIMIT_MAX_RESET_MS / 1000) * 1000);
-	end = window_end(rl, unix_, said, now);
+	/* Rule 1. */
+	unix_ = h->reset_ms >= UNIX_RESET_MS;
+	if (unix_) {
+		said = h->reset_ms;
+		end = sat_sub(said, rl->offset_known ? rl->offset_ms : 0);
+	} else {
+		said = end = sat_add(now, clamp64(h->reset_ms, 0, HS_RATELIMIT_MAX_RESET_MS));
+	}
+	end = clamp64(end, now, sat_add(now, HS_RATELIMIT_MAX_RESET_MS));
+	if (!unix_)
+		said = end;
 
-	int64_t tol = unix_ && rl->said_unix ? SAME_UNIX_MS : SAME_DELTA_MS;
-	if (!rl->known || sat_sub(said, rl->said_at) >= tol) {
-		/* A later window: the one in use had ended before this one
-		 * began, so it lasted at most from its first grant to now. */
-		if (rl->known && rl->win_sent != INT64_MIN && rl->len_strikes < MAX_STRIKES &&
-		    sat_sub(now, rl->win_sent) < rl->len_ms)
-			rl->len_ms = sat_sub(now, rl->win_sent);
-		adopt(rl, seq, now, said, unix_, end, limit, left, remaining);
-		learn_start(rl, seq, now, said, unix_, limit, remaining);
-		return;
+	/* Rule 2. */
+	if (!rl->known || unix_ != rl->said_unix ||
+	    (unix_ ? said > rl->said : said >= sat_add(rl->said, SAME_DELTA_MS))) {
+		adopt(rl, now, unix_, said, end, limit, remaining);
+		goto recount;
 	}
-	if (sat_sub(rl->said_at, said) >= tol)
-		return; /* an older window's news, arriving late */
+	if (unix_ ? said < rl->said : said <= sat_sub(rl->said, SAME_DELTA_MS))
+		goto recount; /* an older window's news, arriving late */
 
-	/* The window already in use. */
-	if (rl->guessed || now >= rl->reset_at) {
-		/* We took it for over. A request sent since that still landed
-		 * in it shows the server had not moved on: believe the server. */
-		if (rl->guessed && seq > rl->guess_seq) {
-			/* Sent after the end we took from the length learned:
-			 * the windows are longer, or do not begin with their
-			 * first request. Learn it anew; twice, and no more. */
-			if (rl->guess_by_length) {
-				rl->len_ms = UNKNOWN;
-				rl->len_strikes++;
-			}
-			/* Sent after the reset it said: the server's windows
-			 * end later than it says (its clock is behind ours,
-			 * or it rounds down), by about this much at least. A
-			 * Retry-After with this answer tells the rest
-			 * (hs_ratelimit_block). */
-			if (rl->sent - seq >= 64 ||
-			    rl->grant_at[seq % 64] >= sat_add(rl->said_at, rl->late_ms[unix_])) {
-				int64_t late = clamp64(sat_sub(now, rl->said_at), 0, MAX_LATE_MS);
-				if (late > rl->late_ms[unix_])
-					rl->late_ms[unix_] = late;
-				rl->late_seen_at = now;
-			}
-			end = window_end(rl, unix_, said, now);
-			adopt(rl, seq, now, said, unix_, end, limit, left, remaining);
-		}
-		return;
-	}
-	if (said < rl->said_at)
-		rl->said_at = said;
-	if (end < rl->reset_at) {
-		rl->reset_at = end;
-		rl->by_length = false;
-	}
-	learn_start(rl, seq, now, said, unix_, limit, remaining);
-	if (seq > rl->answered_seq) {
-		rl->answered_seq = seq;
+	/* The window said last. */
+	if (rl->guessed) {
+		if (seq <= rl->guess_seq)
+			goto recount; /* sent in it, answered late */
+		/* Sent after its end, and still counted in it (rule 5). */
+		rl->guessed = false;
+		rl->said = said;
+		rl->reset_at = rl->old_end > end ? rl->old_end : end;
+		rl->said_left = remaining;
 		rl->limit = limit;
-	} else if (seq == rl->answered_seq) {
-		return; /* the same answer again */
+		rl->jitter_ms = -1;
+		goto recount;
 	}
-	/* Each answer takes the older requests answered before it for counted
-	 * before it, which is wrong for those that overtook it on the way; it
-	 * is right for the one counted last, which says the least. */
-	if (left < rl->remaining)
-		rl->remaining = left;
+	if (remaining < rl->said_left)
+		rl->said_left = remaining;
+	if (remaining == 0 && end > rl->reset_at) { /* rule 4 */
+		rl->reset_at = end;
+		rl->jitter_ms = -1;
+	}
+	rl->limit = limit;
+recount:
+	/* Rule 3 (a guessed window counts down from its guess instead). */
+	if (rl->known && !rl->guessed) {
+		rl->remaining = rl->said_left - popcount64(rl->in_flight);
+		if (rl->remaining < 0)
+			rl->remaining = 0;
+	}
 }
 
 /* ---- parsing ------------------------------------------------------------- */
@@ -397,9 +311,24 @@ bool hs_ratelimit_parse_header(struct hs_ratelimit_headers *h, const char *line,
 		h->remaining = v;
 		h->has_remaining = true;
 	} else if (name_is(line, n, "X-RateLimit-Reset")) {
-		if (!parse_count(s, e, &v))
+		/* Seconds, perhaps with up to 3 decimals ("1.25"). */
+		const char *dot = memchr(s, '.', (size_t)(e - s));
+		int64_t frac = 0;
+		if (!parse_count(s, dot ? dot : e, &v) || v > INT64_MAX / 1000)
 			return false;
-		h->reset = v;
+		if (dot) {
+			int digits = 0;
+			for (const char *p = dot + 1; p < e; p++, digits++) {
+				if (*p < '0' || *p > '9' || digits == 3)
+					return false;
+				frac = frac * 10 + (*p - '0');
+			}
+			if (digits == 0)
+				return false;
+			for (; digits < 3; digits++)
+				frac *= 10;
+		}
+		h->reset_ms = v * 1000 + frac;
 		h->has_reset = true;
 	} else {
 		return false;
@@ -407,7 +336,7 @@ bool hs_ratelimit_parse_header(struct hs_ratelimit_headers *h, const char *line,
 	return true;
 }
 
-int64_t hs_retry_after_parse(const char *value, int64_t now)
+int64_t hs_retry_after_parse(const char *value, int64_t server_now)
 {
 	const char *s = value, *e;
 	int64_t secs, ms;
@@ -444,7 +373,7 @@ int64_t hs_retry_after_parse(const char *value, int64_t now)
 		if (t == (time_t)-1)
 			return -1;
 		/* Compare in seconds first: no overflow whatever t is. */
-		int64_t now_s = now / 1000;
+		int64_t now = server_now, now_s = now / 1000;
 		if ((int64_t)t <= now_s - 1)
 			return HS_RETRY_AFTER_MIN_MS;
 		if ((int64_t)t - now_s > HS_RETRY_AFTER_MAX_MS / 1000 + 1)

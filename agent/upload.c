@@ -79,6 +79,7 @@ enum verdict {
 	V_CHANGED, /* the file is not what was hashed: start over */
 	V_AUTH,	   /* 401: the key was refused */
 	V_DEAD,	   /* permanent for this file */
+	V_REFUSED, /* TLS or the proxy refused: configuration, not this file */
 };
 
 struct transfer {
@@ -309,6 +310,8 @@ static void session_drop(struct transfer *t, bool abort_remote)
 		const char *id = t->session.upload_id ? t->session.upload_id : t->job->upload_id;
 		api_url(t, url, sizeof(url), "/uploads/multipart/", id, "");
 		struct hs_http_request req = {.realm = "upload",
+					      .ca_file = t->u->cfg->upload.api.ca_file,
+					      .proxy = t->u->cfg->upload.api.proxy,
 					      .method = "DELETE",
 					      .url = url,
 					      .api_key = t->u->cfg->upload.api.api_key,
@@ -366,7 +369,7 @@ static enum verdict classify(const struct hs_http_response *r, long want, char *
 	}
 	if (r->result != CURLE_OK) {
 		snprintf(why, len, "%s", r->error);
-		return V_RETRY;
+		return r->refused != HS_REFUSED_NONE ? V_REFUSED : V_RETRY;
 	}
 	if (r->status == want || (want == 200 && r->status >= 200 && r->status < 300))
 		return V_OK;
@@ -414,13 +417,84 @@ static enum verdict judge(struct transfer *t, const struct hs_http_response *r, 
 	return classify(r, want, why, len);
 }
 
-/* A PUT's answer comes from the object storage, not the API: S3 and its
- * kind say "expired" or "already used" in XML (AccessDenied), a proxy in
- * HTML, some in nothing at all. Any 403 there means a fresh URL, bounded
- * by URL_REFRESHES, never a dead file. */
-static enum verdict storage_verdict(enum verdict v, const struct hs_http_response *r)
+/* The text of <tag>...</tag> in an S3 XML error body, printable ASCII
+ * only and cut to fit; "" when absent. Only Code and Message are read:
+ * other elements of S3 errors (StringToSign, SignatureProvided) echo the
+ * presigned URL's secrets. */
+static void xml_element(const char *body, const char *tag, char *buf, size_t len)
 {
-	return v == V_DEAD && r->status == 403 ? V_URL : v;
+	char open[32];
+	const char *start, *end;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	snprintf(open, sizeof(open), "<%s>", tag);
+	if (!body || !(start = strstr(body, open)))
+		return;
+	start += strlen(open);
+	if (!(end = strchr(start, '<')))
+		return;
+	for (const char *p = start; p < end && n + 1 < len; p++)
+		buf[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+	buf[n] = '\0';
+}
+
+/* A storage answer, judged by its status (SPEC 1.1): the storage behind
+ * presigned URLs is S3-compatible and its bodies are S3 XML, an HTML page
+ * from a proxy, or nothing, as often as JSON. Any 403 asks for a fresh URL
+ * (expired, used, or a signature the storage no longer takes), 404 means
+ * the session is gone (NoSuchUpload), 400 BadDigest / InvalidDigest that
+ * the bytes did not match; 5xx, 408 and 429 are transient (classify). */
+static enum verdict judge_storage(struct transfer *t, const struct hs_http_response *r, char *why,
+				  size_t len)
+{
+	enum verdict v = judge(t, r, 200, why, len);
+	char code[64], msg[160], type[64];
+
+	if (v == V_OK || r->result != CURLE_OK || r->body_changed)
+		return v;
+	xml_element(r->body, "Code", code, sizeof(code));
+	if (code[0]) {
+		xml_element(r->body, "Message", msg, sizeof(msg));
+		snprintf(why, len, "HTTP %ld %s%s%s", r->status, code, msg[0] ? ": " : "", msg);
+	}
+	hs_api_error_type(r->body, type, sizeof(type));
+	switch (r->status) {
+	case 403:
+		return V_URL;
+	case 404:
+		return V_SESSION;
+	case 400:
+		if (strcmp(code, "BadDigest") == 0 || strcmp(code, "InvalidDigest") == 0 ||
+		    strcmp(type, "bad_digest") == 0)
+			return V_CHANGED;
+		return V_DEAD;
+	case 401:
+		/* Presigned URLs carry no key: not the API key's fault. */
+		return V_URL;
+	default:
+		return v;
+	}
+}
+
+/* A presigned URL's expires_at, turned from the server's clock into ours
+ * with the Date of the answer that carried it (SPEC 1: a workstation's
+ * clock may be off by hours). -1 when either is unknown. */
+static int64_t local_expiry(const struct hs_http_response *r, int64_t expires_ms)
+{
+	if (expires_ms <= 0)
+		return -1;
+	if (r->date_ms < 0)
+		return expires_ms;
+	return expires_ms - (r->date_ms - r->date_seen_ms);
+}
+
+/* Whether a URL is too close to its end to be worth a PUT: a PUT that
+ * cannot finish in time only spends bandwidth on a 403. */
+#define EXPIRY_MARGIN_MS 5000
+static bool url_stale(const struct hs_presigned *p)
+{
+	return p->expires_ms > 0 && now_ms() >= p->expires_ms - EXPIRY_MARGIN_MS;
 }
 
 static int on_step_timer(sd_event_source *s, uint64_t usec, void *arg);
@@ -476,6 +550,8 @@ static void api_call(struct transfer *t, const char *method, const char *path, c
 
 	api_url(t, url, sizeof(url), path, id, tail);
 	struct hs_http_request req = {.realm = "upload",
+				      .ca_file = t->u->cfg->upload.api.ca_file,
+				      .proxy = t->u->cfg->upload.api.proxy,
 				      .method = method,
 				      .url = url,
 				      .api_key = t->u->cfg->upload.api.api_key,
@@ -490,6 +566,18 @@ static void api_call(struct transfer *t, const char *method, const char *path, c
 }
 
 static void auth_pause(struct hs_uploader *u);
+
+/* TLS or the proxy refused: an untrusted, expired or wrong-host
+ * certificate, or a proxy that cannot be reached or refuses the tunnel.
+ * The configuration (ca_file, proxy) or the server's certificate must
+ * change, not this file: the job goes back without spending an attempt
+ * and uploads pause, logged once with the host and the cause (why). A
+ * reload ends the pause at once, and the job is first in line. */
+static void refused_pause(struct transfer *t, const char *why)
+{
+	outage_pause(t->u, why);
+	job_release(t, 0);
+}
 
 /* Verdicts every step handles alike. Returns true when it handled v. */
 static bool handle_common(struct transfer *t, enum verdict v, long status, const char *why)
@@ -507,6 +595,9 @@ static bool handle_common(struct transfer *t, enum verdict v, long status, const
 		return true;
 	case V_DEAD:
 		job_fail(t, true, status, "%s", why);
+		return true;
+	case V_REFUSED:
+		refused_pause(t, why);
 		return true;
 	default:
 		return false;
@@ -587,13 +678,20 @@ static void on_put(struct hs_http_response *resp, void *arg)
 	t->call = NULL;
 	t->put_inflight = false;
 	u->puts--;
-	v = storage_verdict(judge(t, resp, 200, why, sizeof(why)), resp);
+	v = judge_storage(t, resp, why, sizeof(why));
 	if (v == V_URL || v == V_SESSION) {
 		hs_presigned_clear(&t->single);
-		if (++t->refreshes > URL_REFRESHES) {
-			step_retry(t, resp->status, why);
+		/* Bounded: storage that refuses every fresh URL costs the
+		 * file an attempt rather than looping. */
+		if (v == V_URL ? ++t->refreshes > URL_REFRESHES
+			       : ++t->session_restarts > STEP_TRIES) {
+			job_fail(t, false, resp->status, "%s (after %u fresh URLs)", why,
+				 t->refreshes + t->session_restarts - 1);
+			kick(u);
 			return;
 		}
+		if (v == V_SESSION)
+			session_drop(t, false);
 		t->step = S_PRESIGN;
 		run_step(t);
 		kick(u);
@@ -622,6 +720,9 @@ static void send_put_single(struct transfer *t)
 {
 	char *cause = NULL;
 	struct hs_http_request req = {.realm = "upload",
+				      .ca_file = t->u->cfg->upload.api.ca_file,
+				      .proxy = t->u->cfg->upload.api.proxy,
+				      .rl_class = HS_RL_STORAGE,
 				      .method = "PUT",
 				      .url = t->single.url,
 				      .headers = (const char *const *)t->single.headers,
@@ -630,8 +731,23 @@ static void send_put_single(struct transfer *t)
 				      .body_length = t->st.st_size};
 
 	t->want_slot = false;
+	if (url_stale(&t->single)) {
+		/* Expired by the server's clock: a fresh URL, bounded. */
+		hs_presigned_clear(&t->single);
+		if (++t->refreshes > URL_REFRESHES) {
+			job_fail(t, false, 0, "presigned URLs expire before they can be used");
+			return;
+		}
+		log_job(LOG_DEBUG, t, 0, NULL, "presigned URL expired; asking for a fresh one");
+		t->step = S_PRESIGN;
+		run_step(t);
+		return;
+	}
 	t->call = hs_http_send(t->u->http, &req, on_put, t, &cause);
 	if (!t->call) {
+		/* A URL curl cannot use: a failed try of the step. */
+		hs_presigned_clear(&t->single);
+		t->step = S_PRESIGN;
 		step_retry(t, 0, cause ? cause : "out of memory");
 		free(cause);
 		return;
@@ -657,6 +773,7 @@ static void on_presign(struct hs_http_response *resp, void *arg)
 		free(cause);
 		return;
 	}
+	t->single.expires_ms = local_expiry(resp, t->single.expires_ms);
 	/* Recorded as a session of one part, so that a restart after the PUT
 	 * completes this upload instead of sending the file again. */
 	if (hs_queue_mp_begin(t->u->q, t->job->id, t->job->lease_token, t->single.upload_id,
@@ -740,6 +857,7 @@ static void on_part_urls(struct hs_http_response *resp, void *arg)
 	for (size_t k = 0; k < n; k++) {
 		struct part *p = &t->parts[asked[k] - 1];
 		p->url = urls[k];
+		p->url.expires_ms = local_expiry(resp, p->url.expires_ms);
 		p->state = P_READY;
 	}
 	free(urls);
@@ -771,6 +889,8 @@ static void presign_parts(struct transfer *t)
 	body = hs_api_parts_body(numbers, n);
 	api_url(t, url, sizeof(url), "/uploads/multipart/", t->session.upload_id, "/parts");
 	struct hs_http_request req = {.realm = "upload",
+				      .ca_file = t->u->cfg->upload.api.ca_file,
+				      .proxy = t->u->cfg->upload.api.proxy,
 				      .method = "POST",
 				      .url = url,
 				      .api_key = t->u->cfg->upload.api.api_key,
@@ -798,7 +918,7 @@ static void on_part_put(struct hs_http_response *resp, void *arg)
 	p->state = P_TODO; /* no longer sending, whatever comes next */
 	u->puts--;
 	hs_presigned_clear(&p->url); /* single-use, whatever happened */
-	v = storage_verdict(judge(t, resp, 200, why, sizeof(why)), resp);
+	v = judge_storage(t, resp, why, sizeof(why));
 	if (v == V_OK && !resp->etag[0]) {
 		snprintf(why, sizeof(why), "storage answered part %u without an ETag",
 			 p->index + 1);
@@ -851,6 +971,10 @@ static void on_part_put(struct hs_http_response *resp, void *arg)
 		run_step(t); /* arms the timer for the earliest waiting part */
 		break;
 	case V_SESSION:
+		if (++t->session_restarts > STEP_TRIES) {
+			job_fail(t, false, resp->status, "%s", why);
+			return;
+		}
 		session_drop(t, false);
 		t->step = S_CREATE;
 		run_step(t);
@@ -877,20 +1001,45 @@ static int send_part(struct transfer *t, struct part *p)
 	headers[n++] = crc_header;
 	headers[n] = NULL;
 	struct hs_http_request req = {.realm = "upload",
+				      .ca_file = t->u->cfg->upload.api.ca_file,
+				      .proxy = t->u->cfg->upload.api.proxy,
+				      .rl_class = HS_RL_STORAGE,
 				      .method = "PUT",
 				      .url = p->url.url,
 				      .headers = headers,
 				      .body_fd = t->fd,
 				      .body_offset = part_offset(t, p->index),
 				      .body_length = p->size};
+	if (url_stale(&p->url)) {
+		/* Expired by the server's clock: back in line for a fresh URL,
+		 * bounded like a 403. */
+		hs_presigned_clear(&p->url);
+		p->state = P_TODO;
+		if (++p->refreshes > URL_REFRESHES) {
+			job_fail(t, false, 0,
+				 "part %u: presigned URLs expire before they can be used",
+				 p->index + 1);
+			return -1;
+		}
+		return 0;
+	}
 	p->call = hs_http_send(t->u->http, &req, on_part_put, p, &cause);
 	if (!p->call) {
-		log_job(LOG_WARNING, t, 0, NULL, "part %u: %s", p->index + 1,
-			cause ? cause : "out of memory");
+		/* A URL curl cannot use (or no memory): a failed try of the
+		 * part, with the same bound as any other, never a loop. */
+		char msg[600];
+		snprintf(msg, sizeof(msg), "part %u: %s", p->index + 1,
+			 cause ? cause : "out of memory");
 		free(cause);
 		hs_presigned_clear(&p->url);
+		if (++p->tries >= STEP_TRIES) {
+			job_fail(t, false, 0, "%s", msg);
+			return -1;
+		}
+		log_job(LOG_DEBUG, t, 0, NULL, "%s; retrying", msg);
 		p->state = P_WAIT;
-		p->retry_at = now_ms() + 1000;
+		p->retry_at =
+		    now_ms() + (int64_t)hs_backoff_delay(&step_backoff, p->tries, hs_random64());
 		run_step(t);
 		return -1;
 	}

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "agent/upload_api.h"
 #include "conf/conf.h"
@@ -207,6 +208,38 @@ static int get_url(json_t *o, char **ret, char **cause)
 	return 0;
 }
 
+/* "expires_at": RFC 3339 UTC ("2026-03-15T09:30:00.000Z", fraction
+ * optional) in Unix ms; -1 when absent or unreadable, which only costs
+ * the early refresh of a URL about to expire. */
+static int64_t get_expires(json_t *o)
+{
+	const char *s = json_string_value(json_object_get(o, "expires_at"));
+	int y, mo, d, h, mi, sec, n = 0;
+	struct tm tm = {0};
+	int64_t ms = 0;
+	time_t t;
+
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+		return -1;
+	s += n;
+	if (*s == '.') {
+		int64_t scale = 100;
+		for (s++; *s >= '0' && *s <= '9'; s++, scale /= 10)
+			ms += (*s - '0') * scale;
+	}
+	if (strcmp(s, "Z") != 0 || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+	    mi > 59 || sec > 60)
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	return t == (time_t)-1 ? -1 : (int64_t)t * 1000 + ms;
+}
+
 int hs_api_parse_presigned(const char *body, struct hs_presigned *ret, char **cause)
 {
 	struct hs_presigned p = {0};
@@ -228,6 +261,7 @@ int hs_api_parse_presigned(const char *body, struct hs_presigned *ret, char **ca
 	}
 	if (get_url(data, &p.url, cause) != 0 || get_headers(data, &p.headers, cause) != 0)
 		goto fail;
+	p.expires_ms = get_expires(data);
 	json_decref(root);
 	*ret = p;
 	return 0;
@@ -316,6 +350,7 @@ int hs_api_parse_part_urls(const char *body, const uint32_t *asked, size_t n,
 		if (get_url(p, &out[k].url, cause) != 0 ||
 		    get_headers(p, &out[k].headers, cause) != 0)
 			goto fail;
+		out[k].expires_ms = get_expires(p);
 	}
 	json_decref(root);
 	*ret = out;

@@ -28,6 +28,9 @@ struct hs_presigned {
 	char *url;
 	char **headers;	 /* "Name: value", NULL-terminated */
 	char *upload_id; /* single uploads only */
+	/* expires_at in Unix ms, as parsed: the server's clock; the uploader
+	 * turns it into ours with the answer's Date. -1: none or unreadable. */
+	int64_t expires_ms;
 };
 
 struct hs_session {

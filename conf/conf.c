@@ -49,7 +49,7 @@ static const char upload_keys[] =
 static const char watch_keys[] = "path remote_prefix recursive include exclude settle rescan "
 				 "after_upload";
 static const char mirror_keys[] = "base_url api_key_file schedule jitter page_size fetch_details "
-				  "database export";
+				  "database export ca_file proxy";
 static const char log_keys[] = "level";
 
 static const struct {
@@ -520,7 +520,35 @@ static int get_base_url(struct loader *ld, const config_setting_t *s, char **ret
 
 /* Sections */
 
-/* base_url and api_key_file, both required; the key is read later. */
+/* An API's own CA bundle and proxy: each group has its own, never
+ * borrowed from another (SPEC 3). Empty strings mean "none". */
+static int load_transport(struct loader *ld, const config_setting_t *group, struct hs_api *api)
+{
+	const config_setting_t *s;
+
+	if ((s = config_setting_get_member(group, "ca_file"))) {
+		struct stat st;
+
+		if (get_optional_path(ld, s, &api->ca_file) != 0)
+			return -1;
+		if (api->ca_file && stat(api->ca_file, &st) != 0)
+			return fail_at(ld, s, "%s: %s", api->ca_file, strerror(errno));
+		if (api->ca_file && !S_ISREG(st.st_mode))
+			return fail_at(ld, s, "%s: is not a file", api->ca_file);
+	}
+	if ((s = config_setting_get_member(group, "proxy"))) {
+		if (dup_string(ld, s, &api->proxy) != 0)
+			return -1;
+		if (!*api->proxy) {
+			free(api->proxy);
+			api->proxy = NULL;
+		}
+	}
+	return 0;
+}
+
+/* base_url and api_key_file, both required (the key is read later), and
+ * the API's own ca_file and proxy. */
 static int load_api(struct loader *ld, const config_setting_t *group, struct hs_api *api)
 {
 	const config_setting_t *s;
@@ -541,7 +569,9 @@ static int load_api(struct loader *ld, const config_setting_t *group, struct hs_
 	if (text[strlen(text) - 1] == '/')
 		return fail_at(ld, s, "\"%s\" names a folder, not a file", text);
 	api->api_key_file = strdup(text);
-	return api->api_key_file ? 0 : -1;
+	if (!api->api_key_file)
+		return -1;
+	return load_transport(ld, group, api);
 }
 
 static int load_upload(struct loader *ld, const config_setting_t *root)
@@ -609,25 +639,6 @@ static int load_upload(struct loader *ld, const config_setting_t *root)
 			fail_at(ld, s, "%s", cause);
 		free(cause);
 		return -1;
-	}
-
-	if ((s = config_setting_get_member(group, "ca_file"))) {
-		struct stat st;
-
-		if (get_optional_path(ld, s, &cfg->upload.api.ca_file) != 0)
-			return -1;
-		if (cfg->upload.api.ca_file && stat(cfg->upload.api.ca_file, &st) != 0)
-			return fail_at(ld, s, "%s: %s", cfg->upload.api.ca_file, strerror(errno));
-		if (cfg->upload.api.ca_file && !S_ISREG(st.st_mode))
-			return fail_at(ld, s, "%s: is not a file", cfg->upload.api.ca_file);
-	}
-	if ((s = config_setting_get_member(group, "proxy"))) {
-		if (dup_string(ld, s, &cfg->upload.api.proxy) != 0)
-			return -1;
-		if (!*cfg->upload.api.proxy) {
-			free(cfg->upload.api.proxy);
-			cfg->upload.api.proxy = NULL;
-		}
 	}
 	return 0;
 }

@@ -170,6 +170,9 @@ void hs_config_print(const struct hs_config *cfg, FILE *out)
 		print_setting(out, "  ", "database", cfg->mirror.database);
 		print_setting(out, "  ", "export",
 			      cfg->mirror.export_path ? cfg->mirror.export_path : "");
+		print_setting(out, "  ", "ca_file",
+			      cfg->mirror.api.ca_file ? cfg->mirror.api.ca_file : "");
+		print_proxy(out, "  ", cfg->mirror.api.proxy);
 		fputs("};\n", out);
 	} else {
 		fputs("\n# mirror: not configured\n", out);

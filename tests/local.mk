@@ -6,6 +6,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
+	tests/integration/upload_ratelimit.py \
 	tests/integration/disk_full.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \
@@ -17,14 +18,26 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/mirror_faults.py \
 	tests/integration/mirror_crash.py \
 	tests/integration/mirror_daemon.py \
+	tests/integration/https_upload.py \
+	tests/integration/https_refused.py \
+	tests/integration/https_proxy.py \
+	tests/integration/s3_storage.py \
+	tests/integration/clock_skew.py \
 	tests/integration/status_writes.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
 	tests/integration/hstest.py tests/integration/tlsca.py \
+	tests/integration/proxylib.py \
+	tests/integration/https_upload.py \
+	tests/integration/https_refused.py \
+	tests/integration/https_proxy.py \
+	tests/integration/s3_storage.py \
+	tests/integration/clock_skew.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
+	tests/integration/upload_ratelimit.py \
 	tests/integration/disk_full.py \
 	tests/integration/upload_crash.py \
 	tests/integration/watch_basic.py \

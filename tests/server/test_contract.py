@@ -717,6 +717,28 @@ def rate_limits(t, srv, c):
 
 
 @case
+def rate_limit_knobs(t, srv, c):
+    srv.admin("POST", "/config", {"rate_limit": {"limit": 5, "window": 3600}, "reset_style": "delta-exact",
+                                  "window_align": "epoch", "storage_quota": "off"})
+    now = time.time()
+    reply = c.records("/patients?limit=1")
+    reset = reply.header("X-RateLimit-Reset") or ""
+    t.ok(re.fullmatch(r"\d+\.\d{3}", reset) is not None, "delta-exact X-RateLimit-Reset has 3 decimals", reset)
+    end = now + float(reset or "0")
+    t.ok(min(end % 3600, 3600 - end % 3600) < 2, "epoch-aligned windows end at a multiple of the window", reset)
+    d = c.presign(b"abc")
+    before = c.records("/patients?limit=1")
+    put = c.put(d, b"abc")
+    t.ok(put.status == 200 and put.header("X-RateLimit-Remaining") is None,
+         "with storage_quota off, storage PUTs carry no rate-limit headers")
+    after = c.api("GET", U + "/uploads/multipart/upl_x/parts")
+    t.eq(after.header("X-RateLimit-Remaining"), "3", "and draw on no quota (upload key: presign, this)")
+    t.eq(before.header("X-RateLimit-Remaining"), "3", "the records key counts on its own")
+    srv.admin("POST", "/config", {"rate_limit": None, "reset_style": "unix", "window_align": "first",
+                                  "storage_quota": "counted"})
+
+
+@case
 def faults_status(t, srv, c):
     srv.admin("POST", "/faults", {"kind": "patients_list", "fault": "500", "count": 2})
     statuses = [c.records("/patients").status for _ in range(3)]
@@ -1147,6 +1169,10 @@ def html_and_empty_faults(t, srv, c):
     t.ok(reply.status == 403 and reply.body == b"" and reply.header("Content-Type") is None,
          "empty:403 answers no body at all", reply.headers)
     t.eq(c.put(pre, data).status, 200, "neither used up the URL")
+    srv.admin("POST", "/faults", {"kind": "presign", "fault": "bad_url"})
+    pre = c.presign(data)
+    t.ok(urllib.parse.urlsplit(pre["url"]).netloc.startswith("bad%zzhost:"),
+         "bad_url: the presigned URL has a host no parser takes", pre["url"])
     try:
         srv.admin("POST", "/faults", {"kind": "put", "fault": "html:42"})
         t.ok(False, "html:42 is refused")

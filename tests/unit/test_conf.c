@@ -186,54 +186,57 @@ static void expect_error(const struct fixture *fx, const char *text, const char 
 	free(cause);
 }
 
-static const char full_config[] = "# the SPEC 3 example, in a temporary folder\n"
-				  "state_dir = \"@D@/state\";\n"
-				  "\n"
-				  "upload: {\n"
-				  "  base_url = \"https://upload.example/ext-api/v1/\";\n"
-				  "  api_key_file = \"@D@/upload.key\";\n"
-				  "  multipart_threshold = \"64MiB\";\n"
-				  "  part_size = \"16MiB\";\n"
-				  "  parallel = 4;\n"
-				  "  bandwidth = \"08:00,2MiB/s 18:00,off\";\n"
-				  "  max_attempts = 10;\n"
-				  "  ca_file = \"\";\n"
-				  "  proxy = \"\";\n"
-				  "};\n"
-				  "\n"
-				  "watch = (\n"
-				  "  { path = \"/srv/exports/lab\";\n"
-				  "    remote_prefix = \"lab/\";\n"
-				  "    recursive = true;\n"
-				  "    include = [ \"*.pdf\", \"*.hl7\" ];\n"
-				  "    exclude = [ \"*.tmp\", \".*\", \"~*\" ];\n"
-				  "    settle = \"2s\";\n"
-				  "    after_upload = \"keep\";\n"
-				  "  },\n"
-				  "  { path = \"/srv/exports/scans/\";\n"
-				  "    remote_prefix = \"scans/2026/\";\n"
-				  "    recursive = false;\n"
-				  "    settle = \"250ms\";\n"
-				  "    rescan = \"15m\";\n"
-				  "    after_upload = \"move:/srv/sent//scans/\";\n"
-				  "  },\n"
-				  "  { path = \"/srv/exports/labs\";\n"
-				  "    after_upload = \"delete\";\n"
-				  "  }\n"
-				  ");\n"
-				  "\n"
-				  "mirror: {\n"
-				  "  base_url = \"https://api.healos.ai/ext-api/v1\";\n"
-				  "  api_key_file = \"@D@/records.key\";\n"
-				  "  schedule = \"0 2 * * *\";\n"
-				  "  jitter = \"10m\";\n"
-				  "  page_size = 50;\n"
-				  "  fetch_details = false;\n"
-				  "  database = \"/var/lib/healsync/mirror.db\";\n"
-				  "  export = \"/srv/exports/patients.jsonl\";\n"
-				  "};\n"
-				  "\n"
-				  "log: { level = \"notice\"; };\n";
+static const char full_config[] =
+    "# the SPEC 3 example, in a temporary folder\n"
+    "state_dir = \"@D@/state\";\n"
+    "\n"
+    "upload: {\n"
+    "  base_url = \"https://upload.example/ext-api/v1/\";\n"
+    "  api_key_file = \"@D@/upload.key\";\n"
+    "  multipart_threshold = \"64MiB\";\n"
+    "  part_size = \"16MiB\";\n"
+    "  parallel = 4;\n"
+    "  bandwidth = \"08:00,2MiB/s 18:00,off\";\n"
+    "  max_attempts = 10;\n"
+    "  ca_file = \"\";\n"
+    "  proxy = \"\";\n"
+    "};\n"
+    "\n"
+    "watch = (\n"
+    "  { path = \"/srv/exports/lab\";\n"
+    "    remote_prefix = \"lab/\";\n"
+    "    recursive = true;\n"
+    "    include = [ \"*.pdf\", \"*.hl7\" ];\n"
+    "    exclude = [ \"*.tmp\", \".*\", \"~*\" ];\n"
+    "    settle = \"2s\";\n"
+    "    after_upload = \"keep\";\n"
+    "  },\n"
+    "  { path = \"/srv/exports/scans/\";\n"
+    "    remote_prefix = \"scans/2026/\";\n"
+    "    recursive = false;\n"
+    "    settle = \"250ms\";\n"
+    "    rescan = \"15m\";\n"
+    "    after_upload = \"move:/srv/sent//scans/\";\n"
+    "  },\n"
+    "  { path = \"/srv/exports/labs\";\n"
+    "    after_upload = \"delete\";\n"
+    "  }\n"
+    ");\n"
+    "\n"
+    "mirror: {\n"
+    "  base_url = \"https://api.healos.ai/ext-api/v1\";\n"
+    "  api_key_file = \"@D@/records.key\";\n"
+    "  schedule = \"0 2 * * *\";\n"
+    "  jitter = \"10m\";\n"
+    "  page_size = 50;\n"
+    "  fetch_details = false;\n"
+    "  database = \"/var/lib/healsync/mirror.db\";\n"
+    "  export = \"/srv/exports/patients.jsonl\";\n"
+    "  ca_file = \"\";\n"
+    "  proxy = \"http://mirror:m1rr0rpass@records-proxy.example:8080\";\n"
+    "};\n"
+    "\n"
+    "log: { level = \"notice\"; };\n";
 
 static void test_full_config(void **state)
 {
@@ -305,6 +308,11 @@ static void test_full_config(void **state)
 	assert_false(cfg->mirror.fetch_details);
 	assert_string_equal(cfg->mirror.database, "/var/lib/healsync/mirror.db");
 	assert_string_equal(cfg->mirror.export_path, "/srv/exports/patients.jsonl");
+	/* The mirror's own proxy; the upload section has none and lends none. */
+	assert_null(cfg->mirror.api.ca_file);
+	assert_string_equal(cfg->mirror.api.proxy,
+			    "http://mirror:m1rr0rpass@records-proxy.example:8080");
+	assert_null(cfg->upload.api.proxy);
 	assert_int_equal(cfg->log_level, HS_LOG_NOTICE);
 	assert_null(hs_config_free(cfg));
 }
@@ -496,6 +504,8 @@ static const char printed_full[] = "# healsync: effective configuration of @F@\n
 				   "  fetch_details = false;\n"
 				   "  database = \"/var/lib/healsync/mirror.db\";\n"
 				   "  export = \"/srv/exports/patients.jsonl\";\n"
+				   "  ca_file = \"\";\n"
+				   "  proxy = \"http://<redacted>@records-proxy.example:8080\";\n"
 				   "};\n"
 				   "\n"
 				   "log: { level = \"notice\"; };\n";
@@ -521,6 +531,7 @@ static void test_print(void **state)
 	assert_string_equal(text, want);
 	assert_null(strstr(text, UPLOAD_KEY));
 	assert_null(strstr(text, RECORDS_KEY));
+	assert_null(strstr(text, "m1rr0rpass"));
 	free(want);
 	hs_config_free(cfg);
 
@@ -577,6 +588,35 @@ static void test_print(void **state)
 	free(want);
 	free(text);
 	hs_config_free(cfg);
+}
+
+/* Each API has its own CA bundle and proxy (SPEC 3): neither is borrowed
+ * from the other section, and the mirror's are checked like the upload's. */
+static void test_mirror_transport(void **state)
+{
+	struct fixture *fx = *state;
+	struct hs_config *cfg;
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s/records-ca.pem", fx->dir);
+	write_file(path, "not parsed here\n", 0644);
+	cfg = load_ok(fx, UPLOAD "watch = ();\n"
+				 "mirror: {\n"
+				 "  base_url = \"https://api.healos.ai/ext-api/v1\";\n"
+				 "  api_key_file = \"@D@/records.key\";\n"
+				 "  ca_file = \"@D@/records-ca.pem\";\n"
+				 "  proxy = \"http://proxy.clinic.example:3128\";\n"
+				 "};\n");
+	assert_string_equal(cfg->mirror.api.ca_file, path);
+	assert_string_equal(cfg->mirror.api.proxy, "http://proxy.clinic.example:3128");
+	assert_null(cfg->upload.api.ca_file);
+	assert_null(cfg->upload.api.proxy);
+	hs_config_free(cfg);
+
+	expect_error(fx, UPLOAD MIRROR_WITH("ca_file = \"@D@/nope.pem\";"),
+		     "@F@:8: mirror.ca_file: @D@/nope.pem: No such file or directory");
+	expect_error(fx, UPLOAD MIRROR_WITH("ca_file = \"certs/ca.pem\";"),
+		     "@F@:8: mirror.ca_file: \"certs/ca.pem\" is not an absolute path");
 }
 
 static void test_syntax_and_files(void **state)
@@ -1154,6 +1194,7 @@ int main(void)
 	    T(test_numbers),
 	    T(test_shipped_sample),
 	    T(test_print),
+	    T(test_mirror_transport),
 	    T(test_syntax_and_files),
 	    T(test_unknown_settings),
 	    T(test_wrong_types),

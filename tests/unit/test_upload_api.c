@@ -71,7 +71,26 @@ static void test_presigned_ok(void **state)
 	assert_string_equal(p.headers[0], "Content-Type: application/pdf");
 	assert_string_equal(p.headers[1], "x-t: v"); /* Content-Length is curl's */
 	assert_null(p.headers[2]);
+	assert_true(p.expires_ms == 1795341600000LL); /* 2026-11-22T10:00:00Z */
 	hs_presigned_clear(&p);
+	/* expires_at with milliseconds; unreadable or absent: -1. */
+	static const char *const expiries[][2] = {
+	    {"\"2026-11-22T10:00:00.250Z\"", "1795341600250"},
+	    {"\"2026-11-22T10:00:00.5Z\"", "1795341600500"},
+	    {"\"2026-11-22 10:00:00Z\"", "-1"},
+	    {"\"2026-11-22T10:00:00+01:00\"", "-1"},
+	    {"1795860000", "-1"},
+	};
+	for (size_t i = 0; i < sizeof(expiries) / sizeof(expiries[0]); i++) {
+		char body[256];
+		snprintf(body, sizeof(body),
+			 "{\"data\":{\"upload_id\":\"u\",\"url\":\"https://s/o\","
+			 "\"expires_at\":%s}}",
+			 expiries[i][0]);
+		assert_int_equal(hs_api_parse_presigned(body, &p, &cause), 0);
+		assert_true(p.expires_ms == strtoll(expiries[i][1], NULL, 10));
+		hs_presigned_clear(&p);
+	}
 	/* Loopback may be plain http (the reference server). */
 	assert_int_equal(hs_api_parse_presigned("{\"data\":{\"upload_id\":\"u\",\"url\":"
 						"\"http://127.0.0.1:8/s?x=1\"}}",
@@ -164,6 +183,7 @@ static void test_part_urls(void **state)
 	assert_string_equal(urls[0].url, "https://s/2");
 	assert_string_equal(urls[0].headers[0], "h: v");
 	assert_string_equal(urls[1].url, "https://s/3");
+	assert_true(urls[0].expires_ms == -1); /* none given */
 	hs_presigned_clear(&urls[0]);
 	hs_presigned_clear(&urls[1]);
 	free(urls);
