@@ -17,9 +17,13 @@
 //   GET  /_admin/objects           objects in the bucket (ListObjectsV2)
 //   GET  /_admin/object?key=K      an object's bytes (GetObject)
 //   GET  /_admin/stats             requests the storage answered, by kind
-//   POST /_admin/knobs             {"url_ttl": s, "stale_urls": n}
+//   POST /_admin/knobs             {"url_ttl": s, "stale_urls": n,
+//                                   "stale_expires_at": "past"|"future"}
 // stale_urls: the next n URLs are signed as if minted url_ttl + 60 s ago,
 // so the storage refuses them as expired (S3's 403 AccessDenied, XML).
+// Their expires_at says so ("past", the default), or, with "future",
+// says they have url_ttl left: the storage's clock ahead of the API's,
+// which only the storage's 403 reveals.
 //
 // s3rver 3.7.1 implements neither ListParts nor AbortMultipartUpload (it
 // answers 405 MethodNotAllowed, or 404 NoSuchKey while the key holds
@@ -166,6 +170,7 @@ class Front {
     this.opts = opts;
     this.urlTtl = opts.urlTtl;
     this.staleUrls = 0;
+    this.staleExpiresAt = 'past';
     this.uploads = new Map(); // upl_... -> session
     this.stats = { storage: {}, presigned: 0, stale_presigned: 0, part_puts: {}, completes: 0 };
     this.storeDir = path.join(opts.dir, 's3rver');
@@ -222,7 +227,8 @@ class Front {
   async presign(command) {
     const opts = { expiresIn: this.urlTtl };
     this.stats.presigned++;
-    let minted = Date.now();
+    const now = Date.now();
+    let minted = now;
     if (this.staleUrls > 0) {
       this.staleUrls--;
       this.stats.stale_presigned++;
@@ -230,7 +236,9 @@ class Front {
       opts.signingDate = new Date(minted);
     }
     const url = await getSignedUrl(this.s3, command, opts);
-    return { url, expires_at: rfc3339(minted + this.urlTtl * 1000) };
+    // "future": expires_at from the API's clock, the storage's clock ahead.
+    const from = this.staleExpiresAt === 'future' ? now : minted;
+    return { url, expires_at: rfc3339(from + this.urlTtl * 1000) };
   }
 
   session(id, kind) {
@@ -440,7 +448,8 @@ class Front {
       const k = JSON.parse(body.toString('utf8'));
       if (k.url_ttl !== undefined) this.urlTtl = k.url_ttl;
       if (k.stale_urls !== undefined) this.staleUrls = k.stale_urls;
-      return [200, { url_ttl: this.urlTtl, stale_urls: this.staleUrls }];
+      if (k.stale_expires_at !== undefined) this.staleExpiresAt = k.stale_expires_at;
+      return [200, { url_ttl: this.urlTtl, stale_urls: this.staleUrls, stale_expires_at: this.staleExpiresAt }];
     }
     throw new ApiError(404, 'not_found', `no admin route ${method} ${p}`);
   }
