@@ -369,6 +369,7 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *arg)
 {
 	struct daemon *d = arg;
 	struct hs_watcher_stats ws = {0};
+	uint64_t now;
 
 	if (d->watcher)
 		hs_watcher_get_stats(d->watcher, &ws);
@@ -378,8 +379,14 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *arg)
 	bool busy = hs_uploader_active(d->up) > 0 || hs_http_waiting(d->http) > 0 || ws.scanning ||
 		    ws.settling > 0 || mi.running;
 
+	/* The next refresh counts from now, not from when this one was due:
+	 * the first is due at 0, and adding the interval to that would put
+	 * every following one in the past, rewriting the file back to back
+	 * for as many times as the machine has been up seconds. */
+	(void)usec;
+	sd_event_now(d->ev, CLOCK_MONOTONIC, &now);
 	update_status(d);
-	sd_event_source_set_time(s, usec + STATUS_INTERVAL_US);
+	sd_event_source_set_time(s, now + STATUS_INTERVAL_US);
 	sd_event_source_set_enabled(s, busy ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
 	return 0;
 }

@@ -4,6 +4,7 @@ storage by healsync, and the same parts PUT by curl with the same
 parallelism, in the same run against the same server.
 
     bench/upload_throughput.py [--size-mib 1024] [--parallel 4] [--part-mib 16]
+                               [--tls [--small-files 1000]]
 
 healsync's figure is end to end (reading the file for SHA-256 and CRCs,
 presigning, PUTs, complete); its transfer phase alone (first PUT byte to the
@@ -11,14 +12,25 @@ last) is printed too. The baseline does the same upload with standard
 tools: sha256sum, the API calls, and one curl PUTting the parts (cut into
 files beforehand, untimed) with the same parallelism; its PUTs alone are
 printed too. Both pay the server's complete, which re-hashes the file.
-The figure to watch is end to end, healsync against the baseline."""
+The figure to watch is end to end, healsync against the baseline.
+
+--tls runs the same over HTTPS: a throwaway CA (openssl), the reference
+server on TLS with a certificate it signed, healsync (ca_file) and curl
+(--cacert) trusting it. It also counts the TLS connections (each one a full
+handshake) that healsync opened for the 1 GiB upload and then, with a
+fresh daemon, for --small-files small files; curl's PUTs are counted too.
+The goal is no more than parallel + 2 each: connections kept alive and
+reused for the API calls and the PUTs alike."""
 import argparse
 import datetime
 import base64
 import json
 import os
+import shutil
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import zlib
@@ -26,6 +38,8 @@ import zlib
 import benchlib
 from benchlib import Timer, mib
 import hstest
+
+CONTEXT = None  # the SSL context of the benchmark's own API calls (--tls)
 
 
 def parse_time(text):
@@ -37,15 +51,25 @@ def api(server, method, path, body=None):
                                  data=json.dumps(body).encode() if body is not None else None,
                                  headers={"X-API-Key": hstest.UPLOAD_KEY,
                                           "Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
+    with urllib.request.urlopen(req, context=CONTEXT) as r:
         return json.loads(r.read() or b"null")
 
 
-def curl_baseline(env, path, size, part_size, parallel):
+def connections(server):
+    """Connections the server has accepted for the Upload API and its
+    storage (the benchmark's own admin calls left out), and TLS handshakes
+    in all."""
+    stats = server.admin("GET", "/stats")
+    by_api = stats.get("connections_by_api", {})
+    return sum(n for api_name, n in by_api.items() if api_name != "admin"), stats.get("tls_handshakes", 0)
+
+
+def curl_baseline(env, path, size, part_size, parallel, cacert=None):
     """The same upload done with standard tools: sha256sum for the hash the
     API wants first, the API calls (create, presign, complete) from here,
     and one curl doing all the PUTs, `parallel` at once. The parts are cut
-    into files beforehand, untimed. Returns (end to end, PUTs alone)."""
+    into files beforehand, untimed. Returns (end to end, PUTs alone,
+    connections curl opened)."""
     count = -(-size // part_size)
     parts_dir = os.path.join(env.dir, "parts")
     os.makedirs(parts_dir)
@@ -74,14 +98,18 @@ def curl_baseline(env, path, size, part_size, parallel):
                 n = u["part_number"]
                 if n > 1:
                     args.append("--next")
+                if cacert:  # per transfer: --next starts each one afresh
+                    args += ["--cacert", cacert]
                 args += ["-o", "/dev/null", "-D", os.path.join(parts_dir, "h%05d" % n),
                          "-T", os.path.join(parts_dir, "%05d" % n),
                          "-H", "x-checksum-crc32: " + crcs[n - 1]]
                 for k, v in u["headers"].items():
                     args += ["-H", "%s: %s" % (k, v)]
                 args.append(u["url"])
+        conns_before = connections(env.server)[0]
         with Timer() as puts:
             subprocess.run(args, check=True)
+        curl_conns = connections(env.server)[0] - conns_before
         etags = []
         for n in range(1, count + 1):
             with open(os.path.join(parts_dir, "h%05d" % n)) as h:
@@ -89,7 +117,23 @@ def curl_baseline(env, path, size, part_size, parallel):
             etags.append({"part_number": n, "etag": etag[-1]})
         api(env.server, "POST", "/uploads/multipart/%s/complete" % s["upload_id"],
             {"parts": etags})
-    return total.elapsed, puts.elapsed
+    return total.elapsed, puts.elapsed, curl_conns
+
+
+def small_files(env, count, parallel):
+    """count small files through a fresh daemon: (seconds, connections)."""
+    names = ["small/%04d.pdf" % i for i in range(count)]
+    for i, name in enumerate(names):
+        env.write_file(name, os.urandom(4096 + i))
+    env.enqueue(*names)
+    before = connections(env.server)[0]
+    with Timer() as t:
+        d = env.daemon()
+        ok = env.wait_jobs(timeout=1800, done=count + 1)
+    d.stop()
+    if not ok:
+        sys.exit("healsync did not store the small files:\n" + d.output()[-2000:])
+    return t.elapsed, connections(env.server)[0] - before
 
 
 def main():
@@ -97,23 +141,47 @@ def main():
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--parallel", type=int, default=4)
     ap.add_argument("--part-mib", type=int, default=16)
+    ap.add_argument("--tls", action="store_true", help="over HTTPS, counting connections")
+    ap.add_argument("--small-files", type=int, default=1000,
+                    help="with --tls: small files whose connections are counted (0: none)")
     opts = ap.parse_args()
     hstest.HEALSYNC = benchlib.healsync_binary()
     size = opts.size_mib * 1024 * 1024
     tap = hstest.TAP()
-    with hstest.Env(tap, upload={"parallel": opts.parallel, "part_size": "%dMiB" % opts.part_mib,
-                                 "multipart_threshold": "64MiB"},
+    upload = {"parallel": opts.parallel, "part_size": "%dMiB" % opts.part_mib,
+              "multipart_threshold": "64MiB"}
+    server_args, cacert, ca_dir = [], None, None
+    if opts.tls:
+        global CONTEXT
+        import tlsca
+        ca_dir = tempfile.mkdtemp(prefix="hs-bench-ca-", dir="/var/tmp")
+        ca = tlsca.CA(ca_dir)
+        cert, key = ca.server()
+        server_args = ["--tls-cert", cert, "--tls-key", key]
+        cacert = upload["ca_file"] = ca.cert_file
+        CONTEXT = ssl.create_default_context(cafile=cacert)
+    try:
+        run(opts, size, tap, upload, server_args, cacert)
+    finally:
+        if ca_dir:
+            shutil.rmtree(ca_dir, ignore_errors=True)
+
+
+def run(opts, size, tap, upload, server_args, cacert):
+    with hstest.Env(tap, upload=upload, server_args=server_args,
                     log_level="info", base_dir="/var/tmp") as env:
         path = env.path("big.bin")
         hstest.write_random(path, size, seed=1)
         hstest.sha256_file(path)  # warm the page cache for both runs alike
 
         env.enqueue("big.bin")
+        conns_before = connections(env.server)
         with Timer() as t:
             started = time.time()
             d = env.daemon()
             ok = env.wait_jobs(timeout=3600, done=1)
         d.stop()
+        hs_conns = connections(env.server)[0] - conns_before[0]
         if not ok or not env.stored("big.bin"):
             sys.exit("healsync did not store the file:\n" + d.output()[-2000:])
         hs_elapsed = t.elapsed
@@ -125,11 +193,14 @@ def main():
         created = parse_time(up["created_at"])
         completed = parse_time(stored["last_completed_at"])
 
-        curl_total, curl_puts = curl_baseline(env, path, size, opts.part_mib * 1024 * 1024,
-                                              opts.parallel)
+        curl_total, curl_puts, curl_conns = curl_baseline(
+            env, path, size, opts.part_mib * 1024 * 1024, opts.parallel, cacert)
+        small = small_files(env, opts.small_files, opts.parallel) \
+            if opts.tls and opts.small_files else None
+        handshakes = connections(env.server)[1]
 
-    print("upload throughput, %d MiB file, %d MiB parts, %d at once" %
-          (opts.size_mib, opts.part_mib, opts.parallel))
+    print("upload throughput%s, %d MiB file, %d MiB parts, %d at once" %
+          (" over HTTPS" if opts.tls else "", opts.size_mib, opts.part_mib, opts.parallel))
     row = "  %-38s %8.2f s  %8.1f MiB/s"
     print(row % ("healsync, end to end", hs_elapsed, mib(size) / hs_elapsed))
     print("    %-36s %8.2f s" % ("start, read for SHA-256 + CRCs", created - started))
@@ -140,6 +211,16 @@ def main():
                                               mib(size) / curl_puts))
     print("  ratio healsync/baseline: end to end %.2f (goal <= 1.1), PUT phase %.2f" %
           (hs_elapsed / curl_total, (last - first) / curl_puts))
+    if opts.tls:
+        goal = opts.parallel + 2
+        print("  TLS connections (full handshakes), goal <= parallel + 2 = %d:" % goal)
+        print("    %-36s %8d" % ("healsync, the %d MiB upload" % opts.size_mib, hs_conns))
+        print("    %-36s %8d" % ("curl's PUTs of the same parts", curl_conns))
+        if small:
+            print("    %-36s %8d  (%.2f s, %.0f files/s)" % (
+                "healsync, %d small files" % opts.small_files, small[1], small[0],
+                opts.small_files / small[0]))
+        print("    %-36s %8d" % ("handshakes in all, admin calls too", handshakes))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/https_refused.py \
 	tests/integration/https_proxy.py \
 	tests/integration/s3_storage.py \
-	tests/integration/clock_skew.py
+	tests/integration/clock_skew.py \
+	tests/integration/status_writes.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -58,4 +59,5 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/mirror_basic.py \
 	tests/integration/mirror_faults.py \
 	tests/integration/mirror_crash.py \
-	tests/integration/mirror_daemon.py
+	tests/integration/mirror_daemon.py \
+	tests/integration/status_writes.py

@@ -114,8 +114,17 @@ with Env(tap, upload={"bandwidth": "4MiB/s"}) as env:
     with env.daemon() as d:
         env.wait_until(lambda: env.server.admin("GET", "/stats")["bytes_received"] > 1_000_000, 30,
                        "upload under way")
-        st = json.loads(env.cli("status", "--json")[1])["daemon"] or {}
-        moving = [t for t in st.get("transfers", []) if t.get("sent_bytes", 0) > 0]
+        # The status is refreshed once a second: wait for one that has
+        # seen bytes go out and the API's limits.
+        def status():
+            return json.loads(env.cli("status", "--json")[1])["daemon"] or {}
+
+        def moving_in(st):
+            return [t for t in st.get("transfers", []) if t.get("sent_bytes", 0) > 0]
+        env.wait_until(lambda: moving_in(status()) and status().get("rate_limits"), 30,
+                       "a status with the transfer in flight")
+        st = status()
+        moving = moving_in(st)
         tap.ok(moving and moving[0]["remote_name"] == "grow.bin",
                "status --json shows the transfer in flight with bytes sent", st)
         tap.eq(st.get("bandwidth", {}).get("limit_bytes_per_s"), 4 * 1024 * 1024,
