@@ -21,6 +21,11 @@
 #define HS_MIN_PART_SIZE     (5LL * 1024 * 1024)
 #define HS_MAX_PART_SIZE     (5LL * 1024 * 1024 * 1024)
 #define HS_PARTS_PER_PRESIGN 100
+/* The listing of the parts a session holds: at most HS_MAX_PARTS entries of
+ * a part number, a size and an ETag (at most 128 bytes), with generous
+ * room for JSON escapes and white space in each. */
+#define HS_PART_LIST_ENTRY_MAX	  512
+#define HS_PART_LIST_MAX_RESPONSE (HS_MAX_PARTS * HS_PART_LIST_ENTRY_MAX + 64 * 1024)
 
 /* A presigned request: where to PUT and the headers to send with it. */
 struct hs_presigned {

@@ -10,6 +10,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/local_state.py \
 	tests/integration/names.py \
 	tests/integration/upload_crash.py \
+	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
 	tests/integration/watch_burst.py \
@@ -30,6 +31,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/local_state.py \
 	tests/integration/names.py \
 	tests/integration/upload_crash.py \
+	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
 	tests/integration/watch_burst.py \
