@@ -18,6 +18,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/service.py \
 	tests/integration/mirror_basic.py \
 	tests/integration/mirror_faults.py \
+	tests/integration/mirror_hostile.py \
 	tests/integration/mirror_crash.py \
 	tests/integration/mirror_daemon.py
 EXTRA_DIST += tests/cli/commands.sh \
@@ -40,5 +41,6 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/mirrorlib.py \
 	tests/integration/mirror_basic.py \
 	tests/integration/mirror_faults.py \
+	tests/integration/mirror_hostile.py \
 	tests/integration/mirror_crash.py \
 	tests/integration/mirror_daemon.py
