@@ -76,7 +76,7 @@ int hs_cmd_mirror(struct hs_cli *cli, int argc, char **argv)
 	prctl(PR_SET_DUMPABLE, 0);
 	hs_log_init(cfg->log_level);
 	/* The default database lives in state_dir. */
-	if (hs_state_dir_check(cfg->state_dir, err, sizeof(err)) != 0) {
+	if (hs_state_dir_check(cfg->state_dir, false, err, sizeof(err)) != 0) {
 		hs_cli_error("%s", err);
 		return HS_EXIT_FAILURE;
 	}
