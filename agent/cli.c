@@ -59,7 +59,7 @@ int hs_cli_open_queue(struct hs_cli *cli, struct hs_queue **ret)
 		return HS_EXIT_CONFIG;
 	if (hs_cli_become_state_owner(cli->cfg) != 0)
 		return HS_EXIT_FAILURE;
-	if (hs_state_dir_check(cli->cfg->state_dir, err, sizeof(err)) != 0) {
+	if (hs_state_dir_check(cli->cfg->state_dir, false, err, sizeof(err)) != 0) {
 		hs_cli_error("%s", err);
 		return HS_EXIT_FAILURE;
 	}

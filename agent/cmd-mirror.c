@@ -79,7 +79,7 @@ int hs_cmd_mirror(struct hs_cli *cli, int argc, char **argv)
 	 * daemon's user. */
 	if (hs_cli_become_state_owner(cfg) != 0)
 		return HS_EXIT_FAILURE;
-	if (hs_state_dir_check(cfg->state_dir, err, sizeof(err)) != 0) {
+	if (hs_state_dir_check(cfg->state_dir, false, err, sizeof(err)) != 0) {
 		hs_cli_error("%s", err);
 		return HS_EXIT_FAILURE;
 	}

@@ -139,10 +139,9 @@ static json_t *mirror_status(const struct hs_config *cfg, json_t *daemon)
 
 	if (!cfg->mirror.enabled)
 		return NULL;
-	/* No database yet is no error, but it comes with a cause too. */
 	if (hs_mirror_db_read_runs(cfg->mirror.database, &last, &last_ok, &cause) < 0)
 		hs_cli_error("%s: %s", cfg->mirror.database, cause ? cause : "out of memory");
-	free(cause);
+	free(cause); /* HS_MDB_EMPTY says "no mirror run yet" too */
 	m = json_pack("{s:o, s:o}", "last_run", run_json(&last), "last_success",
 		      run_json(&last_ok));
 	if (m && live)

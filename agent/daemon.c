@@ -197,7 +197,7 @@ fail:
 	return -1;
 }
 
-int hs_state_dir_check(const char *dir, char *err, size_t len)
+int hs_state_dir_check(const char *dir, bool daemon, char *err, size_t len)
 {
 	struct stat st;
 
@@ -213,7 +213,7 @@ int hs_state_dir_check(const char *dir, char *err, size_t len)
 		snprintf(err, len, "state_dir %s: is not a folder", dir);
 		return -1;
 	}
-	if (st.st_uid != geteuid()) {
+	if (st.st_uid != geteuid() && (daemon || geteuid() != 0)) {
 		snprintf(err, len,
 			 "state_dir %s: is owned by uid %u, not by uid %u (the user healsync runs "
 			 "as); run chown on it",
@@ -589,7 +589,7 @@ static int open_state(struct daemon *d)
 	char path[4096], *cause = NULL;
 	size_t n = 0;
 
-	if (hs_state_dir_check(d->cfg->state_dir, path, sizeof(path)) != 0) {
+	if (hs_state_dir_check(d->cfg->state_dir, true, path, sizeof(path)) != 0) {
 		hs_log(LOG_ERR, "%s", path);
 		return -1;
 	}

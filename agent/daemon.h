@@ -8,6 +8,9 @@
 #ifndef HS_AGENT_DAEMON_H
 #define HS_AGENT_DAEMON_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "conf/conf.h"
 
 /* The file `healsync status` reads, in state_dir; written atomically. */
@@ -21,8 +24,11 @@ int hs_daemon_run(const char *config_path, struct hs_config *cfg);
  * Makes state_dir (mode 0700) if it is missing and checks that it is a
  * folder owned by the user healsync runs as that neither its group nor
  * others may write: whoever can write there can replace queue.db or plant
- * links. Returns 0, or -1 with one line in err saying what is wrong.
+ * links. For a command (daemon false) run by root, the folder may belong
+ * to another user: an administrator looks at the service's queue with
+ * `sudo healsync jobs`. Returns 0, or -1 with one line in err saying what
+ * is wrong.
  */
-int hs_state_dir_check(const char *dir, char *err, size_t len);
+int hs_state_dir_check(const char *dir, bool daemon, char *err, size_t len);
 
 #endif

@@ -54,7 +54,7 @@ struct hs_http_call {
 	int64_t date_ms, date_seen_ms;
 	char etag[128];
 	char *body;
-	size_t body_len, body_cap;
+	size_t body_len, body_cap, max_body;
 	bool too_large;
 	char error[CURL_ERROR_SIZE];
 	char *proxy; /* the proxy this call goes through; NULL: none set here */
@@ -240,7 +240,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg)
 	struct hs_http_call *c = arg;
 	size_t len = size * n;
 
-	if (c->body_len + len > HS_HTTP_MAX_RESPONSE) {
+	if (c->body_len + len > c->max_body) {
 		c->too_large = true;
 		return 0;
 	}
@@ -463,8 +463,8 @@ static void finish(struct hs_http_call *c, CURLcode result)
 	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &resp.status);
 	if (c->too_large) {
 		resp.result = CURLE_WRITE_ERROR;
-		snprintf(resp.error, sizeof(resp.error), "response body larger than %d bytes",
-			 HS_HTTP_MAX_RESPONSE);
+		snprintf(resp.error, sizeof(resp.error), "response body larger than %zu bytes",
+			 c->max_body);
 	} else if (c->body_changed) {
 		snprintf(resp.error, sizeof(resp.error),
 			 "file changed or unreadable while sending");
@@ -791,6 +791,7 @@ struct hs_http_call *hs_http_send(struct hs_http *h, const struct hs_http_reques
 	c->fd = -1;
 	c->date_ms = -1;
 	c->cls = (unsigned)req->rl_class < HS_RL_NCLASSES ? req->rl_class : HS_RL_API;
+	c->max_body = req->max_response ? req->max_response : HS_HTTP_MAX_RESPONSE;
 	c->next = h->calls;
 	if (h->calls)
 		h->calls->prev = c;

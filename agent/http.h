@@ -61,6 +61,9 @@ struct hs_http_request {
 	int body_fd; /* -1: none */
 	int64_t body_offset;
 	int64_t body_length;
+	/* The largest answer body accepted, in bytes; 0: HS_HTTP_MAX_RESPONSE.
+	 * Only for answers whose size the request itself bounds. */
+	size_t max_response;
 };
 
 /* Why a transfer got no answer, when it is not the network's fault. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "agent/cause.h"
@@ -58,7 +59,9 @@ struct hs_mirror {
 	unsigned page_size;
 	bool fetch_details;
 	int64_t page, total_pages, pages_done, received;
-	int64_t cursor; /* staging seq of the last detail handed out */
+	int64_t max_pages;    /* fixed by the first page (mirror.h) */
+	int64_t staged_bytes; /* answer bytes staged so far */
+	int64_t cursor;	      /* staging seq of the last detail handed out */
 	bool cursor_end;
 	int64_t details_done, details_total;
 	hs_mirror_done_fn done;
@@ -490,6 +493,67 @@ static void start_details(struct hs_mirror *m)
 	pump_details(m);
 }
 
+/* Free bytes on the file system of the mirror database, or -1. */
+static int64_t free_bytes(const struct hs_mirror *m)
+{
+	char dir[4096];
+	const char *slash = strrchr(m->database, '/');
+	struct statvfs st;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s",
+			 slash == m->database ? 1 : (int)(slash - m->database), m->database);
+	if (statvfs(dir, &st) != 0)
+		return -1;
+	return (int64_t)st.f_bavail * (int64_t)st.f_frsize;
+}
+
+/* Whether staging an answer of len bytes keeps the run within the bounds
+ * of mirror.h; fails the run otherwise. page: NULL for a detail answer. */
+static bool bounded(struct hs_mirror *m, const struct hs_patient_page *page, size_t n, size_t len)
+{
+	int64_t avail;
+
+	if (page && n > m->page_size) {
+		fail(m, "list page %" PRId64 ": %zu records, more than the %u asked for", m->page,
+		     n, m->page_size);
+		return false;
+	}
+	if (page && m->pages_done == 0) {
+		if (page->total_pages > HS_MIRROR_MAX_RECORDS / m->page_size) {
+			fail(m,
+			     "list page %" PRId64 ": the server announces %" PRId64
+			     " pages of %u records, more than the %d records a run may stage",
+			     m->page, page->total_pages, m->page_size, HS_MIRROR_MAX_RECORDS);
+			return false;
+		}
+		m->max_pages = page->total_pages + page->total_pages / 10 + 1;
+	} else if (page && page->total_pages > m->max_pages) {
+		fail(m,
+		     "list page %" PRId64 ": total_pages went up to %" PRId64
+		     " during the run, more than the %" PRId64 " the first page allows",
+		     m->page, page->total_pages, m->max_pages);
+		return false;
+	}
+	m->staged_bytes += (int64_t)len;
+	if (m->staged_bytes > HS_MIRROR_MAX_STAGED) {
+		fail(m, "the server sent more than %lld MiB in one run",
+		     HS_MIRROR_MAX_STAGED / (1024 * 1024));
+		return false;
+	}
+	avail = free_bytes(m);
+	if (avail >= 0 && avail < HS_MIRROR_MIN_FREE) {
+		fail(m,
+		     "%s: less than %lld MiB free on its file system; the run stops before it "
+		     "fills the disk",
+		     m->database, HS_MIRROR_MIN_FREE / (1024 * 1024));
+		return false;
+	}
+	return true;
+}
+
 static void list_page_done(struct hs_mirror *m, const char *body)
 {
 	struct hs_patient_page page;
@@ -505,6 +569,10 @@ static void list_page_done(struct hs_mirror *m, const char *body)
 		return;
 	}
 	n = json_array_size(page.data);
+	if (!bounded(m, &page, n, strlen(body))) {
+		hs_patient_page_clear(&page);
+		return;
+	}
 	if (hs_mirror_db_batch_begin(m->db, &cause) != HS_MDB_OK)
 		goto db_fail;
 	json_array_foreach(page.data, i, rec)
@@ -551,6 +619,8 @@ static void detail_done(struct slot *s, long status, const char *body)
 	if (status == 404) {
 		rc = hs_mirror_db_stage_gone(m->db, s->id, &cause);
 	} else {
+		if (!bounded(m, NULL, 0, body ? strlen(body) : 0))
+			return;
 		rec = hs_patient_detail_parse(body, s->id, &cause);
 		if (!rec) {
 			snprintf(error, sizeof(error), "a detail answer: %s",
@@ -723,6 +793,7 @@ int hs_mirror_start(struct hs_mirror *m, hs_mirror_done_fn done, void *arg, char
 	m->started_us = hs_mono_us();
 	m->page = 1;
 	m->total_pages = m->pages_done = m->received = 0;
+	m->max_pages = m->staged_bytes = 0;
 	m->details_done = m->details_total = 0;
 	rc = hs_mirror_db_open(m->database, HS_MDB_WRITE, &m->db, &why);
 	if (rc == HS_MDB_OK)

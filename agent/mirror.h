@@ -56,6 +56,18 @@
 #define HS_MIRROR_TRIES		  8  /* tries of one request */
 #define HS_MIRROR_REFRESH_PERCENT 2  /* of the list, detail-fetched again per run */
 #define HS_MIRROR_REFRESH_MIN	  25 /* records, however short the list */
+/*
+ * What a run may stage, whatever the server says: staging shares its disk
+ * with queue.db. The first list page fixes the pages a run reads (its
+ * total_pages, plus a tenth for records added meanwhile); a server that
+ * announces more than HS_MIRROR_MAX_RECORDS, keeps raising total_pages,
+ * sends more records than a page holds or more than HS_MIRROR_MAX_STAGED
+ * bytes, or leaves less than HS_MIRROR_MIN_FREE bytes free on the
+ * database's file system fails the run; nothing of it is applied.
+ */
+#define HS_MIRROR_MAX_RECORDS 2000000
+#define HS_MIRROR_MAX_STAGED  (2LL * 1024 * 1024 * 1024)
+#define HS_MIRROR_MIN_FREE    (64LL * 1024 * 1024)
 
 struct hs_mirror;
 

@@ -89,10 +89,9 @@ static int read_runs(struct hs_mirror_sched *s)
 	char *cause = NULL;
 	int rc = hs_mirror_db_read_runs(s->cfg->mirror.database, &s->last, &s->last_ok, &cause);
 
-	if (rc < 0) {
+	if (rc < 0)
 		hs_log(LOG_WARNING, "mirror database: %s", cause ? cause : "out of memory");
-		free(cause);
-	}
+	free(cause); /* HS_MDB_EMPTY says "no mirror run yet" too */
 	if (rc != HS_MDB_OK) {
 		memset(&s->last, 0, sizeof(s->last));
 		memset(&s->last_ok, 0, sizeof(s->last_ok));

@@ -546,8 +546,10 @@ static void step_retry(struct transfer *t, long status, const char *why)
 /* One API request for the current step (URL base_url + path + id + tail,
  * JSON body for POSTs); a request that cannot even start is a failed try
  * of the step. May end the transfer. */
-static void api_call(struct transfer *t, const char *method, const char *path, const char *id,
-		     const char *tail, const char *body, hs_http_done_fn done)
+/* max_response: the largest answer accepted; 0: the client's default. */
+static void api_call_max(struct transfer *t, const char *method, const char *path, const char *id,
+			 const char *tail, const char *body, hs_http_done_fn done,
+			 size_t max_response)
 {
 	char url[4096], *cause = NULL;
 
@@ -559,13 +561,20 @@ static void api_call(struct transfer *t, const char *method, const char *path, c
 				      .url = url,
 				      .api_key = t->u->cfg->upload.api.api_key,
 				      .json_body = body,
-				      .body_fd = -1};
+				      .body_fd = -1,
+				      .max_response = max_response};
 	bool body_ok = body || strcmp(method, "POST") != 0;
 	t->call = body_ok ? hs_http_send(t->u->http, &req, done, t, &cause) : NULL;
 	if (!t->call) {
 		step_retry(t, 0, cause ? cause : "out of memory");
 		free(cause);
 	}
+}
+
+static void api_call(struct transfer *t, const char *method, const char *path, const char *id,
+		     const char *tail, const char *body, hs_http_done_fn done)
+{
+	api_call_max(t, method, path, id, tail, body, done, 0);
 }
 
 static void auth_pause(struct hs_uploader *u);
@@ -1205,7 +1214,9 @@ static void on_list(struct hs_http_response *resp, void *arg)
 
 static void send_list(struct transfer *t)
 {
-	api_call(t, "GET", "/uploads/multipart/", t->session.upload_id, "/parts", NULL, on_list);
+	/* 10,000 parts with long ETags do not fit the default 1 MiB. */
+	api_call_max(t, "GET", "/uploads/multipart/", t->session.upload_id, "/parts", NULL, on_list,
+		     HS_PART_LIST_MAX_RESPONSE);
 }
 
 static void send_mp_complete(struct transfer *t)

@@ -463,29 +463,63 @@ fail:
 	return -1;
 }
 
-/* Copies a string field of an error body, keeping printable ASCII only: an
- * error text is logged, and the server is not trusted to keep it clean. */
-static void error_field(const char *body, const char *key, char *buf, size_t len)
+/* The string field key of an error body, or NULL; *root to release. */
+static const char *error_field(const char *body, const char *key, json_t **root)
 {
-	json_t *root = body ? json_loads(body, 0, NULL) : NULL;
-	const char *s = json_string_value(json_object_get(root, key));
-	size_t o = 0;
-
-	for (; s && *s && o + 1 < len; s++)
-		buf[o++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
-	if (len)
-		buf[o] = '\0';
-	json_decref(root);
+	*root = body ? json_loads(body, 0, NULL) : NULL;
+	return json_string_value(json_object_get(*root, key));
 }
 
 void hs_api_error_type(const char *body, char *buf, size_t len)
 {
-	error_field(body, "error", buf, len);
+	json_t *root;
+	const char *s = error_field(body, "error", &root);
+	size_t n = s ? strlen(s) : 0;
+
+	/* A type is a short word of [a-z0-9_]; anything else is not one and
+	 * could quote what was asked for. */
+	if (len)
+		buf[0] = '\0';
+	if (n > 0 && n < len && n < 64 &&
+	    s[strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_")] == '\0')
+		memcpy(buf, s, n + 1);
+	json_decref(root);
+}
+
+/* Whether a word of a message looks like a URL, a query or an address:
+ * presigned query strings are secrets. */
+static bool word_hidden(const char *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strchr("?&=@", w[i]) || (i + 3 <= n && memcmp(w + i, "://", 3) == 0))
+			return true;
+	return false;
 }
 
 void hs_api_error_message(const char *body, char *buf, size_t len)
 {
-	error_field(body, "message", buf, len);
+	json_t *root;
+	const char *s = error_field(body, "message", &root);
+	size_t o = 0;
+
+	while (s && *s && o + 1 < len) {
+		size_t n = strcspn(s, " ");
+
+		if (n == 0) {
+			buf[o++] = *s++;
+		} else if (word_hidden(s, n)) {
+			o += (size_t)snprintf(buf + o, len - o, "%s", "[...]");
+			o = o < len ? o : len - 1;
+			s += n;
+		} else {
+			for (; n && o + 1 < len; n--, s++)
+				buf[o++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
+			s += n;
+		}
+	}
+	if (len)
+		buf[o] = '\0';
+	json_decref(root);
 }
 
 void hs_presigned_clear(struct hs_presigned *p)

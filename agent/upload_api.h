@@ -21,6 +21,11 @@
 #define HS_MIN_PART_SIZE     (5LL * 1024 * 1024)
 #define HS_MAX_PART_SIZE     (5LL * 1024 * 1024 * 1024)
 #define HS_PARTS_PER_PRESIGN 100
+/* The listing of the parts a session holds: at most HS_MAX_PARTS entries of
+ * a part number, a size and an ETag (at most 128 bytes), with generous
+ * room for JSON escapes and white space in each. */
+#define HS_PART_LIST_ENTRY_MAX	  512
+#define HS_PART_LIST_MAX_RESPONSE (HS_MAX_PARTS * HS_PART_LIST_ENTRY_MAX + 64 * 1024)
 
 /* A presigned request: where to PUT and the headers to send with it. */
 struct hs_presigned {
@@ -63,10 +68,12 @@ int hs_api_parse_part_urls(const char *body, const uint32_t *asked, size_t n,
 int hs_api_parse_part_list(const char *body, uint32_t part_count, struct hs_part **ret,
 			   size_t *ret_n, char **cause);
 int hs_api_parse_stored(const char *body, struct hs_stored *ret, char **cause);
-/* The "error" type of an error body ("url_expired"), or "" when none. */
+/* The "error" type of an error body ("url_expired"), or "" when none or
+ * when it is not a word of [a-z0-9_] under 64 bytes. */
 void hs_api_error_type(const char *body, char *buf, size_t len);
-/* The "message" of an error body, cleaned of control characters and cut to
- * fit, or "" when none. */
+/* The "message" of an error body for a log line, or "" when none: printable
+ * ASCII only, every word that looks like a URL, a query or an address
+ * (holds "://", "?", "&", "=" or "@") shown as "[...]", cut to fit. */
 void hs_api_error_message(const char *body, char *buf, size_t len);
 
 /* The part size to ask for: the configured one, raised so that a file of

@@ -84,6 +84,9 @@ struct root {
 	size_t n_moved;
 	sd_event_source *rescan_timer;
 	struct root *next;
+
+	char **long_rels; /* paths too long to open, each said once */
+	size_t n_long;
 };
 
 struct candidate { /* a quiet file to ask the queue about */
@@ -145,6 +148,62 @@ static char *join(const char *rel, const char *name)
 static bool abs_path(const struct root *r, const char *rel, char *buf, size_t len)
 {
 	return snprintf(buf, len, "%s%s%s", r->conf->path, rel[0] ? "/" : "", rel) < (int)len;
+}
+
+#define LONG_RELS_MAX 256 /* paths too long remembered by name per root */
+
+/* Appends s[0..n) to out (o bytes used of len): printable ASCII as it
+ * is, any other byte as \xNN, so that a log line stays one line. */
+static size_t shown(char *out, size_t o, size_t len, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n && o + 5 < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, len - o, "\\x%02x", c);
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/*
+ * rel makes a path of PATH_MAX bytes or more: the kernel opens no such
+ * name, so the file (or everything under the directory) cannot be uploaded.
+ * Said once per path, in one line with the name shortened; after
+ * LONG_RELS_MAX such paths, once more for all the others.
+ */
+static void too_long(struct root *r, const char *rel, bool dir)
+{
+	size_t len = strlen(r->conf->path) + 1 + strlen(rel), n = strlen(rel), o;
+	char name[400];
+	char **grown;
+
+	for (size_t i = 0; i < r->n_long; i++)
+		if (strcmp(r->long_rels[i], rel) == 0)
+			return;
+	if (r->n_long == LONG_RELS_MAX) {
+		hs_log(LOG_WARNING,
+		       "%s: more paths of %d bytes or more, not uploaded; not named one by one",
+		       r->conf->path, PATH_MAX);
+		r->n_long++;
+		return;
+	}
+	if (r->n_long > LONG_RELS_MAX)
+		return;
+	if ((grown = reallocarray(r->long_rels, r->n_long + 1, sizeof(*grown)))) {
+		r->long_rels = grown;
+		if ((grown[r->n_long] = strdup(rel)))
+			r->n_long++;
+	}
+	o = shown(name, 0, sizeof(name), rel, n < 120 ? n : 80);
+	if (n >= 120) {
+		o += (size_t)snprintf(name + o, sizeof(name) - o, "...");
+		shown(name, o, sizeof(name), rel + n - 40, 40);
+	}
+	hs_log(LOG_WARNING, "%s: %s%s is %zu bytes long, over the %d a path may have; %s",
+	       r->conf->path, name, dir ? "/" : "", len, PATH_MAX - 1,
+	       dir ? "nothing under it is uploaded" : "not uploaded");
 }
 
 /* Whether someone has the file rel (below r's folder) open for writing: a
@@ -588,7 +647,13 @@ static void file_event(struct root *r, struct node *n, const struct inotify_even
 	const char *name = ev->name;
 	struct stat st;
 
-	if (!rel || !abs_path(r, rel, path, sizeof(path)) || !hs_filter_file(r->conf, rel, name)) {
+	if (!rel || !hs_filter_file(r->conf, rel, name)) {
+		free(rel);
+		return;
+	}
+	if (!abs_path(r, rel, path, sizeof(path))) {
+		if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
+			too_long(r, rel, false);
 		free(rel);
 		return;
 	}
@@ -777,11 +842,14 @@ static void scan_entry(struct root *r, const struct dirent *de, int64_t now_wall
 		goto out;
 	}
 	if ((de->d_type != DT_REG && de->d_type != DT_UNKNOWN) ||
-	    !abs_path(r, rel, path, sizeof(path)) ||
 	    fstatat(dirfd(r->dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 		goto out;
 	if (!S_ISREG(st.st_mode) || !hs_filter_file(r->conf, rel, de->d_name))
 		goto out;
+	if (!abs_path(r, rel, path, sizeof(path))) {
+		too_long(r, rel, false);
+		goto out;
+	}
 	/* Written long enough ago and not open for writing: it counts now;
 	 * else it settles like a file just written. */
 	int64_t age_ms = now_wall - mtime_ns(&st) / 1000000;
@@ -825,8 +893,12 @@ static unsigned scan_step(struct root *r, unsigned budget)
 			n = watch_dir(r, r->dir_rel, f->parent_wd);
 		r->dir_wd = n ? n->wd : -1;
 		free(f);
-		if (!abs_path(r, r->dir_rel, path, sizeof(path)) ||
-		    (fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+		if (!abs_path(r, r->dir_rel, path, sizeof(path))) {
+			too_long(r, r->dir_rel, true);
+			scan_close(r);
+			return 1;
+		}
+		if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
 		    !(r->dir = fdopendir(fd))) {
 			if (errno != ENOENT && errno != ENOTDIR)
 				hs_log(LOG_WARNING, "cannot list %s: %s", path, strerror(errno));
@@ -1013,6 +1085,9 @@ static struct root *root_free(struct root *r)
 {
 	root_stop(r);
 	sd_event_source_disable_unref(r->rescan_timer);
+	for (size_t i = 0; i < r->n_long && i < LONG_RELS_MAX; i++)
+		free(r->long_rels[i]);
+	free(r->long_rels);
 	free(r->wds);
 	free(r);
 	return NULL;

@@ -13,6 +13,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/local_state.py \
 	tests/integration/names.py \
 	tests/integration/upload_crash.py \
+	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
 	tests/integration/watch_burst.py \
@@ -21,6 +22,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/service.py \
 	tests/integration/mirror_basic.py \
 	tests/integration/mirror_faults.py \
+	tests/integration/mirror_hostile.py \
 	tests/integration/mirror_crash.py \
 	tests/integration/mirror_daemon.py \
 	tests/integration/https_upload.py \
@@ -49,6 +51,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/local_state.py \
 	tests/integration/names.py \
 	tests/integration/upload_crash.py \
+	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
 	tests/integration/watch_burst.py \
@@ -58,6 +61,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/mirrorlib.py \
 	tests/integration/mirror_basic.py \
 	tests/integration/mirror_faults.py \
+	tests/integration/mirror_hostile.py \
 	tests/integration/mirror_crash.py \
 	tests/integration/mirror_daemon.py \
 	tests/integration/status_writes.py

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """state_dir is checked before use: a folder others (or its group) may
-write, or one owned by another user, is refused with one line naming it;
+write, or one owned by another user than the daemon's, is refused with one
+line naming it (root's commands may use the service user's folder);
 the status file is never written through a link planted in state_dir."""
 import os
 
@@ -28,10 +29,17 @@ with Env(tap) as env:
         with env.daemon() as d:
             d.proc.wait(60)
         tap.ok(d.proc.returncode != 0 and "is owned by uid 65534, not by uid 0" in d.output(),
-               "a state_dir owned by another user is refused", d.output())
+               "the daemon refuses a state_dir owned by another user", d.output())
+        # An administrator (root) may still look at the service's queue: the
+        # commands act as the folder's owner, who must reach it.
+        os.chmod(env.dir, 0o711)
+        code, _, err = env.cli("jobs", check=False)
+        tap.ok(code == 0, "root's commands may use the service user's state_dir", err)
+        os.chmod(env.dir, 0o700)
         os.chown(env.state, 0, 0)
     else:
         tap.skip("a state_dir owned by another user (needs root to chown)")
+        tap.skip("root's commands and another user's state_dir (needs root)")
 
     # A link planted where the status file's temporary copy is made.
     victim = os.path.join(env.dir, "victim.txt")

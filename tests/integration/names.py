@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Remote names (SPEC 1.1): a valid UTF-8 name without control characters
 is stored byte for byte, "%" included; a name that only looks escaped is
-escaped so that it cannot be taken for another."""
+escaped so that it cannot be taken for another. A path of PATH_MAX bytes or
+more is said once, in one line, and left alone."""
+import os
+
 from hstest import TAP, Env
 
 tap = TAP()
@@ -17,4 +20,47 @@ with Env(tap) as env:
     stored = [f["filename"] for f in env.server_files()]
     for name, remote in names.items():
         tap.ok(env.stored(name, remote), "%r is stored as %r" % (name, remote), stored)
+
+# Paths of PATH_MAX (4,096) bytes or more: the kernel opens no such name.
+# Each is said once, in one line with the name shortened, and left alone;
+# the rest of the folder is uploaded as usual.
+with Env(tap) as env:
+    inbox = env.path("in")
+    os.makedirs(inbox)
+    env.write_config({}, watch=['{ path = "%s"; remote_prefix = "in/"; settle = "0s"; '
+                                'rescan = "1s"; }' % inbox])
+    env.write_file("in/short.txt", b"short\n")
+    fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY)
+    base = len(inbox)
+    # Folders down to a path of exactly 4,000 bytes.
+    names = []
+    while base + 251 <= 3745:
+        names.append("d" * 250)
+        base += 251
+    rest = 4000 - base - 2
+    names += ["e" * (rest // 2), "e" * (rest - rest // 2)]
+    for name in names:
+        os.mkdir(name, dir_fd=fd)
+        fd2 = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = fd2
+    tap.eq(len(inbox) + sum(len(n) + 1 for n in names), 4000, "a folder 4,000 bytes deep")
+    long_file = "f" * 200 + "\nx.txt"
+    wfd = os.open(long_file, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+    os.write(wfd, b"too deep\n")
+    os.close(wfd)
+    os.mkdir("g" * 250, dir_fd=fd)
+    os.close(fd)
+    with env.daemon() as d:
+        tap.ok(env.wait_jobs(done=1), "the short name is uploaded", d.output())
+        tap.ok(env.wait_until(lambda: d.output().count(": scanned;") >= 3, 60, "rescans"),
+               "the folder is scanned again", d.output()[-2000:])
+    log = d.output().splitlines()
+    files = [line for line in log if "x.txt is" in line and "not uploaded" in line]
+    dirs = [line for line in log if "g/ is" in line and "nothing under it" in line]
+    tap.ok(len(files) == 1, "a file whose path is too long is said once", files or log[-20:])
+    tap.ok(len(dirs) == 1, "a folder whose path is too long is said once", dirs or log[-20:])
+    tap.ok(files and "\\x0a" in files[0] and "..." in files[0] and len(files[0]) < 600,
+           "in one line, the name escaped and shortened", files)
+    tap.eq(len(env.server_files()), 1, "nothing else reaches the server")
 tap.finish()

@@ -275,6 +275,24 @@ static void test_errors_and_helpers(void **state)
 	hs_api_error_type(NULL, buf, sizeof(buf));
 	assert_string_equal(buf, "");
 
+	/* A server's text may quote a presigned URL or anything else asked. */
+	char msg[256];
+	hs_api_error_type("{\"error\":\"bad https://s/x?X-Sig=abc\"}", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	hs_api_error_type("{\"error\":\"UrlExpired\"}", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	hs_api_error_message("{\"message\":\"no such key https://store.example/b/k?X-Sig=s3cr3t "
+			     "(token=abc, user@host) for /p?id=12\"}",
+			     msg, sizeof(msg));
+	assert_string_equal(msg, "no such key [...] [...] [...] for [...]");
+	hs_api_error_message("{\"message\":\"a  b \"}", msg, sizeof(msg));
+	assert_string_equal(msg, "a  b ");
+	hs_api_error_message("{\"message\":\"abcdefghijklmnopqrstuvwxyz0123456789ABCDEF\"}", buf,
+			     sizeof(buf));
+	assert_int_equal(strlen(buf), sizeof(buf) - 1);
+	hs_api_error_message("{\"message\":\"x http://a.example/very/long/path?q=1\"}", buf, 4);
+	assert_string_equal(buf, "x [");
+
 	assert_int_equal(hs_api_part_size_for(1000, 16 << 20), 16 << 20);
 	/* 1 TiB in 16 MiB parts would be 65536 parts: raised to fit 10,000. */
 	int64_t ps = hs_api_part_size_for(1LL << 40, 16 << 20);
