@@ -301,9 +301,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
 	if (header_value(line, len, "Retry-After", c->retry_after, sizeof(c->retry_after)))
 		return len;
 	if (header_value(line, len, "Date", value, sizeof(value))) {
-		time_t t = curl_getdate(value, NULL);
 		/* The server's clock, as of when its headers reached ours. */
-		c->date_ms = t > 0 ? (int64_t)t * 1000 : -1;
+		c->date_ms = hs_http_date_parse(value);
 		c->date_seen_ms = hs_wall_ms();
 	} else {
 		header_value(line, len, "ETag", c->etag, sizeof(c->etag));

@@ -382,3 +382,10 @@ int64_t hs_retry_after_parse(const char *value, int64_t server_now)
 	}
 	return clamp64(ms, HS_RETRY_AFTER_MIN_MS, HS_RETRY_AFTER_MAX_MS);
 }
+
+int64_t hs_http_date_parse(const char *value)
+{
+	time_t t = curl_getdate(value, NULL);
+
+	return t > 0 && (int64_t)t <= INT64_C(253402300799) ? (int64_t)t * 1000 : -1;
+}

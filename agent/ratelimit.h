@@ -161,5 +161,9 @@ bool hs_ratelimit_parse_header(struct hs_ratelimit_headers *h, const char *line,
  * had none), clamped to [HS_RETRY_AFTER_MIN_MS, HS_RETRY_AFTER_MAX_MS] (a
  * date in the past gives the minimum); -1 when the value is neither. */
 int64_t hs_retry_after_parse(const char *value, int64_t server_now);
+/* An answer's Date header (an HTTP-date, curl_getdate) in Unix ms; -1 when
+ * it is none, or before 1970 or after 9999 (no clock says that, and the ms
+ * would not fit). */
+int64_t hs_http_date_parse(const char *value);
 
 #endif

@@ -128,6 +128,22 @@ static void test_parse_header_refused(void **state)
 	assert_memory_equal(&h, &before, sizeof(h));
 }
 
+/* The answer's Date: an HTTP-date in Unix ms; a year no clock says (the
+ * fuzzer found one whose ms overflowed) or no date at all is -1. */
+static void test_http_date(void **state)
+{
+	(void)state;
+	assert_int_equal(hs_http_date_parse("Fri, 04 Dec 2026 12:00:00 GMT"),
+			 INT64_C(1796385600000));
+	assert_int_equal(hs_http_date_parse("Fri, 31 Dec 9999 23:59:59 GMT"),
+			 INT64_C(253402300799000));
+	assert_int_equal(hs_http_date_parse("Sat, 01 Jan 10000 00:00:00 GMT"), -1);
+	assert_int_equal(hs_http_date_parse("Mon, 01 Jan 2000000000 00:00:00 GMT"), -1);
+	assert_int_equal(hs_http_date_parse("Thu, 01 Jan 1970 00:00:00 GMT"), -1);
+	assert_int_equal(hs_http_date_parse("yesterday-ish"), -1);
+	assert_int_equal(hs_http_date_parse(""), -1);
+}
+
 static void test_retry_after(void **state)
 {
 	time_t date = curl_getdate("Wed, 21 Oct 2015 07:28:00 GMT", NULL);
@@ -692,6 +708,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_header),
 	    cmocka_unit_test(test_parse_header_refused),
 	    cmocka_unit_test(test_retry_after),
+	    cmocka_unit_test(test_http_date),
 	    cmocka_unit_test(test_free_before_headers),
 	    cmocka_unit_test(test_in_flight_accounting),
 	    cmocka_unit_test(test_zero_holds_until_said),
