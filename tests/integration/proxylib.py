@@ -47,7 +47,42 @@ def _wait_listening(proc, port, what):
     return False
 
 
-class Tinyproxy:
+class _Proxy:
+    """What both proxies share: a log to count tunnels in, and a stop."""
+    log_path = None
+    tunnel_mark = None  # the log's words for a CONNECT tunnel let through
+    stop_wait = 10
+
+    def log(self):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def connects(self):
+        """CONNECT tunnels the proxy let through so far."""
+        return self.log().count(self.tunnel_mark)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(self.stop_wait)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Tinyproxy(_Proxy):
+    tunnel_mark = "Established connection to host"
+
     def __init__(self, directory, user=None, password=None):
         os.makedirs(directory, exist_ok=True)
         self.port = free_port()
@@ -65,48 +100,16 @@ class Tinyproxy:
         self.url = "http://%s127.0.0.1:%d" % (auth, self.port)
         self.proc = subprocess.Popen(["tinyproxy", "-d", "-c", conf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("tinyproxy did not start on port %d" % self.port)
-
-    def log(self):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def connects(self):
-        """Tunnels the proxy established (CONNECT requests it let through)."""
-        return self.log().count("Established connection to host")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+        if not _wait_listening(self.proc, self.port, "tinyproxy"):
+            self.stop()
+            raise RuntimeError("tinyproxy did not start on port %d" % self.port)
 
 
-class Squid:
+class Squid(_Proxy):
     """squid -N (no daemon) with Basic credentials for one user. Started
     as root, squid works as the "proxy" user: its folder is opened up."""
+    tunnel_mark = "TCP_TUNNEL/200"
+    stop_wait = 15
 
     def __init__(self, directory, user, password):
         os.makedirs(directory, exist_ok=True)
@@ -114,7 +117,7 @@ class Squid:
         parent = os.path.dirname(directory)
         os.chmod(parent, os.stat(parent).st_mode | 0o755)
         self.port = free_port()
-        self.access_log = os.path.join(directory, "access.log")
+        self.log_path = os.path.join(directory, "access.log")
         passwd = os.path.join(directory, "passwd")
         hashed = subprocess.run(["openssl", "passwd", "-apr1", password], check=True,
                                 capture_output=True, text=True).stdout.strip()
@@ -127,7 +130,7 @@ class Squid:
                 "http_port 127.0.0.1:%d" % self.port,
                 "pid_filename %s" % os.path.join(directory, "squid.pid"),
                 "cache_log %s" % os.path.join(directory, "cache.log"),
-                "access_log stdio:%s" % self.access_log,
+                "access_log stdio:%s" % self.log_path,
                 "cache deny all",
                 "cache_mem 8 MB",
                 "shutdown_lifetime 1 seconds",
@@ -142,29 +145,3 @@ class Squid:
         if not _wait_listening(self.proc, self.port, "squid"):
             self.stop()
             raise RuntimeError("squid did not start on port %d" % self.port)
-
-    def log(self):
-        try:
-            with open(self.access_log, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def connects(self):
-        """CONNECT tunnels squid let through."""
-        return self.log().count("TCP_TUNNEL/200")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
