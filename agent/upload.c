@@ -1270,6 +1270,7 @@ static void scan_finished(struct transfer *t)
 		restart_changed(t, "the file changed while it was read");
 		return;
 	}
+	log_job(LOG_DEBUG, t, 0, NULL, "file read for its checksums");
 	if (!t->md) { /* a CRC-only rescan for a session's part size */
 		for (uint32_t i = 0; i < t->session.part_count; i++) {
 			t->parts[i].crc = t->scan_crcs[i];
@@ -1317,7 +1318,28 @@ static void scan_finished(struct transfer *t)
 	run_step(t);
 }
 
-static int on_scan(sd_event_source *s, void *arg)
+/* The next slice at the next turn of the loop. A timer due at once, not a
+ * defer source: sd-event keeps a defer source pending from the turn it was
+ * added in, so one left on always runs before every other source of its
+ * priority, and sockets, inotify and signals would wait for the whole file.
+ * A timer becomes pending anew at each turn, behind what was already
+ * waiting. Left alone while already armed: re-arming a pending timer would
+ * push it back. */
+static void scan_soon(struct transfer *t)
+{
+	uint64_t now;
+	int on;
+
+	if (sd_event_source_get_enabled(t->scan_src, &on) >= 0 && on != SD_EVENT_OFF)
+		return;
+	if (sd_event_now(t->u->ev, CLOCK_MONOTONIC, &now) < 0 ||
+	    sd_event_source_set_time(t->scan_src, now) < 0 ||
+	    sd_event_source_set_enabled(t->scan_src, SD_EVENT_ONESHOT) < 0)
+		sd_event_source_set_enabled(t->scan_src, SD_EVENT_ON); /* try anyway */
+}
+
+/* One slice of the file per turn of the loop. */
+static int on_scan(sd_event_source *s, uint64_t usec, void *arg)
 {
 	struct transfer *t = arg;
 	unsigned char *buf = t->u->buf;
@@ -1325,6 +1347,8 @@ static int on_scan(sd_event_source *s, void *arg)
 	size_t len = size - t->scan_pos < SCAN_SLICE ? (size_t)(size - t->scan_pos) : SCAN_SLICE;
 	ssize_t r;
 
+	(void)s;
+	(void)usec;
 	if (len == 0) {
 		scan_finished(t);
 		return 0;
@@ -1356,6 +1380,7 @@ static int on_scan(sd_event_source *s, void *arg)
 			t->scan_crc = (uint32_t)crc32(0, NULL, 0);
 		}
 	}
+	scan_soon(t);
 	return 0;
 }
 
@@ -1382,7 +1407,7 @@ static void start_scan(struct transfer *t, bool with_sha, int64_t part_size)
 		job_release(t, RESTART_DELAY_MS);
 		return;
 	}
-	sd_event_source_set_enabled(t->scan_src, SD_EVENT_ON);
+	scan_soon(t);
 }
 
 /* ---- steps ------------------------------------------------------------------ */
@@ -1589,7 +1614,7 @@ static void transfer_begin(struct hs_uploader *u, struct hs_job *job)
 		u->on_change(u->change_arg);
 	if (sd_event_add_time(u->ev, &t->timer, CLOCK_MONOTONIC, 0, 0, on_step_timer, t) < 0 ||
 	    sd_event_source_set_enabled(t->timer, SD_EVENT_OFF) < 0 ||
-	    sd_event_add_defer(u->ev, &t->scan_src, on_scan, t) < 0 ||
+	    sd_event_add_time(u->ev, &t->scan_src, CLOCK_MONOTONIC, 0, 1, on_scan, t) < 0 ||
 	    sd_event_source_set_enabled(t->scan_src, SD_EVENT_OFF) < 0) {
 		job_release(t, 1000);
 		return;

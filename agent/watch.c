@@ -783,6 +783,26 @@ static bool scanning(const struct hs_watcher *w)
 	return false;
 }
 
+/* The next slice at the next turn of the loop. A timer due at once, not a
+ * defer source: sd-event keeps a defer source pending from the turn it was
+ * added in, so one left on always runs before every other source of its
+ * priority, and uploads, inotify and signals would wait for the whole scan.
+ * A timer becomes pending anew at each turn, behind what was already
+ * waiting. Left alone while already armed: re-arming a pending timer would
+ * push it back. */
+static void scan_soon(struct hs_watcher *w)
+{
+	uint64_t now;
+	int on;
+
+	if (sd_event_source_get_enabled(w->scan_src, &on) >= 0 && on != SD_EVENT_OFF)
+		return;
+	if (sd_event_now(w->ev, CLOCK_MONOTONIC, &now) < 0 ||
+	    sd_event_source_set_time(w->scan_src, now) < 0 ||
+	    sd_event_source_set_enabled(w->scan_src, SD_EVENT_ONESHOT) < 0)
+		sd_event_source_set_enabled(w->scan_src, SD_EVENT_ON); /* try anyway */
+}
+
 static void scan_push(struct root *r, const char *rel, int parent_wd, bool full)
 {
 	struct frame *f;
@@ -805,7 +825,7 @@ static void scan_push(struct root *r, const char *rel, int parent_wd, bool full)
 	f->parent_wd = parent_wd;
 	f->below = r->todo;
 	r->todo = f;
-	sd_event_source_set_enabled(r->w->scan_src, SD_EVENT_ON);
+	scan_soon(r->w);
 }
 
 /* After a full scan: nodes it did not see are directories that left the
@@ -942,10 +962,13 @@ static void scan_finished(struct root *r)
 	}
 }
 
-static int on_scan(sd_event_source *s, void *arg)
+/* One slice of SLICE_ENTRIES entries per turn of the loop. */
+static int on_scan(sd_event_source *s, uint64_t usec, void *arg)
 {
 	struct hs_watcher *w = arg;
 	unsigned budget = SLICE_ENTRIES;
+
+	(void)usec;
 
 	for (struct root *r = w->roots; r && budget; r = r->next) {
 		while (budget && (r->dir || r->todo)) {
@@ -957,7 +980,9 @@ static int on_scan(sd_event_source *s, void *arg)
 	}
 	flush_candidates(w);
 	flush_batch(w);
-	if (!scanning(w)) {
+	if (scanning(w)) {
+		scan_soon(w);
+	} else {
 		sd_event_source_set_enabled(s, SD_EVENT_OFF);
 		if (!w->ready_sent) {
 			w->ready_sent = true;
@@ -1114,7 +1139,7 @@ struct hs_watcher *hs_watcher_new(sd_event *ev, const struct hs_config *cfg, str
 	    !(w->seen = calloc(BATCH_MAX, sizeof(*w->seen))) ||
 	    sd_event_add_time(ev, &w->settle_timer, CLOCK_MONOTONIC, 0, 1000, on_settle, w) < 0 ||
 	    sd_event_source_set_enabled(w->settle_timer, SD_EVENT_OFF) < 0 ||
-	    sd_event_add_defer(ev, &w->scan_src, on_scan, w) < 0 ||
+	    sd_event_add_time(ev, &w->scan_src, CLOCK_MONOTONIC, 0, 1, on_scan, w) < 0 ||
 	    sd_event_source_set_enabled(w->scan_src, SD_EVENT_OFF) < 0) {
 		if (cause)
 			*cause = strdup("cannot set up the watcher on the event loop");
@@ -1123,9 +1148,8 @@ struct hs_watcher *hs_watcher_new(sd_event *ev, const struct hs_config *cfg, str
 	/* Normal priority, bounded slices: at idle priority a scan would
 	 * starve while any upload keeps its socket writable. */
 	hs_watcher_reconfigure(w, cfg);
-	if (!scanning(w)) { /* nothing to scan: ready at once */
-		sd_event_source_set_enabled(w->scan_src, SD_EVENT_ON);
-	}
+	if (!scanning(w)) /* nothing to scan: ready at once */
+		scan_soon(w);
 	return w;
 }
 

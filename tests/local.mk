@@ -18,6 +18,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/watch_after.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
+	tests/integration/loop_fairness.py \
 	tests/integration/local_safety.py \
 	tests/integration/service.py \
 	tests/integration/mirror_basic.py \
@@ -56,6 +57,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/watch_after.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
+	tests/integration/loop_fairness.py \
 	tests/integration/local_safety.py \
 	tests/integration/service.py \
 	tests/integration/mirrorlib.py \
