@@ -8,12 +8,14 @@ allows (goal: within 1.1x).
     bench/ratelimit.py [--files 500] [--limit 30] [--window 5]
                        [--reset-style unix|delta|delta-exact]
                        [--window-align first|epoch] [--storage-quota counted|off]
-                       [--parallel 4]
-    bench/ratelimit.py --matrix [--files 50] [--limit 20]
+                       [--parallel 4] [--clock-offset SECONDS]
+    bench/ratelimit.py --matrix [--files 50] [--limit 20] [--clocks -3600,0,3600]
 
 --matrix runs one cell per window {2, 5 s} x reset {unix, delta, delta-exact}
-x storage {off, counted} x windows {first request, epoch}, and prints a line
-per cell."""
+x storage {off, counted} x windows {first request, epoch} x the server's
+clock offsets given by --clocks (default: 0 only), and prints a line per
+cell. --clock-offset sets the reference server's clock that far ahead of
+ours (negative: behind): its Date, resets, Retry-After dates and expiry."""
 import argparse
 import math
 import sys
@@ -24,11 +26,11 @@ from benchlib import Timer
 import hstest
 
 
-def run_cell(files, limit, window, reset_style, align, storage, parallel):
+def run_cell(files, limit, window, reset_style, align, storage, parallel, clock=0):
     """One run; returns (elapsed s, least s, 429 count)."""
     tap = hstest.TAP()
     args = ["--rate-limit", "%d/%d" % (limit, window), "--reset-style", reset_style,
-            "--window-align", align, "--storage-quota", storage]
+            "--window-align", align, "--storage-quota", storage, "--clock-offset", str(clock)]
     with hstest.Env(tap, server_args=args, log_level="info",
                     upload={"parallel": parallel}) as env:
         names = []
@@ -37,11 +39,11 @@ def run_cell(files, limit, window, reset_style, align, storage, parallel):
                          .rsplit("/", 1)[1])
         env.enqueue(*names)
         if align == "epoch":
-            # Start 30% into a window, so that the first (partial) window
+            # Start 30% into a window (of the server's clock), so that the first (partial) window
             # can be used, and the least below is fair.
-            time.sleep((0.3 * window - time.time() % window) % window)
+            time.sleep((0.3 * window - (time.time() + clock) % window) % window)
         with Timer() as t:
-            start = time.time()
+            start = time.time() + clock
             d = env.daemon()
             ok = env.wait_jobs(timeout=3600, done=files)
         d.stop()
@@ -58,19 +60,23 @@ def run_cell(files, limit, window, reset_style, align, storage, parallel):
 def matrix(opts):
     print("rate-limit matrix: %d files, quota %d per window, parallel %d" %
           (opts.files, opts.limit, opts.parallel))
-    print("%-6s %-12s %-8s %-6s %8s %8s %6s %5s" %
-          ("window", "reset", "storage", "align", "elapsed", "least", "ratio", "429s"))
+    print("%-6s %-12s %-8s %-6s %6s %8s %8s %6s %5s" %
+          ("window", "reset", "storage", "align", "clock", "elapsed", "least", "ratio",
+           "429s"))
     worst = 0.0
+    clocks = [int(c) for c in opts.clocks.split(",")]
     for window in (2, 5):
         for reset in ("unix", "delta", "delta-exact"):
             for storage in ("off", "counted"):
                 for align in ("first", "epoch"):
-                    elapsed, least, n429 = run_cell(opts.files, opts.limit, window, reset,
-                                                    align, storage, opts.parallel)
-                    worst = max(worst, elapsed / least)
-                    print("%-6s %-12s %-8s %-6s %7.1fs %7.1fs %6.3f %5d" %
-                          ("%ds" % window, reset, storage, align, elapsed, least,
-                           elapsed / least, n429), flush=True)
+                    for clock in clocks:
+                        elapsed, least, n429 = run_cell(opts.files, opts.limit, window,
+                                                        reset, align, storage, opts.parallel,
+                                                        clock)
+                        worst = max(worst, elapsed / least)
+                        print("%-6s %-12s %-8s %-6s %+6d %7.1fs %7.1fs %6.3f %5d" %
+                              ("%ds" % window, reset, storage, align, clock, elapsed, least,
+                               elapsed / least, n429), flush=True)
     print("worst ratio %.3f (goal <= 1.1)" % worst)
 
 
@@ -84,6 +90,8 @@ def main():
     ap.add_argument("--window-align", default="first")
     ap.add_argument("--storage-quota", default="counted")
     ap.add_argument("--parallel", type=int, default=4)
+    ap.add_argument("--clock-offset", type=int, default=0)
+    ap.add_argument("--clocks", default="0")
     opts = ap.parse_args()
     hstest.HEALSYNC = benchlib.healsync_binary()
     if opts.matrix:
@@ -94,11 +102,12 @@ def main():
     opts.files = opts.files or 500
     opts.limit = opts.limit or 30
     elapsed, least, n429 = run_cell(opts.files, opts.limit, opts.window, opts.reset_style,
-                                    opts.window_align, opts.storage_quota, opts.parallel)
+                                    opts.window_align, opts.storage_quota, opts.parallel,
+                                    opts.clock_offset)
     print("rate limits: %d files (%d requests), quota %d per %d s, reset as %s, "
-          "windows from %s, storage %s" %
+          "windows from %s, storage %s, server clock %+d s" %
           (opts.files, 3 * opts.files, opts.limit, opts.window, opts.reset_style,
-           opts.window_align, opts.storage_quota))
+           opts.window_align, opts.storage_quota, opts.clock_offset))
     print("  429 answers           %d (goal: 0)" % n429)
     print("  elapsed               %.1f s" % elapsed)
     print("  least the quota allows %.1f s (the last window need not run out)" % least)
