@@ -9,6 +9,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_pause.py \
 	tests/integration/upload_pause_midflight.py \
 	tests/integration/upload_ratelimit.py \
+	tests/integration/ratelimit_idle.py \
 	tests/integration/disk_full.py \
 	tests/integration/local_state.py \
 	tests/integration/names.py \
@@ -48,6 +49,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/upload_pause.py \
 	tests/integration/upload_pause_midflight.py \
 	tests/integration/upload_ratelimit.py \
+	tests/integration/ratelimit_idle.py \
 	tests/integration/disk_full.py \
 	tests/integration/local_state.py \
 	tests/integration/names.py \
