@@ -59,8 +59,9 @@ tests_unit_test_filter_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_filter_LDADD = $(CMOCKA_LIBS)
 tests_unit_test_after_SOURCES = tests/unit/test_after.c agent/after.c agent/beneath.c \
 	agent/cause.c
-tests_unit_test_after_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SYSTEMD_CFLAGS)
+tests_unit_test_after_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SYSTEMD_CFLAGS) -pthread
 tests_unit_test_after_LDADD = $(CMOCKA_LIBS) $(SYSTEMD_LIBS)
+tests_unit_test_after_LDFLAGS = -pthread
 endif
 
 if HAVE_CMOCKA

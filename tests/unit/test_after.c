@@ -3,8 +3,13 @@
  * real sd-event loop. */
 #include "config.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -449,6 +454,284 @@ static void test_long_path(void **state)
 	close(dir);
 }
 
+/* ---- a writer saving new versions while the action runs ------------------ */
+
+#define RACE_ROUNDS 2000
+#define RACE_SPIN   20000
+
+/* A spin of 0 to RACE_SPIN turns, a different one each round. */
+static unsigned race_spin(int round, unsigned prime)
+{
+	return (unsigned)round * prime % RACE_SPIN;
+}
+
+/* A writer that saves versions of one name the way editors and exporters
+ * do: a temporary in the same folder, then rename() over the name. It
+ * starts when told and saves 1 to 3 versions (the first one written
+ * beforehand, so that its rename can come at once), after a spin that
+ * differs from round to round; the main thread spins a different amount
+ * before the action, so that renames land before, during and after it,
+ * up to RACE_SPIN turns (tens of microseconds) apart. saves counts renames done; it changes only
+ * under lock, so the main thread can look at the folder while no save can land. */
+struct race {
+	pthread_mutex_t lock;
+	char dir[200];
+	atomic_int round; /* the round to save in; -1 to end */
+	atomic_int ready; /* the round whose saves are all done */
+	int saves;	  /* under lock */
+	int failed;	  /* errno of a failed save, for the main thread */
+};
+
+/* Writes version n of the round's file into its temporary. */
+static int prepare(struct race *r, int round, int n)
+{
+	char tmp[300], text[64];
+	int fd, len = snprintf(text, sizeof(text), "saved %d.%d", round, n);
+
+	snprintf(tmp, sizeof(tmp), "%s/~scan-%d.pdf.%d.tmp", r->dir, round, n);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		return -1;
+	if (write(fd, text, (size_t)len) != len) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+/* Renames version n over the name. */
+static int save(struct race *r, int round, int n)
+{
+	char tmp[300], name[300];
+
+	snprintf(tmp, sizeof(tmp), "%s/~scan-%d.pdf.%d.tmp", r->dir, round, n);
+	snprintf(name, sizeof(name), "%s/scan-%d.pdf", r->dir, round);
+	pthread_mutex_lock(&r->lock);
+	int rc = rename(tmp, name);
+	if (rc == 0)
+		r->saves++;
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+static void fault(struct race *r)
+{
+	if (!r->failed)
+		r->failed = errno ? errno : EIO;
+}
+
+static void *writer(void *arg)
+{
+	struct race *r = arg;
+
+	/* The first version of a round is written before the round starts,
+	 * so that its rename can land at once. */
+	if (prepare(r, 0, 1) != 0)
+		fault(r);
+	for (int done = -1;;) {
+		int round;
+		for (unsigned spins = 0; (round = atomic_load(&r->round)) == done; spins++)
+			if (spins % 1024 == 1023)
+				sched_yield();
+		if (round < 0)
+			return NULL;
+		for (volatile unsigned spin = race_spin(round, 7919); spin > 0; spin--)
+			;
+		for (int n = 1; n <= 1 + round % 3; n++)
+			if ((n > 1 && prepare(r, round, n) != 0) || save(r, round, n) != 0)
+				fault(r);
+		if (round + 1 < RACE_ROUNDS && prepare(r, round + 1, 1) != 0)
+			fault(r);
+		done = round;
+		atomic_store(&r->ready, round);
+	}
+}
+
+/* "scan-R.pdf" or a numbered "scan-R.N.pdf". */
+static bool is_name(const char *s, int round)
+{
+	char want[64];
+	size_t len = (size_t)snprintf(want, sizeof(want), "scan-%d.", round);
+	const char *p = s + len;
+
+	if (strncmp(s, want, len) != 0)
+		return false;
+	if (strcmp(p, "pdf") == 0)
+		return true;
+	if (*p < '1' || *p > '9')
+		return false;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return strcmp(p, ".pdf") == 0;
+}
+
+/* Checks what one round left in the watch folder and in move_dir, and
+ * empties both. Returns the number of versions put back under a numbered
+ * name. */
+static int race_check(const char *src, const char *dst, int round, int rc, const char *dest)
+{
+	char path[512], newest[64], checked[64];
+	int numbered = 0, in_dst = 0, named = 0;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(newest, sizeof(newest), "saved %d.%d", round, 1 + round % 3);
+	snprintf(checked, sizeof(checked), "checked %d", round);
+	assert_non_null(d = opendir(src));
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' && (!de->d_name[1] || strcmp(de->d_name, "..") == 0))
+			continue;
+		snprintf(path, sizeof(path), "~scan-%d.pdf.1.tmp", round + 1);
+		if (strcmp(de->d_name, path) == 0) /* the next round's first version */
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", src, de->d_name);
+		if (!is_name(de->d_name, round))
+			fail_msg("round %d: %s left behind", round, de->d_name);
+		const char *text = slurp(path);
+		assert_non_null(text);
+		if (strchr(de->d_name, '.') == strrchr(de->d_name, '.')) {
+			/* The name holds the newest version saved. */
+			if (strcmp(text, newest) != 0)
+				fail_msg("round %d: the name holds \"%s\", not \"%s\"", round, text,
+					 newest);
+			named++;
+		} else {
+			/* A version put back while a newer one took the name: a
+			 * saved version, never the checked one. */
+			if (strncmp(text, "saved ", 6) != 0)
+				fail_msg("round %d: %s holds \"%s\"", round, de->d_name, text);
+			numbered++;
+		}
+		assert_int_equal(unlink(path), 0);
+	}
+	closedir(d);
+	/* The newest version was not deleted or moved away. */
+	if (named != 1)
+		fail_msg("round %d: \"%s\" is gone", round, newest);
+	if (dst && (d = opendir(dst))) {
+		while ((de = readdir(d))) {
+			if (de->d_name[0] == '.' &&
+			    (!de->d_name[1] || strcmp(de->d_name, "..") == 0))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dst, de->d_name);
+			const char *text = slurp(path);
+			/* Only the checked version is ever moved. */
+			if (!text || strcmp(text, checked) != 0)
+				fail_msg("round %d: moved %s holds \"%s\", not \"%s\"", round,
+					 de->d_name, text ? text : "?", checked);
+			if (dest)
+				assert_string_equal(path, dest);
+			in_dst++;
+			assert_int_equal(unlink(path), 0);
+		}
+		closedir(d);
+		assert_int_equal(in_dst, rc == HS_AFTER_DONE ? 1 : 0);
+	}
+	return numbered;
+}
+
+/* The writer races the action round after round. Whatever the order, a
+ * version other than the checked one is never deleted or moved: the name
+ * ends up holding the newest version saved; a version caught in the
+ * private name while a newer one took the name is put back under a
+ * numbered name (after.h); move_dir only ever gets the checked version;
+ * no ".healsync-del-*" or other file is left. When no save had landed
+ * by the time the action returned, the checked version was deleted or
+ * moved as asked. */
+static void race(struct fx *f, const struct hs_watch *w, const char *dst)
+{
+	/* On the heap: a failed assertion leaves the writer waiting, and it
+	 * must not be left pointing into a stack that is gone. */
+	struct race *r = calloc(1, sizeof(*r));
+	int during = 0, landed = 0, numbered = 0, untouched = 0;
+	struct hs_after *a;
+	sd_event *ev = NULL;
+	pthread_t t;
+
+	assert_non_null(r);
+	assert_int_equal(pthread_mutex_init(&r->lock, NULL), 0);
+	snprintf(r->dir, sizeof(r->dir), "%s", f->src);
+	atomic_init(&r->round, -1);
+	atomic_init(&r->ready, -1);
+	assert_int_equal(sd_event_new(&ev), 0);
+	assert_non_null(a = hs_after_new(ev, on_done, NULL));
+	assert_int_equal(pthread_create(&t, NULL, writer, r), 0);
+	for (int i = 0; i < RACE_ROUNDS; i++) {
+		char rel[64], path[300], text[64], *dest = NULL, *cause = NULL;
+		struct stat st;
+		int fd, len, rc, saves;
+
+		snprintf(rel, sizeof(rel), "scan-%d.pdf", i);
+		snprintf(path, sizeof(path), "%s/%s", f->src, rel);
+		len = snprintf(text, sizeof(text), "checked %d", i);
+		assert_true((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) >= 0);
+		assert_int_equal(write(fd, text, (size_t)len), len);
+		assert_int_equal(fstat(fd, &st), 0);
+		close(fd);
+		pthread_mutex_lock(&r->lock);
+		r->saves = 0;
+		pthread_mutex_unlock(&r->lock);
+
+		atomic_store(&r->round, i);
+		for (volatile unsigned spin = race_spin(i, 104729); spin > 0; spin--)
+			;
+		rc = hs_after_upload(a, w, path, rel, st.st_size, mns(&st), (int64_t)st.st_ino,
+				     dst ? &dest : NULL, &cause);
+		if (rc == HS_AFTER_FAILED)
+			fail_msg("round %d: %s", i, cause ? cause : "?");
+		assert_true(rc == HS_AFTER_DONE || rc == HS_AFTER_NOTHING);
+
+		pthread_mutex_lock(&r->lock);
+		saves = r->saves;
+		if (saves == 0) { /* nothing saved yet: the checked one went */
+			assert_int_equal(rc, HS_AFTER_DONE);
+			assert_int_not_equal(access(path, F_OK), 0);
+			if (dst)
+				assert_string_equal(slurp(dest), text);
+		}
+		pthread_mutex_unlock(&r->lock);
+		for (unsigned spins = 0; atomic_load(&r->ready) != i; spins++)
+			if (spins % 1024 == 1023)
+				sched_yield();
+		assert_int_equal(r->failed, 0);
+
+		during += saves > 0 && rc == HS_AFTER_DONE;
+		untouched += rc == HS_AFTER_NOTHING;
+		landed += saves > 0;
+		numbered += race_check(f->src, dst, i, rc, dest);
+		free(dest);
+		free(cause);
+	}
+	atomic_store(&r->round, -2);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+	hs_after_free(a);
+	sd_event_unref(ev);
+	/* What the rounds met, to show the windows are hit (not asserted:
+	 * it depends on scheduling). */
+	print_message("# %d rounds: saved over before the action's end was looked at in %d "
+		      "(the checked version still went in %d, was already replaced in %d), "
+		      "a newer version caught and put back under a number in %d\n",
+		      RACE_ROUNDS, landed, during, untouched, numbered);
+}
+
+static void test_race_delete(void **state)
+{
+	struct fx *f = *state;
+	struct hs_watch w = {.path = f->src, .after_upload = HS_AFTER_DELETE};
+
+	race(f, &w, NULL);
+}
+
+static void test_race_move(void **state)
+{
+	struct fx *f = *state;
+	struct hs_watch w = {.path = f->src, .after_upload = HS_AFTER_MOVE, .move_dir = f->dst};
+
+	assert_int_equal(mkdir(f->dst, 0700), 0);
+	race(f, &w, f->dst);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -461,6 +744,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_symlink_swapped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writer_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_long_path, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_race_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_race_move, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
