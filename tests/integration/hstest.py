@@ -78,6 +78,28 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def write(path, data):
+    """data (bytes) as the file at path, its folders made as needed."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def read(path):
+    """The file's bytes, or None when it cannot be read (gone, say)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def watch_entry(path, after, prefix, settle="200ms"):
+    """One entry of the watch list, for Env(watch=[...])."""
+    return ('{ path = "%s"; remote_prefix = "%s"; settle = "%s"; after_upload = "%s"; }'
+            % (path, prefix, settle, after))
+
+
 def write_random(path, size, seed=0):
     """A file of size pseudo-random bytes, written in pieces."""
     import random

@@ -14,28 +14,12 @@ import os
 import subprocess
 
 import hstest
-from hstest import TAP, Env
+from hstest import TAP, Env, read, write, watch_entry as watch
 
 tap = TAP()
 
 
-def watch(path, after, prefix):
-    return ('{ path = "%s"; remote_prefix = "%s"; settle = "200ms"; after_upload = "%s"; }'
-            % (path, prefix, after))
 
-
-def write(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 with Env(tap) as env:

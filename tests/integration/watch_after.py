@@ -4,25 +4,12 @@ numbered), a file that changed after its upload left alone, and a crash
 between the complete and the move finished by the next start."""
 import os
 
-from hstest import TAP, Env
+from hstest import TAP, Env, read, write, watch_entry as watch
 
 tap = TAP()
 
 
-def watch(path, after, prefix):
-    return ('{ path = "%s"; remote_prefix = "%s"; settle = "200ms"; after_upload = "%s"; }'
-            % (path, prefix, after))
 
-
-def write(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 with Env(tap) as env:

@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 
-from hstest import TAP, Env
+from hstest import TAP, Env, write
 
 tap = TAP()
 
@@ -26,11 +26,6 @@ def watch_conf(path, **kw):
             out.append('%s = "%s";' % (k, v))
     return "{ " + " ".join(out) + " }"
 
-
-def write(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 def names(env):

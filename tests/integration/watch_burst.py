@@ -6,15 +6,11 @@ import os
 import signal
 import time
 
-from hstest import TAP, Env
+from hstest import TAP, Env, write
 
 tap = TAP()
 DIRS, PER_DIR = 100, 200
 
-
-def write(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 with Env(tap, upload={"parallel": 8}, log_level="info") as env:
