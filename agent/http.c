@@ -549,7 +549,8 @@ static void limiter_pump(struct limiter *lim)
 			prev = c;
 		if (!c)
 			break;
-		at = hs_ratelimit_reserve(&lim->rl, c->cls, hs_wall_ms(), hs_random64(), &seq);
+		at = hs_ratelimit_reserve(&lim->rl, c->cls, hs_wall_ms(), hs_random64(),
+					  lim->wait_head != lim->wait_tail, &seq);
 		if (at != 0) {
 			if (wake == 0 || at < wake)
 				wake = at;

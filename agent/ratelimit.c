@@ -63,14 +63,31 @@ static int64_t jitter(struct hs_ratelimit *rl, uint64_t rnd)
 	return rl->jitter_ms;
 }
 
+/* Rule 6: when the window's last slot may go. */
+static int64_t last_slot_at(struct hs_ratelimit *rl, int64_t now, bool more_waiting)
+{
+	if (!rl->said_whole || rl->guessed || !more_waiting)
+		return now;
+	if (!rl->hold_set) {
+		int64_t left = sat_sub(rl->reset_at, now);
+		rl->hold_at = left >= SAY_STEP_MS
+				  ? sat_sub(rl->reset_at, left / SAY_STEP_MS * SAY_STEP_MS)
+				  : now;
+		rl->hold_set = true;
+	}
+	return rl->hold_at > now ? rl->hold_at : now;
+}
+
 /* When the next counted request may go (<= now: at once); rule 5 when the
  * window is spent and over. */
-static int64_t earliest(struct hs_ratelimit *rl, int64_t now, uint64_t rnd)
+static int64_t earliest(struct hs_ratelimit *rl, int64_t now, uint64_t rnd, bool more_waiting)
 {
 	int64_t wake;
 
-	if (rl->remaining > 0)
+	if (rl->remaining > 1)
 		return now;
+	if (rl->remaining == 1)
+		return last_slot_at(rl, now, more_waiting);
 	wake = sat_add(rl->reset_at, jitter(rl, rnd));
 	if (now < wake)
 		return wake;
@@ -83,11 +100,13 @@ static int64_t earliest(struct hs_ratelimit *rl, int64_t now, uint64_t rnd)
 		rl->remaining = 1; /* a limit of 0: still one try per window */
 	rl->reset_at = sat_add(now, rl->window_ms);
 	rl->jitter_ms = -1;
+	rl->said_whole = false;
+	rl->hold_set = false;
 	return now;
 }
 
 int64_t hs_ratelimit_reserve(struct hs_ratelimit *rl, enum hs_ratelimit_class cls, int64_t now,
-			     uint64_t rnd, uint64_t *ret_seq)
+			     uint64_t rnd, bool more_waiting, uint64_t *ret_seq)
 {
 	int64_t at = now;
 
@@ -99,7 +118,7 @@ int64_t hs_ratelimit_reserve(struct hs_ratelimit *rl, enum hs_ratelimit_class cl
 		*ret_seq = 0; /* draws on no quota */
 		return 0;
 	} else if (rl->known)
-		at = earliest(rl, now, rnd);
+		at = earliest(rl, now, rnd, more_waiting);
 	if (at > now) {
 		rl->next_at = at;
 		return at;
@@ -109,7 +128,8 @@ int64_t hs_ratelimit_reserve(struct hs_ratelimit *rl, enum hs_ratelimit_class cl
 	rl->in_flight = rl->in_flight << 1 | 1;
 	if (rl->known)
 		rl->remaining--;
-	rl->next_at = rl->known ? earliest(rl, now, rnd) : now;
+	/* Not more_waiting: the last slot's hold is pinned when it is asked for. */
+	rl->next_at = rl->known ? earliest(rl, now, rnd, false) : now;
 	*ret_seq = rl->sent;
 	return 0;
 }
@@ -141,12 +161,14 @@ static void learn_offset(struct hs_ratelimit *rl, int64_t date_ms, int64_t now, 
 	rl->offset_known = true;
 }
 
-static void adopt(struct hs_ratelimit *rl, int64_t now, bool unix_, int64_t said, int64_t end,
-		  int64_t limit, int64_t remaining)
+static void adopt(struct hs_ratelimit *rl, int64_t now, bool unix_, bool whole, int64_t said,
+		  int64_t end, int64_t limit, int64_t remaining)
 {
 	rl->known = true;
 	rl->guessed = false;
 	rl->said_unix = unix_;
+	rl->said_whole = !unix_ && whole;
+	rl->hold_set = false;
 	rl->said = said;
 	rl->reset_at = end;
 	rl->limit = limit;
@@ -163,7 +185,7 @@ void hs_ratelimit_observe(struct hs_ratelimit *rl, uint64_t seq, enum hs_ratelim
 	bool said_any = h && (h->has_limit || h->has_remaining || h->has_reset);
 	int64_t granted = INT64_MIN, limit, remaining, said, end;
 	uint64_t since = 0;
-	bool unix_;
+	bool unix_, whole;
 
 	if ((unsigned)cls >= HS_RL_NCLASSES)
 		cls = HS_RL_API;
@@ -192,6 +214,7 @@ void hs_ratelimit_observe(struct hs_ratelimit *rl, uint64_t seq, enum hs_ratelim
 
 	/* Rule 1. */
 	unix_ = h->reset_ms >= UNIX_RESET_MS;
+	whole = h->reset_ms % SAY_STEP_MS == 0;
 	if (unix_) {
 		said = h->reset_ms;
 		end = sat_sub(said, rl->offset_known ? rl->offset_ms : 0);
@@ -205,7 +228,7 @@ void hs_ratelimit_observe(struct hs_ratelimit *rl, uint64_t seq, enum hs_ratelim
 	/* Rule 2. */
 	if (!rl->known || unix_ != rl->said_unix ||
 	    (unix_ ? said > rl->said : said >= sat_add(rl->said, SAME_DELTA_MS))) {
-		adopt(rl, now, unix_, said, end, limit, remaining);
+		adopt(rl, now, unix_, whole, said, end, limit, remaining);
 		goto recount;
 	}
 	if (unix_ ? said < rl->said : said <= sat_sub(rl->said, SAME_DELTA_MS))
@@ -222,10 +245,13 @@ void hs_ratelimit_observe(struct hs_ratelimit *rl, uint64_t seq, enum hs_ratelim
 		rl->said_left = remaining;
 		rl->limit = limit;
 		rl->jitter_ms = -1;
+		rl->said_whole = !unix_ && whole;
+		rl->hold_set = false;
 		goto recount;
 	}
 	if (remaining < rl->said_left)
 		rl->said_left = remaining;
+	rl->said_whole = rl->said_whole && whole;
 	if (remaining == 0 && end > rl->reset_at) { /* rule 4 */
 		rl->reset_at = end;
 		rl->jitter_ms = -1;

@@ -47,9 +47,15 @@
  *    server whose clock runs behind its Date, or that rounds down) puts the
  *    old window back with what it says is left.
  *
- * 6. Requests are not paced within a window: while left > 0 they go at once,
+ * 6. Requests are not paced within a window: while left > 1 they go at once,
  *    so a window's quota is used at its start and the last window need not
- *    run out.
+ *    run out. The last slot (left = 1) of a window whose resets all came as
+ *    whole-second deltas, asked for while other requests wait, goes when a
+ *    whole number of seconds is left until the window's end: its answer
+ *    says Remaining 0 with a delta rounded up, which then names that same
+ *    end instead of one up to a second later (rule 4 holds the window until
+ *    the end it names). A request that waits alone goes at once: then there
+ *    may be no next window to gain, and the hold would only delay it.
  *
  * 7. Classes. Requests come in classes (API calls, storage PUTs). A class
  *    whose last answer on this host carried no rate-limit headers draws on no
@@ -111,6 +117,9 @@ struct hs_ratelimit {
 	bool guessed;		    /* the current window is assumed, not said */
 	bool quiet[HS_RL_NCLASSES]; /* the class's last answer had no headers */
 	bool said_unix;		    /* the current window's reset came as a Unix time */
+	bool said_whole;	    /* ... or as deltas, all in whole seconds */
+	bool hold_set;		    /* hold_at holds a value */
+	int64_t hold_at;	    /* when the window's last slot may go (rule 6) */
 	int64_t said;		    /* its reset as said (Unix ms) or its first end (delta) */
 	int64_t old_end;	    /* when guessed: the end of the window said last */
 	int64_t window_ms;	    /* the longest window said */
@@ -135,9 +144,10 @@ void hs_ratelimit_init(struct hs_ratelimit *rl);
 /* May a request of class cls go at now? Returns 0 and sets *ret_seq (pass it
  * back to hs_ratelimit_observe; 0 for a request that draws on no quota) when
  * it may, else the Unix ms time (> now) to ask again. rnd supplies the jitter
- * at a window's end. */
+ * at a window's end; more_waiting says other requests wait behind this one
+ * (rule 6). */
 int64_t hs_ratelimit_reserve(struct hs_ratelimit *rl, enum hs_ratelimit_class cls, int64_t now,
-			     uint64_t rnd, uint64_t *ret_seq);
+			     uint64_t rnd, bool more_waiting, uint64_t *ret_seq);
 /* Learns from the answer to request seq of class cls, received at now. Call
  * it once per granted request; with a NULL answer when no answer came (the
  * transfer failed), so the limiter knows it is no longer in flight. */

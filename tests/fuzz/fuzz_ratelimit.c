@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		now += (int64_t)((len ? (unsigned char)line[0] : 0) * 40 +
 				 (len > 1 ? (unsigned char)line[1] : 0));
 		c = len % 2 ? HS_RL_STORAGE : HS_RL_API;
-		at = hs_ratelimit_reserve(&rl, c, now, (uint64_t)len * 2654435761u, &seq);
+		at = hs_ratelimit_reserve(&rl, c, now, (uint64_t)len * 2654435761u, len & 2, &seq);
 		FUZZ_ASSERT(at == 0 || at > now, "reserve at %lld says wait until %lld",
 			    (long long)now, (long long)at);
 		FUZZ_ASSERT(at - now <= MAX_WAIT, "reserve at %lld says wait %lld ms",
