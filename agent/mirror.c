@@ -696,6 +696,13 @@ static void on_response(struct hs_http_response *resp, void *arg)
 			fail(m, "%s answer: %s", s->id ? "a detail" : "a list", resp->error);
 			return;
 		}
+		/* Configuration, not chance: trying again within the run only
+		 * delays the line that says what to fix. */
+		if (resp->refused != HS_REFUSED_NONE) {
+			fail(m, "%s; check mirror.%s, then reload", resp->error,
+			     resp->refused == HS_REFUSED_TLS ? "ca_file" : "proxy");
+			return;
+		}
 		retry(s, 0, resp->error);
 		return;
 	}

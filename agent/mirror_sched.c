@@ -219,7 +219,13 @@ int hs_mirror_sched_reconfigure(struct hs_mirror_sched *s, const struct hs_confi
 		return 0;
 	}
 	hs_mirror_reconfigure(s->mirror, cfg);
-	if (!same_schedule && !hs_mirror_running(s->mirror))
+	if (hs_mirror_running(s->mirror))
+		return 0;
+	/* A reload after a failed run is most often the fix (a key, a CA, a
+	 * proxy): try it soon rather than at the end of the backoff. */
+	if (s->failures > 0)
+		arm(s, hs_wall_ms() + START_DELAY_MS, "reloaded after a failed run");
+	else if (!same_schedule)
 		arm_next(s);
 	return 0;
 }

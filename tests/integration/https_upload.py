@@ -2,8 +2,9 @@
 """Over HTTPS with a throwaway CA in ca_file: a small file, a multipart
 file, a multipart upload resumed after kill -9 without sending its held
 parts again, and the mirror, with its own ca_file (the upload section's is
-not lent to it)."""
+not lent to it), failing on the wrong one and fixed by a reload."""
 import os
+import signal
 import sqlite3
 
 import hstest
@@ -93,6 +94,29 @@ with Env(tap, server_args=["--tls-cert", rcert, "--tls-key", rkey, "--patients",
     if code:
         tap.diag(err)
     tap.eq(count(db), 35, "and it mirrored the 5 new patients")
+
+    # The daemon's mirror trusting the wrong CA: the run fails and names
+    # the host and the cause; a new mirror.ca_file and a reload fix it,
+    # soon, without waiting out the backoff.
+    env.server.admin("POST", "/patients", {"add": 5})
+    wrong = dict(mirror, ca_file=ca.cert_file)
+    env.write_config({"ca_file": ca.cert_file}, mirror=wrong)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE mirror_runs SET started_at = '2020-01-01T00:00:00.000Z'")
+    conn.commit()
+    conn.close()
+    with env.daemon() as d:
+        failed = env.wait_until(lambda: "failed:" in d.output(), 60, "the failed run")
+        line = next((ln for ln in d.output().splitlines() if "failed:" in ln), "")
+        tap.ok(failed and "127.0.0.1:%d" % env.server.port in line and
+               "certificate" in line, "mirror.ca_file without the server's CA: the run fails, "
+               "naming the host and the cause", line or d.output()[-2000:])
+        env.write_config({"ca_file": ca.cert_file}, mirror=mirror)
+        d.proc.send_signal(signal.SIGHUP)
+        ok = env.wait_until(lambda: count(db) == 40, 60, "the run after the reload")
+        tap.ok(ok and "reloaded after a failed run" in d.output(),
+               "a new mirror.ca_file and a reload: the next run comes soon and succeeds",
+               d.output()[-2000:])
 
 hstest.shutil.rmtree(base, ignore_errors=True)
 tap.finish()

@@ -2,8 +2,9 @@
 """The mirror inside `healsync run`: a first run soon after start when
 none has finished yet, no run at start when the last one is recent, one
 run soon after start when a scheduled time was missed while the daemon
-was down, a failed run retried, status showing the last and next run,
-and no patient data in the daemon's log."""
+was down, a failed run retried (soon after a reload, which is most often
+the fix), status showing the last and next run, and no patient data in the
+daemon's log."""
 import json
 import signal
 import sqlite3
@@ -91,6 +92,14 @@ with Env(tap, server_args=["--patients", "180", "--id-digits", "20"]) as env:
         m = status().get("mirror") or {}
         tap.ok(m.get("next_at", 0) / 1000 < time.time() + 3600 + 60,
                "the retry comes within the hour", m)
+        # The fix and a reload: the next run comes soon, not after the backoff.
+        with open(env.records_key_file, "w") as f:
+            f.write("rotated-key\n")
+        d.proc.send_signal(signal.SIGHUP)
+        tap.ok(env.wait_until(lambda: "reloaded after a failed run" in d.output(), 10, "rearm"),
+               "a reload after a failed run brings the next run forward", d.output()[-2000:])
+        tap.ok(env.wait_until(lambda: len(ok_runs()) == 3, 60, "run after the fix"),
+               "and with the new key it succeeds", d.output()[-2000:])
     logs = first_log + d.output()
     records, _, _ = mirrorlib.admin_patients(env)
     leaked = [p["name"] for p in records.values() if p.get("name") and p["name"] in logs]
