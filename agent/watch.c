@@ -918,8 +918,12 @@ static unsigned scan_step(struct root *r, unsigned budget)
 			scan_close(r);
 			return 1;
 		}
-		if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+		/* Each component below the root opened without following a
+		 * symlink: a folder swapped for one mid-scan is not listed. */
+		if ((fd = hs_beneath_dir(r->conf->path, r->dir_rel, false)) < 0 ||
 		    !(r->dir = fdopendir(fd))) {
+			if (fd >= 0)
+				close(fd);
 			if (errno != ENOENT && errno != ENOTDIR)
 				hs_log(LOG_WARNING, "cannot list %s: %s", path, strerror(errno));
 			if (!r->dir_rel[0] && errno == ENOENT) {
