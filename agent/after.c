@@ -22,7 +22,7 @@
 
 #define MAX_NUMBER  9999	  /* "scan.9999.pdf" and then we give up */
 #define SLICE	    (1024 * 1024) /* bytes copied per turn of the loop */
-#define DEL_PREFIX  ".healsync-del-"
+#define DEL_PREFIX  HS_AFTER_PRIVATE_PREFIX
 #define MOVE_PREFIX ".healsync-move-"
 #define TAKEN	    3 /* take(): the checked file is under the private name */
 
@@ -535,6 +535,43 @@ struct hs_after *hs_after_free(struct hs_after *a)
 unsigned hs_after_pending(const struct hs_after *a)
 {
 	return a ? a->n_moves : 0;
+}
+
+int hs_after_restore(const struct hs_watch *w, const char *rel, const char *rel_orig, int64_t size,
+		     int64_t mtime_ns, int64_t inode, char **cause)
+{
+	const char *name, *orig = strrchr(rel_orig, '/');
+	size_t dir_len = orig ? (size_t)(orig - rel_orig) : 0;
+	struct stat st;
+	int dir, fd = -1, rc = HS_AFTER_NOTHING;
+
+	orig = orig ? orig + 1 : rel_orig;
+	/* Only back to the folder it is in, under a name of its own. */
+	if (strncmp(rel, rel_orig, dir_len) != 0 || (dir_len && rel[dir_len] != '/') ||
+	    strchr(rel + dir_len + (dir_len ? 1 : 0), '/') || !orig[0] ||
+	    strncmp(orig, DEL_PREFIX, strlen(DEL_PREFIX)) == 0)
+		return HS_AFTER_NOTHING;
+	if ((dir = hs_beneath_parent(w->path, rel, &name)) < 0)
+		return not_opened(rel, cause);
+	if ((fd = hs_beneath_open_file(dir, name)) < 0) {
+		rc = not_opened(rel, cause);
+		goto out;
+	}
+	if (fstat(fd, &st) != 0 || !same_file(&st, size, mtime_ns, inode) ||
+	    hs_writer_check(fd) == 1)
+		goto out;
+	if (rename_new(dir, name, dir, orig) == 0) {
+		fsync(dir);
+		rc = HS_AFTER_DONE;
+	} else if (errno != EEXIST) {
+		hs_cause(cause, "cannot rename %s/%s back to %s: %s", w->path, rel, orig,
+			 strerror(errno));
+		rc = HS_AFTER_FAILED;
+	}
+out:
+	close_fd(&fd);
+	close_fd(&dir);
+	return rc;
 }
 
 int hs_after_upload(struct hs_after *a, const struct hs_watch *w, const char *path, const char *rel,

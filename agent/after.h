@@ -32,7 +32,8 @@
  *
  * Crash safety as a whole comes from the caller: the action runs after the
  * queue recorded the upload, and a scan that finds a file the ledger says is
- * stored runs it again.
+ * stored runs it again. A scan that finds a private name a crash left puts
+ * it back first when the ledger holds its very facts (hs_after_restore).
  */
 #ifndef HS_AGENT_AFTER_H
 #define HS_AGENT_AFTER_H
@@ -41,6 +42,9 @@
 #include <systemd/sd-event.h>
 
 #include "conf/conf.h"
+
+/* The private name's prefix (delete, and the end of a move). */
+#define HS_AFTER_PRIVATE_PREFIX ".healsync-del-"
 
 enum {
 	HS_AFTER_PENDING = 2, /* a copy across file systems runs; done() ends it */
@@ -68,5 +72,15 @@ unsigned hs_after_pending(const struct hs_after *a);
  * watch's strings are copied: w may go away while a copy runs. */
 int hs_after_upload(struct hs_after *a, const struct hs_watch *w, const char *path, const char *rel,
 		    int64_t size, int64_t mtime_ns, int64_t inode, char **ret_dest, char **cause);
+
+/* A ".healsync-del-*" file at rel that a crash left between the private
+ * rename and the action's end, whose facts the ledger says were stored as
+ * rel_orig (in the same folder): renamed back to rel_orig's name if that
+ * is free, the facts still match and no one writes to it, so the action
+ * can run again as configured. HS_AFTER_DONE when renamed; HS_AFTER_NOTHING
+ * when it is not that file or the name is taken; HS_AFTER_FAILED (*cause
+ * says why). */
+int hs_after_restore(const struct hs_watch *w, const char *rel, const char *rel_orig, int64_t size,
+		     int64_t mtime_ns, int64_t inode, char **cause);
 
 #endif

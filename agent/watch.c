@@ -87,6 +87,8 @@ struct root {
 
 	char **long_rels; /* paths too long to open, each said once */
 	size_t n_long;
+	char **left_rels; /* private files a crash left, kept: each said once */
+	size_t n_left;
 };
 
 struct candidate { /* a quiet file to ask the queue about */
@@ -841,6 +843,66 @@ static void sweep(struct root *r, struct node *n)
 	}
 }
 
+/* Whether rel is said for the first time (remembered up to LONG_RELS_MAX). */
+static bool first_time(struct root *r, const char *rel)
+{
+	char **grown;
+
+	for (size_t i = 0; i < r->n_left; i++)
+		if (strcmp(r->left_rels[i], rel) == 0)
+			return false;
+	if (r->n_left < LONG_RELS_MAX &&
+	    (grown = reallocarray(r->left_rels, r->n_left + 1, sizeof(*grown)))) {
+		r->left_rels = grown;
+		if ((grown[r->n_left] = strdup(rel)))
+			r->n_left++;
+	}
+	return true;
+}
+
+/* A ".healsync-del-*" file: a crash came between an after-upload action's
+ * private rename and its end (after.h). When the ledger stored its very
+ * facts from this folder, it goes back under its name and is handled like
+ * any stored file the scan finds: the action runs again as configured.
+ * Anything else is kept (it may be the only copy of a newer version) and
+ * named once. */
+static void interrupted(struct root *r, const char *rel, const struct stat *st)
+{
+	const char *prefix = r->conf->remote_prefix;
+	size_t plen = strlen(prefix);
+	char *remote = NULL, *orig = NULL, *cause = NULL, path[PATH_MAX];
+	int rc = HS_AFTER_NOTHING;
+
+	if (hs_queue_ledger_by_facts(r->w->q, prefix, st->st_size, mtime_ns(st),
+				     (int64_t)st->st_ino, &remote, &cause) != HS_Q_OK) {
+		hs_log(LOG_ERR, "queue: %s", cause ? cause : "out of memory");
+		goto out;
+	}
+	if (remote && (orig = hs_remote_name_unescape(remote)) && strncmp(orig, prefix, plen) == 0)
+		rc = hs_after_restore(r->conf, rel, orig + plen, st->st_size, mtime_ns(st),
+				      (int64_t)st->st_ino, &cause);
+	if (rc == HS_AFTER_DONE && abs_path(r, orig + plen, path, sizeof(path))) {
+		hs_log(LOG_NOTICE,
+		       "%s: put back from %s, where a crash during its after-upload "
+		       "action left it",
+		       path, rel);
+		run_after(r, path, orig + plen, st->st_size, mtime_ns(st), (int64_t)st->st_ino);
+	} else if (rc == HS_AFTER_FAILED) {
+		hs_log(LOG_ERR, "after upload: %s", cause ? cause : "out of memory");
+	} else if (rc == HS_AFTER_NOTHING && first_time(r, rel)) {
+		hs_log(LOG_WARNING,
+		       "%s/%s: left by an after-upload action that a crash "
+		       "interrupted; %s, so it is kept: look at it, and rename or remove it",
+		       r->conf->path, rel,
+		       remote ? "its name is taken again or it changed"
+			      : "it is no version the ledger holds");
+	}
+out:
+	free(remote);
+	free(orig);
+	free(cause);
+}
+
 static void scan_entry(struct root *r, const struct dirent *de, int64_t now_wall)
 {
 	char *rel = join(r->dir_rel, de->d_name), path[PATH_MAX];
@@ -864,7 +926,13 @@ static void scan_entry(struct root *r, const struct dirent *de, int64_t now_wall
 	if ((de->d_type != DT_REG && de->d_type != DT_UNKNOWN) ||
 	    fstatat(dirfd(r->dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 		goto out;
-	if (!S_ISREG(st.st_mode) || !hs_filter_file(r->conf, rel, de->d_name))
+	if (!S_ISREG(st.st_mode))
+		goto out;
+	if (strncmp(de->d_name, HS_AFTER_PRIVATE_PREFIX, strlen(HS_AFTER_PRIVATE_PREFIX)) == 0) {
+		interrupted(r, rel, &st);
+		goto out;
+	}
+	if (!hs_filter_file(r->conf, rel, de->d_name))
 		goto out;
 	if (!abs_path(r, rel, path, sizeof(path))) {
 		too_long(r, rel, false);
@@ -1117,6 +1185,9 @@ static struct root *root_free(struct root *r)
 	for (size_t i = 0; i < r->n_long && i < LONG_RELS_MAX; i++)
 		free(r->long_rels[i]);
 	free(r->long_rels);
+	for (size_t i = 0; i < r->n_left; i++)
+		free(r->left_rels[i]);
+	free(r->left_rels);
 	free(r->wds);
 	free(r);
 	return NULL;

@@ -150,6 +150,7 @@ enum stmt_id {
 	S_MP_PARTS,
 	S_LEDGER_HAS,
 	S_LEDGER_FACTS,
+	S_LEDGER_BY_FACTS,
 	S_RETRY_IDS,
 	S_RETRY_ONE,
 	S_RECOVER,
@@ -224,6 +225,11 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_LEDGER_HAS] = "SELECT sha256 = ?2 FROM uploaded WHERE remote_name = ?1",
     [S_LEDGER_FACTS] = "SELECT size = ?2 AND mtime_ns = ?3 AND inode = ?4 FROM uploaded "
 		       "WHERE remote_name = ?1",
+    /* Rare (a crash in the middle of an after-upload action): a scan of
+     * the ledger is fine. */
+    [S_LEDGER_BY_FACTS] = "SELECT remote_name FROM uploaded WHERE size = ?1 AND mtime_ns = ?2 "
+			  "AND inode = ?3 AND substr(remote_name, 1, length(?4)) = ?4 "
+			  "ORDER BY uploaded_at DESC LIMIT 1",
     /* Newest first: of several dead jobs for one path, the newest wins. */
     [S_RETRY_IDS] = "SELECT id FROM jobs WHERE state IN ('failed', 'dead') "
 		    "AND id BETWEEN ?1 AND ?2 ORDER BY id DESC",
@@ -1105,6 +1111,37 @@ int hs_queue_ledger_same_facts(struct hs_queue *q, const char *remote_name, int6
 	sqlite3_bind_int64(st, 3, mtime_ns);
 	sqlite3_bind_int64(st, 4, inode);
 	return ledger_query(q, st, ret_same, what, cause);
+}
+
+int hs_queue_ledger_by_facts(struct hs_queue *q, const char *prefix, int64_t size, int64_t mtime_ns,
+			     int64_t inode, char **ret_name, char **cause)
+{
+	const char *what = "reading the ledger";
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_LEDGER_BY_FACTS, what, cause);
+	int rc;
+
+	*ret_name = NULL;
+	if (!st)
+		return HS_Q_ERROR;
+	sqlite3_bind_int64(st, 1, size);
+	sqlite3_bind_int64(st, 2, mtime_ns);
+	sqlite3_bind_int64(st, 3, inode);
+	sqlite3_bind_text(st, 4, prefix ? prefix : "", -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		if (name && !(*ret_name = strdup(name))) {
+			hs_sqldb_finish(st);
+			set_cause(cause, "%s: out of memory", what);
+			return HS_Q_ERROR;
+		}
+	} else if (rc != SQLITE_DONE) {
+		hs_sqldb_cause(&q->sql, cause, what);
+		hs_sqldb_finish(st);
+		return HS_Q_ERROR;
+	}
+	hs_sqldb_finish(st);
+	return HS_Q_OK;
 }
 
 int hs_queue_seen(struct hs_queue *q, const struct hs_job_spec *spec, enum hs_seen *ret,

@@ -181,6 +181,10 @@ int hs_queue_ledger_has(struct hs_queue *q, const char *remote_name, const char 
  * (so a startup scan need not hash it again). */
 int hs_queue_ledger_same_facts(struct hs_queue *q, const char *remote_name, int64_t size,
 			       int64_t mtime_ns, int64_t inode, bool *ret_same, char **cause);
+/* The remote name (starting with prefix) last stored from a file with
+ * exactly these facts, in *ret_name (the caller frees it), or NULL. */
+int hs_queue_ledger_by_facts(struct hs_queue *q, const char *prefix, int64_t size, int64_t mtime_ns,
+			     int64_t inode, char **ret_name, char **cause);
 
 /* What the queue knows of a file found on disk (the watcher's scans). */
 enum hs_seen {

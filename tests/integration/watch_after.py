@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """after_upload: keep, delete, move:DIR (relative path kept, collisions
-numbered), a file that changed after its upload left alone, and a crash
-between the complete and the move finished by the next start."""
+numbered), a file that changed after its upload left alone, a crash
+between the complete and the move finished by the next start, and one in
+the middle of the action (the file under its private name) too."""
 import os
 
 from hstest import TAP, Env, read, write, watch_entry as watch
@@ -75,4 +76,33 @@ with Env(tap) as env:
                "a rewritten file is deleted once its last content is stored", d.output())
         held = [f for f in env.server_files() if f["filename"] == "d/z.bin"]
         tap.ok(held and held[-1]["size_bytes"] == 3 * 1024 * 1024, "the server holds it", held)
+
+    # A power cut between the private rename of a delete or move and its
+    # end leaves the file under ".healsync-del-*". Reproduce that: stored
+    # from a folder that keeps files, then renamed as the action would, and
+    # the folder switched to move. Beside it, a private name whose content
+    # the server never got (it may be the only copy of a newer version).
+    cut, sent2 = os.path.join(env.dir, "cut"), os.path.join(env.dir, "sent2")
+    os.makedirs(os.path.join(cut, "sub"))
+    env.write_config({}, watch=[watch(cut, "keep", "p/")])
+    with env.daemon() as d:
+        write(os.path.join(cut, "sub/p.pdf"), b"stored, then cut off mid-action")
+        tap.ok(env.wait_until(lambda: "p/sub/p.pdf" in names(), 30, "upload"), "uploaded first")
+    completes = sum(f["complete_count"] for f in env.server_files())
+    os.rename(os.path.join(cut, "sub/p.pdf"), os.path.join(cut, "sub/.healsync-del-t3st01"))
+    write(os.path.join(cut, "sub/.healsync-del-zz9999"), b"a version never sent")
+    env.write_config({}, watch=[watch(cut, "move:" + sent2, "p/")])
+    with env.daemon() as d:
+        tap.ok(env.wait_until(lambda: os.path.exists(os.path.join(sent2, "sub/p.pdf")), 30,
+                              "the move after the cut"),
+               "a private name holding the stored version is put back and moved",
+               d.output()[-2000:])
+        tap.ok(not os.path.exists(os.path.join(cut, "sub/.healsync-del-t3st01")) and
+               not os.path.exists(os.path.join(cut, "sub/p.pdf")), "nothing is left behind")
+        tap.eq(sum(f["complete_count"] for f in env.server_files()), completes,
+               "and it is not uploaded again")
+        tap.eq(read(os.path.join(cut, "sub/.healsync-del-zz9999")), b"a version never sent",
+               "a private name the ledger does not know is kept")
+        warned = [ln for ln in d.output().splitlines() if ".healsync-del-zz9999" in ln]
+        tap.ok(len(warned) == 1 and "kept" in warned[0], "and named once", warned)
 tap.finish()
