@@ -26,6 +26,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/mirror_faults.py \
 	tests/integration/mirror_hostile.py \
 	tests/integration/mirror_ratelimit.py \
+	tests/integration/mirror_disk.py \
 	tests/integration/mirror_crash.py \
 	tests/integration/mirror_daemon.py \
 	tests/integration/https_upload.py \
@@ -68,6 +69,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/mirror_faults.py \
 	tests/integration/mirror_hostile.py \
 	tests/integration/mirror_ratelimit.py \
+	tests/integration/mirror_disk.py \
 	tests/integration/mirror_crash.py \
 	tests/integration/mirror_daemon.py \
 	tests/integration/status_writes.py
