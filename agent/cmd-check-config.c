@@ -2,7 +2,9 @@
  * check-config: load and validate the configuration, print it redacted.
  *
  * Where healsync.service is loaded, it also checks the configuration
- * against the service's sandbox as systemd reports it (systemctl show):
+ * against the service's sandbox as systemd reports it (its unit's
+ * properties over D-Bus; as root over systemd's own socket, so that it
+ * works without a D-Bus daemon, as systemctl does):
  * a watch folder the service cannot see (PrivateTmp), one whose
  * after_upload needs write access the sandbox or the file modes refuse,
  * and a ReadWritePaths= folder that does not exist (the unit would fail to
@@ -22,6 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <systemd/sd-bus.h>
+
 #include "agent/cli.h"
 
 #define UNIT "healsync.service"
@@ -29,53 +33,88 @@
 /* What systemd says of the unit's sandbox. */
 struct unit_view {
 	bool loaded;
-	char user[64];
-	char protect_system[16]; /* no, yes, full, strict */
-	char protect_home[16];	 /* no, yes, read-only, tmpfs */
+	char *user;	      /* "" when none */
+	char *protect_system; /* no, yes, full, strict */
+	char *protect_home;   /* no, yes, read-only, tmpfs */
 	bool private_tmp;
-	char rw_paths[4096]; /* as systemctl prints it: space-separated */
+	char **rw_paths; /* ReadWritePaths=, each perhaps with "-" or "+" before it */
 };
 
-static void copy_value(char *dst, size_t size, const char *value)
+#define SYSTEMD	  "org.freedesktop.systemd1"
+#define I_UNIT	  SYSTEMD ".Unit"
+#define I_SERVICE SYSTEMD ".Service"
+
+static void unit_view_free(struct unit_view *u)
 {
-	snprintf(dst, size, "%s", value);
-	dst[strcspn(dst, "\n")] = '\0';
+	free(u->user);
+	free(u->protect_system);
+	free(u->protect_home);
+	for (char **p = u->rw_paths; p && *p; p++)
+		free(*p);
+	free(u->rw_paths);
+	memset(u, 0, sizeof(*u));
+}
+
+/* The system manager: as root its own socket (no D-Bus daemon needed),
+ * else the system bus. */
+static sd_bus *open_manager(void)
+{
+	sd_bus *bus = NULL;
+
+	if (geteuid() == 0 && sd_bus_new(&bus) >= 0) {
+		if (sd_bus_set_address(bus, "unix:path=/run/systemd/private") >= 0 &&
+		    sd_bus_start(bus) >= 0)
+			return bus;
+		bus = sd_bus_unref(bus);
+	}
+	if (sd_bus_open_system(&bus) < 0)
+		return NULL;
+	return bus;
+}
+
+static int get_string(sd_bus *bus, const char *path, const char *iface, const char *name,
+		      char **ret)
+{
+	sd_bus_error err = SD_BUS_ERROR_NULL;
+	int r = sd_bus_get_property_string(bus, SYSTEMD, path, iface, name, &err, ret);
+
+	sd_bus_error_free(&err);
+	return r;
 }
 
 /* False when systemd or the unit is not there: nothing to check. */
 static bool read_unit(struct unit_view *u)
 {
-	char line[8192];
-	FILE *p;
+	sd_bus_error err = SD_BUS_ERROR_NULL;
+	char *path = NULL, *load = NULL;
+	sd_bus *bus;
+	int private_tmp = 0;
+	bool ok = false;
 
 	memset(u, 0, sizeof(*u));
-	p = popen("systemctl show " UNIT " --property=LoadState,User,ProtectSystem,"
-		  "ProtectHome,PrivateTmp,ReadWritePaths 2>/dev/null",
-		  "r");
-	if (!p)
+	if (!(bus = open_manager()))
 		return false;
-	while (fgets(line, sizeof(line), p)) {
-		char *eq = strchr(line, '=');
-
-		if (!eq)
-			continue;
-		*eq++ = '\0';
-		if (strcmp(line, "LoadState") == 0)
-			u->loaded = strncmp(eq, "loaded", 6) == 0;
-		else if (strcmp(line, "User") == 0)
-			copy_value(u->user, sizeof(u->user), eq);
-		else if (strcmp(line, "ProtectSystem") == 0)
-			copy_value(u->protect_system, sizeof(u->protect_system), eq);
-		else if (strcmp(line, "ProtectHome") == 0)
-			copy_value(u->protect_home, sizeof(u->protect_home), eq);
-		else if (strcmp(line, "PrivateTmp") == 0)
-			u->private_tmp = strncmp(eq, "yes", 3) == 0;
-		else if (strcmp(line, "ReadWritePaths") == 0)
-			copy_value(u->rw_paths, sizeof(u->rw_paths), eq);
-	}
-	if (pclose(p) != 0)
-		return false;
-	return u->loaded;
+	if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", UNIT, &path) < 0 ||
+	    get_string(bus, path, I_UNIT, "LoadState", &load) < 0 || strcmp(load, "loaded") != 0)
+		goto out;
+	if (get_string(bus, path, I_SERVICE, "User", &u->user) < 0 ||
+	    get_string(bus, path, I_SERVICE, "ProtectSystem", &u->protect_system) < 0 ||
+	    get_string(bus, path, I_SERVICE, "ProtectHome", &u->protect_home) < 0 ||
+	    sd_bus_get_property_trivial(bus, SYSTEMD, path, I_SERVICE, "PrivateTmp", &err, 'b',
+					&private_tmp) < 0 ||
+	    sd_bus_get_property_strv(bus, SYSTEMD, path, I_SERVICE, "ReadWritePaths", &err,
+				     &u->rw_paths) < 0)
+		goto out;
+	u->private_tmp = private_tmp;
+	u->loaded = ok = true;
+out:
+	sd_bus_error_free(&err);
+	sd_bus_flush_close_unref(bus);
+	free(path);
+	free(load);
+	if (!ok)
+		unit_view_free(u);
+	return ok;
 }
 
 /* path is dir or inside it. */
@@ -93,14 +132,9 @@ static bool under(const char *path, const char *dir)
 /* path is inside a ReadWritePaths= entry (its "-" or "+" prefix apart). */
 static bool in_rw_paths(const struct unit_view *u, const char *path)
 {
-	char copy[sizeof(u->rw_paths)], *save = NULL;
-
-	memcpy(copy, u->rw_paths, sizeof(copy));
-	for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-		t += strspn(t, "-+");
-		if (under(path, t))
+	for (char **p = u->rw_paths; p && *p; p++)
+		if (under(path, *p + strspn(*p, "-+")))
 			return true;
-	}
 	return false;
 }
 
@@ -165,7 +199,7 @@ static int check_writable(const struct unit_view *u, const char *dir, const char
 			     dir, why, u->protect_system, dir);
 		return 1;
 	}
-	if (!u->user[0] || stat(dir, &st) != 0)
+	if (!u->user || !u->user[0] || stat(dir, &st) != 0)
 		return 0;
 	if (user_can_write(u->user, dir) == 0) {
 		hs_cli_error("%s: %s needs write access, but user %s cannot write there (mode "
@@ -180,7 +214,6 @@ static int check_writable(const struct unit_view *u, const char *dir, const char
 static int check_service(const struct hs_config *cfg)
 {
 	struct unit_view u;
-	char copy[sizeof(u.rw_paths)], *save = NULL;
 	int problems = 0;
 
 	if (!read_unit(&u))
@@ -202,8 +235,8 @@ static int check_service(const struct hs_config *cfg)
 			problems += check_writable(&u, w->path, "after_upload = \"move:...\"") +
 				    check_writable(&u, w->move_dir, "the move: folder");
 	}
-	memcpy(copy, u.rw_paths, sizeof(copy));
-	for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+	for (char **p = u.rw_paths; p && *p; p++) {
+		const char *t = *p;
 		struct stat st;
 
 		if (t[0] == '-' || t[0] == '+' || stat(t, &st) == 0)
@@ -214,6 +247,7 @@ static int check_service(const struct hs_config *cfg)
 			     t, t, t);
 		problems++;
 	}
+	unit_view_free(&u);
 	return problems;
 }
 
