@@ -418,12 +418,21 @@ static void refusal(struct hs_http_call *c, CURLcode result, struct hs_http_resp
 	case CURLE_OPERATION_TIMEDOUT:
 		/* Only when the proxy, not the server, is the one at fault:
 		 * it could not be reached, or it answered the CONNECT with
-		 * anything but 2xx (407: credentials wanted or wrong). */
+		 * 3xx or 4xx (407: credentials wanted or wrong). */
 		if (!c->proxy || (result != CURLE_COULDNT_RESOLVE_PROXY &&
 				  !(connect_code >= 300 ||
 				    (result == CURLE_COULDNT_CONNECT && connect_code == 0))))
 			break;
 		via = proxy_host(c->proxy);
+		if (connect_code >= 500) {
+			/* The proxy works but could not reach the server: an
+			 * outage like any other, retried as one. */
+			snprintf(resp->error, sizeof(resp->error),
+				 "proxy %.60s could not reach %.60s (HTTP %ld)", via, host,
+				 connect_code);
+			free(via);
+			return;
+		}
 		resp->refused = HS_REFUSED_PROXY;
 		if (connect_code >= 300)
 			snprintf(resp->error, sizeof(resp->error),

@@ -70,7 +70,8 @@ struct hs_http_request {
 enum hs_refused {
 	HS_REFUSED_NONE,
 	HS_REFUSED_TLS,	  /* certificate untrusted, for another host, expired... */
-	HS_REFUSED_PROXY, /* the proxy could not be reached or refused the tunnel */
+	HS_REFUSED_PROXY, /* the proxy could not be reached or refused the tunnel
+			     (a 5xx to CONNECT is the server's outage, not this) */
 };
 
 struct hs_http_response {

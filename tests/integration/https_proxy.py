@@ -4,7 +4,8 @@ upload.proxy with Basic credentials, the mirror only through its own
 mirror.proxy, credentials in no log line and redacted by check-config; a
 proxy that refuses the credentials (407) or is not there pauses uploads
 with one line naming it, spends no attempt, and a fixed proxy setting
-applies on reload (SIGHUP)."""
+applies on reload (SIGHUP); a proxy that cannot reach the server is an
+outage of the upload API, said so, and also spends no attempt."""
 import os
 import signal
 import sqlite3
@@ -85,20 +86,26 @@ with proxylib.Tinyproxy(os.path.join(base, "up"), "alice", SECRET) as up_px, \
            "healsync mirror used mirror.proxy and not upload.proxy",
            (before, up_px.connects(), rec_px.connects()))
 
-    # Wrong credentials (407), then a proxy that is not there: each pauses
-    # uploads once, names the proxy, spends nothing; the fix and a reload
-    # let the file through.
-    dead_port = proxylib.free_port()
-    faults = [("wrong credentials", "http://alice:wrong-%s@127.0.0.1:%d" % (SECRET, up_px.port),
+    # Wrong credentials (407), then a proxy that is not there, then a proxy
+    # that cannot reach the server (it answers CONNECT with 500: an outage,
+    # not a refusal): each pauses uploads once, names the proxy, spends
+    # nothing; the fix and a reload let the file through.
+    dead_port, gone_port = proxylib.free_port(), proxylib.free_port()
+    gone_base = env.server.upload_base.replace(":%d/" % env.server.port, ":%d/" % gone_port)
+    faults = [("wrong credentials",
+               {"proxy": "http://alice:wrong-%s@127.0.0.1:%d" % (SECRET, up_px.port)},
                "proxy 127.0.0.1:%d refused the tunnel" % up_px.port, "(HTTP 40"),
-              ("no proxy there", "http://alice:%s@127.0.0.1:%d" % (SECRET, dead_port),
-               "proxy 127.0.0.1:%d" % dead_port, "onnect")]
+              ("no proxy there", {"proxy": "http://alice:%s@127.0.0.1:%d" % (SECRET, dead_port)},
+               "proxy 127.0.0.1:%d" % dead_port, "onnect"),
+              ("the server behind the proxy down", {"base_url": gone_base},
+               "upload API unavailable (proxy 127.0.0.1:%d could not reach 127.0.0.1:%d"
+               % (up_px.port, gone_port), "(HTTP 500)")]
     with env.daemon() as d:
         # SIGHUP before the daemon set up its handler would end it.
         env.wait_until(lambda: "ready" in d.output(), 30, "the daemon to be ready")
         for i, (label, bad, names, cause) in enumerate(faults):
             name = "proxy-%d.pdf" % i
-            env.write_config(dict(upload, proxy=bad), mirror=mirror)
+            env.write_config(dict(upload, **bad), mirror=mirror)
             d.proc.send_signal(signal.SIGHUP)
             env.wait_until(lambda: d.output().count("configuration reloaded") == 2 * i + 1, 20,
                            "reload")
