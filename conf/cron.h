@@ -61,7 +61,8 @@ struct hs_cron *hs_cron_free(struct hs_cron *c);
 
 /* The first time strictly after `after` (Unix seconds) that the schedule
  * matches, in the process's local time zone; -1 if there is none within
- * five years ("0 0 30 2 *") or the time cannot be represented. Whole
+ * five years ("0 0 30 2 *"; the search spans 5 x 366 + 2 local days from
+ * the day of `after`) or the time cannot be represented. Whole
  * months, days and hours that cannot match are skipped, so a call costs
  * microseconds, not a scan of every minute. */
 int64_t hs_cron_next(const struct hs_cron *c, int64_t after);
