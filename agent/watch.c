@@ -60,6 +60,13 @@ struct moved { /* a directory moved away, maybe within the tree */
 	struct node *n;
 };
 
+/* Paths named once in the log, per root: up to SAID_MAX by name, then
+ * one line for all the others. */
+struct said {
+	char **rels;
+	size_t n; /* SAID_MAX + 1 once the line for the others was said */
+};
+
 struct root {
 	struct hs_watcher *w;
 	const struct hs_watch *conf;
@@ -85,10 +92,8 @@ struct root {
 	sd_event_source *rescan_timer;
 	struct root *next;
 
-	char **long_rels; /* paths too long to open, each said once */
-	size_t n_long;
-	char **left_rels; /* private files a crash left, kept: each said once */
-	size_t n_left;
+	struct said long_said; /* paths too long to open */
+	struct said left_said; /* private files a crash left, kept */
 };
 
 struct candidate { /* a quiet file to ask the queue about */
@@ -152,7 +157,38 @@ static bool abs_path(const struct root *r, const char *rel, char *buf, size_t le
 	return snprintf(buf, len, "%s%s%s", r->conf->path, rel[0] ? "/" : "", rel) < (int)len;
 }
 
-#define LONG_RELS_MAX 256 /* paths too long remembered by name per root */
+#define SAID_MAX 256
+
+/* Whether rel is to be named now: not said before, and room to remember
+ * it. *others is set (once) when the room ran out: the caller then says
+ * one line for all the others instead. */
+static bool first_time(struct said *s, const char *rel, bool *others)
+{
+	char **grown;
+
+	*others = false;
+	for (size_t i = 0; i < s->n && i < SAID_MAX; i++)
+		if (strcmp(s->rels[i], rel) == 0)
+			return false;
+	if (s->n >= SAID_MAX) {
+		if ((*others = s->n == SAID_MAX))
+			s->n++;
+		return false;
+	}
+	if ((grown = reallocarray(s->rels, s->n + 1, sizeof(*grown)))) {
+		s->rels = grown;
+		if ((grown[s->n] = strdup(rel)))
+			s->n++;
+	}
+	return true;
+}
+
+static void said_free(struct said *s)
+{
+	for (size_t i = 0; i < s->n && i < SAID_MAX; i++)
+		free(s->rels[i]);
+	free(s->rels);
+}
 
 /* Appends s[0..n) to out (o bytes used of len): printable ASCII as it
  * is, any other byte as \xNN, so that a log line stays one line. */
@@ -173,30 +209,21 @@ static size_t shown(char *out, size_t o, size_t len, const char *s, size_t n)
  * rel makes a path of PATH_MAX bytes or more: the kernel opens no such
  * name, so the file (or everything under the directory) cannot be uploaded.
  * Said once per path, in one line with the name shortened; after
- * LONG_RELS_MAX such paths, once more for all the others.
+ * SAID_MAX such paths, once more for all the others.
  */
 static void too_long(struct root *r, const char *rel, bool dir)
 {
 	size_t len = strlen(r->conf->path) + 1 + strlen(rel), n = strlen(rel), o;
 	char name[400];
-	char **grown;
+	bool others;
 
-	for (size_t i = 0; i < r->n_long; i++)
-		if (strcmp(r->long_rels[i], rel) == 0)
-			return;
-	if (r->n_long == LONG_RELS_MAX) {
-		hs_log(LOG_WARNING,
-		       "%s: more paths of %d bytes or more, not uploaded; not named one by one",
-		       r->conf->path, PATH_MAX);
-		r->n_long++;
+	if (!first_time(&r->long_said, rel, &others)) {
+		if (others)
+			hs_log(LOG_WARNING,
+			       "%s: more paths of %d bytes or more, not uploaded; not named one by "
+			       "one",
+			       r->conf->path, PATH_MAX);
 		return;
-	}
-	if (r->n_long > LONG_RELS_MAX)
-		return;
-	if ((grown = reallocarray(r->long_rels, r->n_long + 1, sizeof(*grown)))) {
-		r->long_rels = grown;
-		if ((grown[r->n_long] = strdup(rel)))
-			r->n_long++;
 	}
 	o = shown(name, 0, sizeof(name), rel, n < 120 ? n : 80);
 	if (n >= 120) {
@@ -843,23 +870,6 @@ static void sweep(struct root *r, struct node *n)
 	}
 }
 
-/* Whether rel is said for the first time (remembered up to LONG_RELS_MAX). */
-static bool first_time(struct root *r, const char *rel)
-{
-	char **grown;
-
-	for (size_t i = 0; i < r->n_left; i++)
-		if (strcmp(r->left_rels[i], rel) == 0)
-			return false;
-	if (r->n_left < LONG_RELS_MAX &&
-	    (grown = reallocarray(r->left_rels, r->n_left + 1, sizeof(*grown)))) {
-		r->left_rels = grown;
-		if ((grown[r->n_left] = strdup(rel)))
-			r->n_left++;
-	}
-	return true;
-}
-
 /* A ".healsync-del-*" file: a crash came between an after-upload action's
  * private rename and its end (after.h). When the ledger stored its very
  * facts from this folder, it goes back under its name and is handled like
@@ -872,6 +882,7 @@ static void interrupted(struct root *r, const char *rel, const struct stat *st)
 	size_t plen = strlen(prefix);
 	char *remote = NULL, *orig = NULL, *cause = NULL, path[PATH_MAX];
 	int rc = HS_AFTER_NOTHING;
+	bool others;
 
 	if (hs_queue_ledger_by_facts(r->w->q, prefix, st->st_size, mtime_ns(st),
 				     (int64_t)st->st_ino, &remote, &cause) != HS_Q_OK) {
@@ -889,7 +900,13 @@ static void interrupted(struct root *r, const char *rel, const struct stat *st)
 		run_after(r, path, orig + plen, st->st_size, mtime_ns(st), (int64_t)st->st_ino);
 	} else if (rc == HS_AFTER_FAILED) {
 		hs_log(LOG_ERR, "after upload: %s", cause ? cause : "out of memory");
-	} else if (rc == HS_AFTER_NOTHING && first_time(r, rel)) {
+	} else if (rc == HS_AFTER_NOTHING && !first_time(&r->left_said, rel, &others)) {
+		if (others)
+			hs_log(LOG_WARNING,
+			       "%s: more files left by interrupted after-upload actions; not "
+			       "named one by one",
+			       r->conf->path);
+	} else if (rc == HS_AFTER_NOTHING) {
 		hs_log(LOG_WARNING,
 		       "%s/%s: left by an after-upload action that a crash "
 		       "interrupted; %s, so it is kept: look at it, and rename or remove it",
@@ -1182,12 +1199,8 @@ static struct root *root_free(struct root *r)
 {
 	root_stop(r);
 	sd_event_source_disable_unref(r->rescan_timer);
-	for (size_t i = 0; i < r->n_long && i < LONG_RELS_MAX; i++)
-		free(r->long_rels[i]);
-	free(r->long_rels);
-	for (size_t i = 0; i < r->n_left; i++)
-		free(r->left_rels[i]);
-	free(r->left_rels);
+	said_free(&r->long_said);
+	said_free(&r->left_said);
 	free(r->wds);
 	free(r);
 	return NULL;
