@@ -14,8 +14,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* For targets whose parsers read local time: a zone with daylight-saving
+ * changes, so that the searches cross them. Defines LLVMFuzzerInitialize. */
+#define FUZZ_IN_A_DST_ZONE()                                                                       \
+	int LLVMFuzzerInitialize(int *argc, char ***argv)                                          \
+	{                                                                                          \
+		(void)argc;                                                                        \
+		(void)argv;                                                                        \
+		setenv("TZ", "Europe/Berlin", 1);                                                  \
+		tzset();                                                                           \
+		return 0;                                                                          \
+	}
 
 #define FUZZ_ASSERT(cond, ...)                                                                     \
 	do {                                                                                       \

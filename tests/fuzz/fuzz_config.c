@@ -23,8 +23,6 @@
 #include "conf/conf.h"
 #include "tests/fuzz/fuzz.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
 static char dir[] = "/tmp/hs-fuzz-conf-XXXXXX";
 static char conf_path[64];
 

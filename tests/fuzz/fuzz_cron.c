@@ -12,17 +12,7 @@
 #include "conf/cron.h"
 #include "tests/fuzz/fuzz.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-/* A zone with daylight-saving changes, so that the searches cross them. */
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	setenv("TZ", "Europe/Berlin", 1);
-	tzset();
-	return 0;
-}
+FUZZ_IN_A_DST_ZONE()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
