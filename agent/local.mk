@@ -57,7 +57,7 @@ tests_unit_test_settle_LDADD = $(CMOCKA_LIBS)
 tests_unit_test_filter_SOURCES = tests/unit/test_filter.c agent/filter.c
 tests_unit_test_filter_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_filter_LDADD = $(CMOCKA_LIBS)
-tests_unit_test_after_SOURCES = tests/unit/test_after.c agent/after.c agent/beneath.c \
+tests_unit_test_after_SOURCES = tests/unit/test_after.c tests/unit/deep.h agent/after.c agent/beneath.c \
 	agent/cause.c
 tests_unit_test_after_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SYSTEMD_CFLAGS) -pthread
 tests_unit_test_after_LDADD = $(CMOCKA_LIBS) $(SYSTEMD_LIBS)
@@ -67,7 +67,7 @@ endif
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_beneath
 TESTS += tests/unit/test_beneath
-tests_unit_test_beneath_SOURCES = tests/unit/test_beneath.c agent/beneath.c
+tests_unit_test_beneath_SOURCES = tests/unit/test_beneath.c tests/unit/deep.h agent/beneath.c
 tests_unit_test_beneath_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_beneath_LDADD = $(CMOCKA_LIBS)
 endif

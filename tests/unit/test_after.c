@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include "tests/unit/deep.h"
 #include <fcntl.h>
 #include <limits.h>
 
@@ -429,26 +431,10 @@ static void test_long_path(void **state)
 {
 	struct fx *f = *state;
 	struct hs_watch del = {.path = f->src, .after_upload = HS_AFTER_DELETE};
-	char rel[PATH_MAX + 512] = "", comp[201];
+	char rel[PATH_MAX + 512];
 	struct stat st;
-	int dir, next;
+	int dir = make_deep(f->src, rel, "long.pdf", "long", &st);
 
-	memset(comp, 'd', 200);
-	comp[200] = '\0';
-	assert_true((dir = open(f->src, O_RDONLY | O_DIRECTORY)) >= 0);
-	while (strlen(rel) < PATH_MAX + 100) {
-		assert_int_equal(mkdirat(dir, comp, 0700), 0);
-		assert_true((next = openat(dir, comp, O_RDONLY | O_DIRECTORY)) >= 0);
-		close(dir);
-		dir = next;
-		strcat(rel, comp);
-		strcat(rel, "/");
-	}
-	assert_true((next = openat(dir, "long.pdf", O_WRONLY | O_CREAT, 0600)) >= 0);
-	assert_int_equal(write(next, "long", 4), 4);
-	assert_int_equal(fstat(next, &st), 0);
-	close(next);
-	strcat(rel, "long.pdf");
 	assert_int_equal(act(&del, rel, &st, NULL), HS_AFTER_DONE);
 	assert_int_not_equal(faccessat(dir, "long.pdf", F_OK, 0), 0);
 	close(dir);
