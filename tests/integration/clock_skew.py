@@ -18,9 +18,6 @@ ca = CA(os.path.join(base, "ca"))
 cert, key = ca.server()
 
 
-def job(env, name):
-    return next((j for j in env.jobs() if j["remote_name"] == name), {})
-
 
 for offset in (3600, -3600):
     label = "server clock %+d s" % offset
@@ -42,7 +39,7 @@ for offset in (3600, -3600):
                    "read against Date)" % label, d.output()[-2000:])
         stored = sum(1 for n in names if env.stored(n))
         tap.eq(stored, FILES, "%s: all %d stored with their SHA-256" % (label, FILES))
-        tap.eq(sum(job(env, n).get("attempts", 0) for n in names), 0,
+        tap.eq(sum(env.job(n).get("attempts", 0) for n in names), 0,
                "%s: no attempt spent" % label)
         stats = env.server.admin("GET", "/stats")
         tap.eq(stats["rate_limited"], 0,

@@ -242,6 +242,10 @@ class Env:
     def jobs(self):
         return json.loads(self.cli("jobs", "--json")[1])
 
+    def job(self, remote_name):
+        """The first job `jobs` lists for remote_name, or {} when there is none."""
+        return next((j for j in self.jobs() if j["remote_name"] == remote_name), {})
+
     def counts(self):
         return json.loads(self.cli("status", "--json")[1])["queue"]
 

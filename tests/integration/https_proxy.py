@@ -28,9 +28,6 @@ ca = CA(os.path.join(base, "ca"))
 cert, key = ca.server()
 
 
-def job(env, name):
-    return next((j for j in env.jobs() if j["remote_name"] == name), {})
-
 
 def pause_lines(d):
     return [ln for ln in d.output().splitlines() if "uploads paused" in ln]
@@ -116,12 +113,12 @@ with proxylib.Tinyproxy(os.path.join(base, "up"), "alice", SECRET) as up_px, \
             line = pause_lines(d)[-1] if ok else ""
             tap.ok(names in line and cause in line and line.startswith("<4>"),
                    "%s: one warning naming the proxy and the cause" % label, line)
-            tap.eq((job(env, name).get("state"), job(env, name).get("attempts")), ("queued", 0),
+            tap.eq((env.job(name).get("state"), env.job(name).get("attempts")), ("queued", 0),
                    "%s: the job keeps its attempts (max_attempts = 1)" % label)
             env.write_config(upload, mirror=mirror)
             d.proc.send_signal(signal.SIGHUP)
-            ok = env.wait_until(lambda: job(env, name).get("state") == "done", 60, "done")
-            tap.ok(ok and job(env, name).get("attempts") == 0,
+            ok = env.wait_until(lambda: env.job(name).get("state") == "done", 60, "done")
+            tap.ok(ok and env.job(name).get("attempts") == 0,
                    "%s: after the fix and a reload the file goes through" % label,
                    d.output()[-2000:])
             tap.eq(len(pause_lines(d)), i + 1, "%s: one pause line for it" % label)

@@ -26,9 +26,6 @@ cases = [
 ]
 
 
-def job(env, name):
-    return next((j for j in env.jobs() if j["remote_name"] == name), {})
-
 
 for label, (cert, key), cause in cases:
     # "untrusted": the server's certificate is good, ca_file holds another CA.
@@ -53,7 +50,7 @@ for label, (cert, key), cause in cases:
             tap.ok("127.0.0.1:%d" % port in line and re.search(cause, line),
                    "%s: the line names the host and the cause" % label, line)
             tap.ok(line.startswith("<4>"), "%s: logged as a warning" % label, line)
-            tap.eq((job(env, name).get("state"), job(env, name).get("attempts")), ("queued", 0),
+            tap.eq((env.job(name).get("state"), env.job(name).get("attempts")), ("queued", 0),
                    "%s: the job keeps its attempts (max_attempts = 1)" % label)
 
             if label == "untrusted":
@@ -72,7 +69,7 @@ for label, (cert, key), cause in cases:
             ok = env.wait_jobs(timeout=60, done=1)
             tap.ok(ok, "%s: after the fix and a reload the file is uploaded" % label,
                    d.output()[-2000:])
-            tap.eq(job(env, name).get("attempts"), 0, "%s: without spending an attempt" % label)
+            tap.eq(env.job(name).get("attempts"), 0, "%s: without spending an attempt" % label)
             tap.ok(env.stored(name), "%s: stored with its SHA-256" % label)
             tap.eq(len([ln for ln in d.output().splitlines() if "uploads paused" in ln]), 1,
                    "%s: still one pause line in the whole log" % label)

@@ -20,9 +20,6 @@ ca = CA(os.path.join(base, "ca"))
 cert, key = ca.server()
 
 
-def job(env, name):
-    return next((j for j in env.jobs() if j["remote_name"] == name), {})
-
 
 def put_statuses(env, name):
     out = {}
@@ -51,11 +48,11 @@ with Env(tap, server_args=["--tls-cert", cert, "--tls-key", key, "--storage-dial
             env.server.admin("POST", "/faults", faults)
             env.write_file(name, b"report %d for S3 storage\n" % i * 60)
             env.enqueue(name)
-            ok = env.wait_until(lambda: job(env, name).get("state") in ("done", "dead", "failed"),
+            ok = env.wait_until(lambda: env.job(name).get("state") in ("done", "dead", "failed"),
                                 90, name)
-            tap.ok(ok and job(env, name).get("state") == "done" and env.stored(name),
+            tap.ok(ok and env.job(name).get("state") == "done" and env.stored(name),
                    "%s: stored" % label, d.output()[-1500:])
-            tap.eq(job(env, name).get("attempts"), 0, "%s: no attempt spent" % label)
+            tap.eq(env.job(name).get("attempts"), 0, "%s: no attempt spent" % label)
             tap.eq(env.server.admin("GET", "/faults")["queue"], [], "%s: the fault was met" % label)
 
         # Multipart: a part refused with S3 XML, one with HTML, one whose
@@ -67,19 +64,19 @@ with Env(tap, server_args=["--tls-cert", cert, "--tls-key", key, "--storage-dial
             {"kind": "put", "fault": "503"}])
         write_random(env.path("scan.bin"), 17 * MIB, seed=9)
         env.enqueue("scan.bin")
-        ok = env.wait_until(lambda: job(env, "scan.bin").get("state") in ("done", "dead", "failed"),
+        ok = env.wait_until(lambda: env.job("scan.bin").get("state") in ("done", "dead", "failed"),
                             120, "scan.bin")
-        tap.ok(ok and job(env, "scan.bin").get("state") == "done" and env.stored("scan.bin"),
+        tap.ok(ok and env.job("scan.bin").get("state") == "done" and env.stored("scan.bin"),
                "multipart through S3 faults: stored", d.output()[-1500:])
-        tap.eq(job(env, "scan.bin").get("attempts"), 0, "multipart: no attempt spent")
+        tap.eq(env.job("scan.bin").get("attempts"), 0, "multipart: no attempt spent")
 
         # Storage that refuses every URL: bounded, one attempt spent.
         env.server.admin("POST", "/faults", {"kind": "put", "fault": "html:403", "count": 1000})
         env.write_file("refused.pdf", b"never accepted\n" * 30)
         env.enqueue("refused.pdf")
-        ok = env.wait_until(lambda: job(env, "refused.pdf").get("state") == "dead", 120, "dead")
+        ok = env.wait_until(lambda: env.job("refused.pdf").get("state") == "dead", 120, "dead")
         tap.ok(ok, "403 on every fresh URL: the file spends its attempt, no endless loop",
-               job(env, "refused.pdf"))
+               env.job("refused.pdf"))
         met = 1000 - sum(e["count"] for e in env.server.admin("GET", "/faults")["queue"])
         tap.ok(5 <= met <= 40, "a bounded number of fresh URLs was tried (%d)" % met)
         env.server.admin("DELETE", "/faults")
@@ -88,17 +85,17 @@ with Env(tap, server_args=["--tls-cert", cert, "--tls-key", key, "--storage-dial
         env.server.admin("POST", "/faults", {"kind": "presign", "fault": "bad_url", "count": 1000})
         env.write_file("bad-url.pdf", b"unreachable\n" * 30)
         env.enqueue("bad-url.pdf")
-        ok = env.wait_until(lambda: job(env, "bad-url.pdf").get("state") == "dead", 120, "dead")
+        ok = env.wait_until(lambda: env.job("bad-url.pdf").get("state") == "dead", 120, "dead")
         tap.ok(ok, "an unparseable presigned URL counts as failed tries, then an attempt",
-               job(env, "bad-url.pdf"))
+               env.job("bad-url.pdf"))
         env.server.admin("DELETE", "/faults")
         env.server.admin("POST", "/faults", {"kind": "parts_presign", "fault": "bad_url",
                                               "count": 1000})
         write_random(env.path("bad-parts.bin"), 11 * MIB, seed=11)
         env.enqueue("bad-parts.bin")
-        ok = env.wait_until(lambda: job(env, "bad-parts.bin").get("state") == "dead", 120, "dead")
+        ok = env.wait_until(lambda: env.job("bad-parts.bin").get("state") == "dead", 120, "dead")
         tap.ok(ok, "unparseable part URLs: the part's tries, then an attempt (no 1 s loop)",
-               job(env, "bad-parts.bin"))
+               env.job("bad-parts.bin"))
         env.server.admin("DELETE", "/faults")
         out = d.output()
     tap.eq(d.proc.returncode, 0, "the daemon exits 0 (no leak on these paths)")

@@ -19,12 +19,6 @@ def one_file(env, name, size=3000, seed=0):
     return name
 
 
-def job_of(env, name):
-    for j in env.jobs():
-        if j["remote_name"] == name:
-            return j
-    return None
-
 
 with Env(tap, upload={"max_attempts": 3}) as env:
     with env.daemon() as d:
@@ -37,17 +31,17 @@ with Env(tap, upload={"max_attempts": 3}) as env:
                                    ("presign", "429:1", 1)]:
             env.server.admin("POST", "/faults", {"kind": kind, "fault": fault, "count": count})
             name = one_file(env, "t-%s-%s.pdf" % (kind, fault.replace(":", "_")))
-            ok = env.wait_until(lambda: (job_of(env, name) or {}).get("state") == "done", 60,
+            ok = env.wait_until(lambda: env.job(name).get("state") == "done", 60,
                                 name + " done")
             tap.ok(ok and env.stored(name) and env.stored(name)["complete_count"] == 1,
                    "%s fault %s x%d: retried, stored once" % (kind, fault, count),
-                   "%r\n%s" % (job_of(env, name), d.output()[-3000:]))
+                   "%r\n%s" % (env.job(name), d.output()[-3000:]))
 
         # Retry-After as an HTTP-date.
         env.server.config(retry_after_style="date")
         env.server.admin("POST", "/faults", {"kind": "presign", "fault": "429:1", "count": 1})
         name = one_file(env, "t-429-date.pdf")
-        tap.ok(env.wait_until(lambda: (job_of(env, name) or {}).get("state") == "done", 30),
+        tap.ok(env.wait_until(lambda: env.job(name).get("state") == "done", 30),
                "429 with an HTTP-date Retry-After is waited out")
 
         # Permanent: 403 scope and 400 validation make the job dead with a reason.
@@ -55,8 +49,8 @@ with Env(tap, upload={"max_attempts": 3}) as env:
                             ("status:400:validation_error", "validation_error")]:
             env.server.admin("POST", "/faults", {"kind": "presign", "fault": fault, "count": 1})
             name = one_file(env, "t-dead-%s.pdf" % want)
-            ok = env.wait_until(lambda: (job_of(env, name) or {}).get("state") == "dead", 30)
-            j = job_of(env, name) or {}
+            ok = env.wait_until(lambda: env.job(name).get("state") == "dead", 30)
+            j = env.job(name)
             tap.ok(ok and want in (j.get("last_error") or ""),
                    "%s: job dead with the server's reason" % fault, j)
         tap.ok("failed permanently" in d.output(), "dead jobs are logged as such")
@@ -65,35 +59,35 @@ with Env(tap, upload={"max_attempts": 3}) as env:
         env.server.admin("POST", "/faults", {"kind": "presign", "fault": "malformed_json",
                                              "count": 1000})
         name = one_file(env, "t-hostile.pdf")
-        ok = env.wait_until(lambda: (job_of(env, name) or {}).get("state") in ("failed", "dead"), 60)
-        j = job_of(env, name) or {}
+        ok = env.wait_until(lambda: env.job(name).get("state") in ("failed", "dead"), 60)
+        j = env.job(name)
         tap.ok(ok and "malformed JSON" in (j.get("last_error") or ""),
                "endless malformed JSON: job failed with a clear error", j)
         env.server.admin("DELETE", "/faults")
         code, out, _ = env.cli("retry", str(j.get("id")), check=False)
-        tap.ok(env.wait_until(lambda: (job_of(env, name) or {}).get("state") == "done", 30),
+        tap.ok(env.wait_until(lambda: env.job(name).get("state") == "done", 30),
                "retry after the server recovered: done", out)
 
         # A vanished file: gone, not failed.
         path = env.write_file("vanish.pdf", b"x" * 100)
         env.enqueue("vanish.pdf")
         os.unlink(path)
-        ok = env.wait_until(lambda: (job_of(env, "vanish.pdf") or {}).get("state") in ("gone", "done"), 30)
-        j = job_of(env, "vanish.pdf") or {}
+        ok = env.wait_until(lambda: env.job("vanish.pdf").get("state") in ("gone", "done"), 30)
+        j = env.job("vanish.pdf")
         tap.ok(j.get("state") in ("gone", "done"), "a vanished file is gone (or was sent before)", j)
 
         # 401: uploads pause, one log line; a reload with the right key resumes.
         env.server.config(upload_key="rotated-key-456")
         name = one_file(env, "t-401.pdf")
         time.sleep(2)
-        tap.ok((job_of(env, name) or {}).get("state") in ("queued", "active"),
-               "with a rejected key the job waits, not fails", job_of(env, name))
+        tap.ok(env.job(name).get("state") in ("queued", "active"),
+               "with a rejected key the job waits, not fails", env.job(name))
         out = d.output()
         tap.eq(out.count("rejected the API key"), 1, "the rejection is logged once")
         with open(env.upload_key_file, "w") as f:
             f.write("rotated-key-456\n")
         d.proc.send_signal(signal.SIGHUP)
-        tap.ok(env.wait_until(lambda: (job_of(env, name) or {}).get("state") == "done", 30),
+        tap.ok(env.wait_until(lambda: env.job(name).get("state") == "done", 30),
                "after SIGHUP with the new key the job is done", d.output()[-2000:])
     tap.eq(d.proc.returncode, 0, "daemon exits 0")
 

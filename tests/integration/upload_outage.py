@@ -10,9 +10,6 @@ from hstest import TAP, Env
 tap = TAP()
 
 
-def job_of(env, name):
-    return next((j for j in env.jobs() if j["remote_name"] == name), {})
-
 
 with Env(tap, upload={"max_attempts": 1, "parallel": 1}) as env:
     # The next 5 requests are dropped unanswered: every try of the first
@@ -29,11 +26,11 @@ with Env(tap, upload={"max_attempts": 1, "parallel": 1}) as env:
             "summary", "")
         tap.ok(env.wait_until(lambda: "upload API unavailable" in summary(), 10, "status"),
                "status says the upload API is unavailable", summary())
-        tap.eq([job_of(env, n).get("state") for n in names], ["queued"] * 3,
+        tap.eq([env.job(n).get("state") for n in names], ["queued"] * 3,
                "no job failed, though max_attempts is 1")
-        tap.eq([job_of(env, n).get("attempts") for n in names], [0] * 3,
+        tap.eq([env.job(n).get("attempts") for n in names], [0] * 3,
                "and none spent an attempt")
-        ok = env.wait_until(lambda: all(job_of(env, n).get("state") == "done" for n in names),
+        ok = env.wait_until(lambda: all(env.job(n).get("state") == "done" for n in names),
                             180, "all done")
         tap.ok(ok, "once the server answers, every file is uploaded", d.output()[-3000:])
         tap.eq([(env.stored(n) or {}).get("complete_count") for n in names], [1] * 3,
@@ -48,10 +45,10 @@ with Env(tap, upload={"max_attempts": 1, "parallel": 1}) as env:
         env.server.admin("POST", "/faults", {"kind": "put", "fault": "drop", "count": 6})
         env.write_file("own-fault.pdf", b"x" * 500)
         env.enqueue("own-fault.pdf")
-        ok = env.wait_until(lambda: job_of(env, "own-fault.pdf").get("state") == "dead", 90,
+        ok = env.wait_until(lambda: env.job("own-fault.pdf").get("state") == "dead", 90,
                             "dead")
         tap.ok(ok, "a file whose own requests go unanswered fails its attempts",
-               job_of(env, "own-fault.pdf"))
+               env.job("own-fault.pdf"))
 
         # A gateway that answers 502 for everything (a proxy whose upstream
         # is down) is an outage too.
@@ -61,11 +58,11 @@ with Env(tap, upload={"max_attempts": 1, "parallel": 1}) as env:
         ok = env.wait_until(lambda: d.output().count("upload API unavailable") == 2, 90,
                             "second pause")
         tap.ok(ok, "only 502s: uploads pause again", d.output()[-2000:])
-        ok = env.wait_until(lambda: job_of(env, "gateway.pdf").get("state") == "done", 120,
+        ok = env.wait_until(lambda: env.job("gateway.pdf").get("state") == "done", 120,
                             "gateway.pdf")
-        tap.ok(ok and job_of(env, "gateway.pdf").get("attempts") == 0,
+        tap.ok(ok and env.job("gateway.pdf").get("attempts") == 0,
                "and the file is uploaded afterwards without spending an attempt",
-               job_of(env, "gateway.pdf"))
+               env.job("gateway.pdf"))
     tap.eq(d.proc.returncode, 0, "daemon exits 0")
 
 tap.finish()

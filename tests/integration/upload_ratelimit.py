@@ -11,9 +11,6 @@ from hstest import TAP, Env
 tap = TAP()
 
 
-def job_of(env, name):
-    return next((j for j in env.jobs() if j["remote_name"] == name), {})
-
 
 # 2 files = 4 API calls (presign, complete) + 2 PUTs; a quota of 4 per hour.
 args = ["--rate-limit", "4/3600", "--reset-style", "delta", "--storage-quota", "off"]
@@ -23,7 +20,7 @@ with Env(tap, server_args=args, upload={"parallel": 2}) as env:
         env.write_file(name, b"lab report %d\n" % i * 40)
     env.enqueue(*names)
     with env.daemon() as d:
-        ok = env.wait_until(lambda: all(job_of(env, n).get("state") == "done" for n in names),
+        ok = env.wait_until(lambda: all(env.job(n).get("state") == "done" for n in names),
                             60, "both done")
         tap.ok(ok, "PUTs without rate-limit headers draw on no quota: no wait for the reset",
                d.output()[-2000:])
@@ -36,7 +33,7 @@ with Env(tap, server_args=args, upload={"parallel": 1}) as env:
     env.write_file("counted-0.pdf", b"lab report\n" * 40)
     env.enqueue("counted-0.pdf")
     with env.daemon() as d:
-        ok = env.wait_until(lambda: job_of(env, "counted-0.pdf").get("state") == "done", 60,
+        ok = env.wait_until(lambda: env.job("counted-0.pdf").get("state") == "done", 60,
                             "first done")
         tap.ok(ok, "a quota that fits one file's three requests stores it", d.output()[-2000:])
         env.write_file("counted-1.pdf", b"lab report 2\n" * 40)
@@ -51,7 +48,7 @@ with Env(tap, server_args=args, upload={"parallel": 1}) as env:
         waiting = lambda: ((json.loads(env.cli("status", "--json")[1])["daemon"] or {})
                            .get("bandwidth", {}).get("waiting_for_quota"))
         ok = env.wait_until(lambda: waiting() == 1, 10, "a request waiting")
-        tap.ok(ok and job_of(env, "counted-1.pdf").get("state") != "done",
+        tap.ok(ok and env.job("counted-1.pdf").get("state") != "done",
                "the next file's first request waits for the reset", waiting())
         tap.eq(env.server.admin("GET", "/stats")["rate_limited"], 0,
                "and draws no 429 (%d requests)" % requests)
