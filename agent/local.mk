@@ -8,6 +8,7 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/log.c agent/log.h agent/http.c agent/http.h \
 	agent/ratelimit.c agent/ratelimit.h agent/bandwidth.c agent/bandwidth.h \
 	agent/upload.c agent/upload.h agent/upload_api.c agent/upload_api.h \
+	agent/outage.c agent/outage.h \
 	agent/watch.c agent/watch.h agent/settle.c agent/settle.h \
 	agent/filter.c agent/filter.h agent/after.c agent/after.h \
 	agent/beneath.c agent/beneath.h \
@@ -83,4 +84,12 @@ tests_unit_test_mirror_record_LDADD = $(CMOCKA_LIBS) $(JANSSON_LIBS) $(CURL_LIBS
 tests_unit_test_mirror_db_SOURCES = tests/unit/test_mirror_db.c agent/mirror_db.c agent/cause.c
 tests_unit_test_mirror_db_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS)
 tests_unit_test_mirror_db_LDADD = libhsqueue.a $(CMOCKA_LIBS) $(SQLITE_LIBS)
+endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_outage
+TESTS += tests/unit/test_outage
+tests_unit_test_outage_SOURCES = tests/unit/test_outage.c agent/outage.c
+tests_unit_test_outage_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_outage_LDADD = $(CMOCKA_LIBS)
 endif
