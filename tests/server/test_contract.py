@@ -1157,6 +1157,57 @@ def storage_dialect_s3(t, srv, c):
 
 
 @case
+def chaos_faults(t, srv, c):
+    """The faults the chaos soak (tests/chaos) needs beyond the others:
+    a delay before processing, S3's 307 and its 400 RequestTimeout."""
+    data = b"delayed"
+    srv.config(url_ttl=1)
+    srv.admin("POST", "/faults", {"kind": "presign", "fault": "delay:1500"})
+    started = time.monotonic()
+    pre = c.presign(data)
+    took = time.monotonic() - started
+    t.ok(took >= 1.45, "delay:1500 holds the request 1.5 s before processing it", took)
+    t.eq(c.put(pre, data).status, 200, "delay: URLs are issued after the wait, so a 1 s URL still works")
+    srv.config(url_ttl=900)
+
+    pre = c.presign(data)
+    srv.admin("POST", "/faults", {"kind": "put", "fault": "redirect"})
+    reply = c.put(pre, data)
+    location = reply.header("Location") or ""
+    t.ok(reply.status == 307 and location.startswith("http://redirected.invalid/storage/")
+         and location.endswith("?" + urllib.parse.urlsplit(pre["url"]).query),
+         "redirect: 307 to the same path and query on a host that never resolves", reply.headers)
+    t.eq(reply.doc().get("error"), "temporary_redirect", "redirect: JSON dialect error type")
+    t.eq(c.put(pre, data).status, 200, "redirect: answered instead of processing, the URL is not used up")
+
+    srv.config(storage_dialect="s3")
+    pre = c.presign(data)
+    srv.admin("POST", "/faults", [{"kind": "put", "fault": "redirect:307"},
+                                  {"kind": "put", "fault": "redirect:301"},
+                                  {"kind": "put", "fault": "status:400:request_timeout"}])
+    reply = c.put(pre, data)
+    t.ok(reply.status == 307 and xml_code(reply) == "TemporaryRedirect"
+         and reply.header("Content-Type") == "application/xml" and reply.header("Location"),
+         "s3: redirect is 307 TemporaryRedirect in XML with a Location", reply.body)
+    reply = c.put(pre, data)
+    t.ok(reply.status == 301 and xml_code(reply) == "PermanentRedirect",
+         "s3: redirect:301 is PermanentRedirect", reply.body)
+    reply = c.put(pre, data)
+    t.ok(reply.status == 400 and xml_code(reply) == "RequestTimeout",
+         "s3: status:400:request_timeout is 400 RequestTimeout", reply.body)
+    t.eq(c.put(pre, data).status, 200, "s3: none of them used up the URL")
+    for bad in ("redirect:404", "redirect:x", "delay:x"):
+        try:
+            srv.admin("POST", "/faults", {"kind": "put", "fault": bad})
+            t.ok(False, "%s is refused" % bad)
+        except hsserver_client.AdminError as e:
+            t.eq(e.status, 400, "%s is refused" % bad)
+    stats = srv.admin("GET", "/stats")["faults_injected"]
+    t.ok(stats.get("presign", {}).get("delay:1500") == 1 and stats.get("put", {}).get("redirect") == 1,
+         "delay and redirect faults are counted", stats)
+
+
+@case
 def html_and_empty_faults(t, srv, c):
     data = b"page"
     pre = c.presign(data)
