@@ -9,6 +9,8 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/ratelimit.c agent/ratelimit.h agent/bandwidth.c agent/bandwidth.h \
 	agent/upload.c agent/upload.h agent/upload_api.c agent/upload_api.h \
 	agent/outage.c agent/outage.h agent/verdict.c agent/verdict.h \
+	agent/transfer.c agent/transfer.h agent/upload_scan.c \
+	agent/upload_single.c agent/upload_multipart.c \
 	agent/watch.c agent/watch.h agent/settle.c agent/settle.h \
 	agent/filter.c agent/filter.h agent/after.c agent/after.h \
 	agent/beneath.c agent/beneath.h \

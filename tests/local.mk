@@ -6,6 +6,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
+	tests/integration/upload_overlap.py \
 	tests/integration/upload_pause.py \
 	tests/integration/upload_pause_midflight.py \
 	tests/integration/upload_ratelimit.py \
@@ -48,6 +49,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
+	tests/integration/upload_overlap.py \
 	tests/integration/upload_pause.py \
 	tests/integration/upload_pause_midflight.py \
 	tests/integration/upload_ratelimit.py \
