@@ -17,6 +17,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
+	tests/integration/watch_swap.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
 	tests/integration/loop_fairness.py \
@@ -59,6 +60,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
+	tests/integration/watch_swap.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
 	tests/integration/loop_fairness.py \
