@@ -18,6 +18,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
+	tests/integration/watch_swap.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
 	tests/integration/loop_fairness.py \
@@ -61,6 +62,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
+	tests/integration/watch_swap.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
 	tests/integration/loop_fairness.py \
