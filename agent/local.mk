@@ -8,7 +8,7 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/log.c agent/log.h agent/http.c agent/http.h \
 	agent/ratelimit.c agent/ratelimit.h agent/bandwidth.c agent/bandwidth.h \
 	agent/upload.c agent/upload.h agent/upload_api.c agent/upload_api.h \
-	agent/outage.c agent/outage.h \
+	agent/outage.c agent/outage.h agent/health.c agent/health.h \
 	agent/watch.c agent/watch.h agent/settle.c agent/settle.h \
 	agent/filter.c agent/filter.h agent/after.c agent/after.h \
 	agent/beneath.c agent/beneath.h \
@@ -92,4 +92,12 @@ TESTS += tests/unit/test_outage
 tests_unit_test_outage_SOURCES = tests/unit/test_outage.c agent/outage.c
 tests_unit_test_outage_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_outage_LDADD = $(CMOCKA_LIBS)
+endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_health
+TESTS += tests/unit/test_health
+tests_unit_test_health_SOURCES = tests/unit/test_health.c agent/health.c
+tests_unit_test_health_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_health_LDADD = $(CMOCKA_LIBS)
 endif
