@@ -294,22 +294,11 @@ static void health_facts(struct daemon *d, const int64_t counts[HS_JOB_NSTATES],
 		f->disk_free = (int64_t)((uint64_t)sv.f_bavail * sv.f_frsize);
 }
 
-static struct hs_health_limits health_limits(const struct hs_config *cfg)
-{
-	return (struct hs_health_limits){
-	    .stalled_after = (int64_t)cfg->health.stalled_after_ms,
-	    .queued_age_warning = (int64_t)cfg->health.queued_age_warning_ms,
-	    .queued_age_critical = (int64_t)cfg->health.queued_age_critical_ms,
-	    .mirror_grace = (int64_t)cfg->health.mirror_grace_ms,
-	    .min_free = (int64_t)cfg->health.min_free,
-	};
-}
-
 /* Weighs the facts; a new verdict is one journal line with its own
  * MESSAGE_ID (the first one too, unless it is OK). */
 static void weigh_health(struct daemon *d, const struct hs_health_facts *f, int64_t now)
 {
-	struct hs_health_limits lim = health_limits(d->cfg);
+	struct hs_health_limits lim = hs_health_limits_of(d->cfg);
 	struct hs_health h;
 	char summary[512], since[32];
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agent/health.h"
+#include "conf/conf.h"
 
 static const char *const state_names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
 
@@ -47,6 +48,17 @@ int hs_health_code_parse(const char *name)
 		if (strcmp(name, code_names[i]) == 0)
 			return i;
 	return -1;
+}
+
+struct hs_health_limits hs_health_limits_of(const struct hs_config *cfg)
+{
+	return (struct hs_health_limits){
+	    .stalled_after = (int64_t)cfg->health.stalled_after_ms,
+	    .queued_age_warning = (int64_t)cfg->health.queued_age_warning_ms,
+	    .queued_age_critical = (int64_t)cfg->health.queued_age_critical_ms,
+	    .mirror_grace = (int64_t)cfg->health.mirror_grace_ms,
+	    .min_free = (int64_t)cfg->health.min_free,
+	};
 }
 
 /* "45s", "12m", "5h 30m", "3d 4h": two units at most. */

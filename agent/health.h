@@ -111,6 +111,10 @@ struct hs_health {
 	struct hs_health_reason reasons[HS_HEALTH_NCODES];
 };
 
+struct hs_config;
+/* The thresholds of cfg's health section. */
+struct hs_health_limits hs_health_limits_of(const struct hs_config *cfg);
+
 /* The verdict at now. prev may be NULL (the first one). */
 void hs_health_eval(const struct hs_health_facts *f, const struct hs_health_limits *lim,
 		    const struct hs_health *prev, int64_t now, struct hs_health *ret);

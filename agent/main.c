@@ -28,6 +28,8 @@ static const struct command commands[] = {
     {"enqueue", hs_cmd_enqueue, "FILE...", "add files to the upload queue now"},
     {"jobs", hs_cmd_jobs, "[--state S] [--json]", "list jobs"},
     {"retry", hs_cmd_retry, "(JOB_ID... | --failed)", "put failed or dead jobs back in the queue"},
+    {"check", hs_cmd_check, "[-w AGE] [-c AGE]",
+     "the health verdict for a monitor: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN"},
     {"mirror", hs_cmd_mirror, "", "one mirror run of the patient records, in the foreground"},
 };
 

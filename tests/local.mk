@@ -34,7 +34,8 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/https_proxy.py \
 	tests/integration/s3_storage.py \
 	tests/integration/clock_skew.py \
-	tests/integration/status_writes.py
+	tests/integration/status_writes.py \
+	tests/integration/health.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -45,6 +46,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/https_proxy.py \
 	tests/integration/s3_storage.py \
 	tests/integration/clock_skew.py \
+	tests/integration/health.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
