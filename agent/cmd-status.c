@@ -13,7 +13,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/cli.h"
 #include "agent/daemon.h"
@@ -213,15 +215,25 @@ static json_t *health_json(const struct hs_health *h)
 			 (json_int_t)h->since, "reasons", reasons ? reasons : json_array());
 }
 
+/* Whether this user may open the queue: root (who acts as its owner), its
+ * owner, or anyone when there is no state_dir yet (it is made). */
+static bool owns_state(const struct hs_config *cfg)
+{
+	struct stat st;
+
+	return geteuid() == 0 || stat(cfg->state_dir, &st) != 0 || st.st_uid == geteuid();
+}
+
 int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"json", no_argument, NULL, 'j'},
 	    {NULL, 0, NULL, 0},
 	};
-	int64_t counts[HS_JOB_NSTATES];
-	struct hs_queue *q;
+	int64_t counts[HS_JOB_NSTATES] = {0};
+	struct hs_queue *q = NULL;
 	int open_rc;
+	bool own;
 	json_t *doc = NULL, *queue, *daemon = NULL, *mirror = NULL;
 	bool as_json = false;
 	int c, rc = HS_EXIT_FAILURE;
@@ -240,19 +252,31 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		return HS_EXIT_USAGE;
 	}
 	cli->load_flags |= HS_CONFIG_NO_KEYS; /* a monitor may not read them */
-	open_rc = hs_cli_open_queue(cli, &q);
-	if (open_rc != HS_EXIT_OK)
-		return open_rc;
-	if (hs_queue_counts(q, counts, &cause) != HS_Q_OK) {
-		hs_cli_error("%s", cause ? cause : "out of memory");
-		goto out;
+	if (!hs_cli_config(cli))
+		return HS_EXIT_CONFIG;
+	/* A member of the service's group reads the daemon's report only. */
+	own = owns_state(cli->cfg);
+	if (own) {
+		open_rc = hs_cli_open_queue(cli, &q);
+		if (open_rc != HS_EXIT_OK)
+			return open_rc;
+		if (hs_queue_counts(q, counts, &cause) != HS_Q_OK) {
+			hs_cli_error("%s", cause ? cause : "out of memory");
+			goto out;
+		}
 	}
 	lim = hs_health_limits_of(cli->cfg);
 	if (hs_cli_health(cli->cfg, &lim, now, &daemon, &health, &cause) != 0) {
 		hs_cli_error("%s", cause ? cause : "out of memory");
 		goto out;
 	}
-	mirror = mirror_status(cli->cfg, daemon);
+	if (!own) {
+		json_t *dq = json_object_get(daemon, "queue");
+		for (int s = 0; s < HS_JOB_NSTATES; s++)
+			counts[s] = json_integer_value(json_object_get(dq, hs_job_state_name(s)));
+	}
+	mirror =
+	    own ? mirror_status(cli->cfg, daemon) : json_incref(json_object_get(daemon, "mirror"));
 
 	if (as_json) {
 		doc = json_object();

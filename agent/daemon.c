@@ -169,11 +169,12 @@ static void add_limiter(const char *realm, const char *host, const struct hs_rat
 }
 
 /*
- * Writes dir/name atomically: a reader sees the old file or the new one. The
- * temporary file is made afresh (O_EXCL, never through a link planted under
- * its name) and renamed relative to the folder's descriptor.
+ * Writes dir/name atomically with mode: a reader sees the old file or the
+ * new one. The temporary file is made afresh (O_EXCL, never through a link
+ * planted under its name), given its mode whatever the umask, and renamed
+ * relative to the folder's descriptor.
  */
-static int write_atomic(const char *dir, const char *name, const char *text)
+static int write_atomic(const char *dir, const char *name, const char *text, mode_t mode)
 {
 	char tmp[256];
 	int dfd, fd, e;
@@ -189,7 +190,7 @@ static int write_atomic(const char *dir, const char *name, const char *text)
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto fail;
-	n = write(fd, text, len);
+	n = fchmod(fd, mode) == 0 ? write(fd, text, len) : -1;
 	if (n != (ssize_t)len) {
 		e = n < 0 ? errno : ENOSPC; /* a short write: the disk is full */
 		close(fd);
@@ -213,7 +214,7 @@ int hs_state_dir_check(const char *dir, bool daemon, char *err, size_t len)
 {
 	struct stat st;
 
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
 		snprintf(err, len, "state_dir %s: %s", dir, strerror(errno));
 		return -1;
 	}
@@ -225,11 +226,19 @@ int hs_state_dir_check(const char *dir, bool daemon, char *err, size_t len)
 		snprintf(err, len, "state_dir %s: is not a folder", dir);
 		return -1;
 	}
-	if (st.st_uid != geteuid() && (daemon || geteuid() != 0)) {
+	if (st.st_uid != geteuid() && daemon) {
 		snprintf(err, len,
 			 "state_dir %s: is owned by uid %u, not by uid %u (the user healsync runs "
 			 "as); run chown on it",
 			 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	/* Never advise a chown here: the folder is the service's. */
+	if (st.st_uid != geteuid() && geteuid() != 0) {
+		snprintf(err, len,
+			 "state_dir %s: belongs to uid %u, the service's user; run this as root "
+			 "(members of its group may run status and check)",
+			 dir, (unsigned)st.st_uid);
 		return -1;
 	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
@@ -482,6 +491,11 @@ static void update_status(struct daemon *d)
 		    facts.oldest_waiting_at
 			? json_integer((json_int_t)((now - facts.oldest_waiting_at) / 1000))
 			: json_null());
+		json_t *queue = json_object();
+		for (int st = 0; queue && st < HS_JOB_NSTATES; st++)
+			json_object_set_new(queue, hs_job_state_name(st),
+					    json_integer((json_int_t)counts[st]));
+		json_object_set_new(doc, "queue", queue ? queue : json_object());
 		json_object_set_new(doc, "stored",
 				    json_pack("{s:I, s:I}", "files", (json_int_t)d->stored_files,
 					      "bytes", (json_int_t)d->stored_bytes));
@@ -512,7 +526,7 @@ static void update_status(struct daemon *d)
 					      (json_int_t)mi.progress.details_done, "details_total",
 					      (json_int_t)mi.progress.details_total));
 	text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
-	if (!text || write_atomic(d->cfg->state_dir, HS_STATUS_FILE, text) != 0) {
+	if (!text || write_atomic(d->cfg->state_dir, HS_STATUS_FILE, text, 0640) != 0) {
 		if (!d->status_unwritten)
 			hs_log(LOG_WARNING,
 			       "cannot write %s/%s: %s; `healsync status` shows old news",

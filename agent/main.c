@@ -23,7 +23,7 @@ struct command {
 
 static const struct command commands[] = {
     {"run", hs_cmd_run, "", "the daemon, in the foreground"},
-    {"check-config", hs_cmd_check_config, "", "validate the configuration and print it"},
+    {"check-config", hs_cmd_check_config, "[--quiet]", "validate the configuration and print it"},
     {"status", hs_cmd_status, "[--json]", "queue, transfers, bandwidth and rate-limit state"},
     {"enqueue", hs_cmd_enqueue, "FILE...", "add files to the upload queue now"},
     {"jobs", hs_cmd_jobs, "[--state S] [--json]", "list jobs"},

@@ -4,10 +4,12 @@ monitoring-plugins form (one line, exit 0/1/2/3, performance data),
 `healsync status` exiting by it, and `status --json` carrying it as fields."""
 import json
 import os
+import pwd
 import re
+import subprocess
 import time
 
-from hstest import TAP, Env, watch_entry
+from hstest import HEALSYNC, TAP, Env, watch_entry
 
 tap = TAP()
 
@@ -20,6 +22,19 @@ def check(env, *args):
 def status(env):
     code, out, _ = env.cli("status", "--json", check=False)
     return code, json.loads(out)
+
+
+def as_nobody(env, groups, *args):
+    """Runs healsync as user nobody with the given supplementary groups."""
+    nobody = pwd.getpwnam("nobody")
+
+    def drop():
+        os.setgroups(groups)
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    p = subprocess.run([HEALSYNC, "-c", env.config_path] + list(args), capture_output=True,
+                       timeout=60, preexec_fn=drop)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
 def hm(t):
@@ -110,6 +125,33 @@ with Env(tap) as env:
                "a critical age under the warning age: UNKNOWN (3)", out)
         code, out, err = check(env, "extra")
         tap.eq(code, 3, "an extra argument: UNKNOWN (3)")
+
+        # A monitoring user: in the group of state_dir, no key, not its owner.
+        if os.geteuid() != 0:
+            tap.skip("status and check as a member of the service's group (needs root)")
+        else:
+            os.chmod(env.dir, 0o755)
+            os.chmod(env.config_path, 0o644)
+            st = os.stat(env.state)
+            tap.eq(oct(st.st_mode & 0o777), "0o750", "state_dir is 0750")
+            tap.eq(oct(os.stat(os.path.join(env.state, "status.json")).st_mode & 0o777),
+                   "0o640", "status.json is 0640")
+            tap.eq(oct(os.stat(os.path.join(env.state, "queue.db")).st_mode & 0o777),
+                   "0o600", "the queue stays the daemon's own (0600)")
+            code, out, err = as_nobody(env, [st.st_gid], "check")
+            tap.ok(code == 0 and out.startswith("HEALSYNC OK - "),
+                   "check as a group member who cannot read the key", out + err)
+            code, out, err = as_nobody(env, [st.st_gid], "status", "--json")
+            doc = json.loads(out or "{}")
+            tap.ok(code == 0 and doc.get("queue", {}).get("queued") == 1
+                   and doc.get("health", {}).get("state") == "OK",
+                   "status --json as a group member: the daemon's counts and verdict", out + err)
+            code, out, err = as_nobody(env, [], "check")
+            tap.ok(code == 3 and "Permission denied" in out,
+                   "check as an outsider: UNKNOWN, saying why", out + err)
+            code, out, err = as_nobody(env, [], "status")
+            tap.ok(code != 0 and "chown" not in err, "status as an outsider advises no chown",
+                   err)
 
     # State that cannot be read: UNKNOWN.
     with open(os.path.join(env.state, "status.json"), "w") as f:
