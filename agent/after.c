@@ -35,8 +35,10 @@ struct move { /* a copy across file systems under way */
 	int src_dir, src, dst_dir, tmp;
 	char tmp_name[NAME_MAX + 1]; /* "" once renamed into place */
 	struct stat st;		     /* the original, checked */
-	int64_t pos;
-	bool plain; /* read and write: copy_file_range cannot here */
+	int64_t pos;		     /* bytes copied, or compared with like */
+	int like;		     /* a file in place that may be a copy, or -1 */
+	unsigned like_n;	     /* which candidate name like has */
+	bool plain;		     /* read and write: copy_file_range cannot here */
 };
 
 struct seen_dir { /* a destination folder cleaned of old temporaries */
@@ -208,6 +210,7 @@ static void move_end(struct move *m, int rc, const char *dest, const char *cause
 	if (m->tmp_name[0] && m->dst_dir >= 0)
 		unlinkat(m->dst_dir, m->tmp_name, 0);
 	close_fd(&m->tmp);
+	close_fd(&m->like);
 	close_fd(&m->src);
 	close_fd(&m->src_dir);
 	close_fd(&m->dst_dir);
@@ -304,6 +307,116 @@ static ssize_t pwrite_all(int fd, const unsigned char *buf, size_t len, off_t at
 	return (ssize_t)len;
 }
 
+/* Reads len bytes at `at`, or fewer only at the end of the file. */
+static ssize_t pread_all(int fd, unsigned char *buf, size_t len, off_t at)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t r = pread(fd, buf + done, len - done, at + (off_t)done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
+/*
+ * A copy an earlier run put in place before it could remove the original
+ * is one of the candidate names holding the original's very bytes. Size
+ * and mtime only pick the files worth reading: an older version often has
+ * both the same (cp -p, rsync -t, whole-second FAT or SMB times), and
+ * taking it for the copy would remove the only copy of the new one.
+ *
+ * Opens the next candidate from m->like_n on with the original's size and
+ * mtime as m->like, to be compared slice by slice (compare_slice); when
+ * there is none, starts the copy: a temporary in the destination folder.
+ */
+static int next_candidate(struct move *m, char **cause)
+{
+	char name[NAME_MAX + 1];
+	struct stat st;
+
+	close_fd(&m->like);
+	m->pos = 0;
+	for (; m->like_n <= MAX_NUMBER; m->like_n++) {
+		if (candidate(name, sizeof(name), m->name, m->like_n) != 0 ||
+		    fstatat(m->dst_dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			break; /* place() takes the first free name: none after it */
+		if (!S_ISREG(st.st_mode) || st.st_size != m->st.st_size ||
+		    st.st_mtim.tv_sec != m->st.st_mtim.tv_sec ||
+		    st.st_mtim.tv_nsec != m->st.st_mtim.tv_nsec)
+			continue;
+		m->like = openat(m->dst_dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (m->like >= 0 && fstat(m->like, &st) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_size == m->st.st_size)
+			return 0;
+		close_fd(&m->like);
+	}
+	for (int tries = 0; m->tmp < 0 && tries < 100; tries++) {
+		temp_name(m->tmp_name, sizeof(m->tmp_name), MOVE_PREFIX);
+		m->tmp = openat(m->dst_dir, m->tmp_name,
+				O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (m->tmp < 0 && errno != EEXIST)
+			break;
+	}
+	if (m->tmp < 0) {
+		m->tmp_name[0] = '\0';
+		hs_cause(cause, "cannot create a temporary file in %s: %s", m->dest_dir,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* One slice of comparing the original with m->like: at the end, equal and
+ * still under its name, it is the copy and the original goes; different,
+ * the next candidate is tried (or the copy starts). */
+static void compare_slice(struct hs_after *a, struct move *m)
+{
+	size_t half = SLICE / 2, want;
+	int64_t left = m->st.st_size - m->pos;
+	char placed[NAME_MAX + 1], *cause = NULL;
+	struct stat now, st;
+	ssize_t n, k;
+
+	if (left > 0) {
+		want = left < (int64_t)half ? (size_t)left : half;
+		if ((n = pread_all(m->src, a->buf, want, m->pos)) < 0) {
+			hs_cause(&cause, "reading %s: %s", m->path, strerror(errno));
+			move_end(m, HS_AFTER_FAILED, NULL, cause);
+			free(cause);
+			return;
+		}
+		if ((size_t)n < want) { /* shorter than when checked: it is sent again */
+			move_end(m, HS_AFTER_NOTHING, NULL, NULL);
+			return;
+		}
+		k = pread_all(m->like, a->buf + half, want, m->pos);
+		if (k == n && memcmp(a->buf, a->buf + half, want) == 0) {
+			m->pos += n;
+			return;
+		}
+	} else if (candidate(placed, sizeof(placed), m->name, m->like_n) == 0 &&
+		   fstat(m->like, &now) == 0 &&
+		   fstatat(m->dst_dir, placed, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		   st.st_dev == now.st_dev && st.st_ino == now.st_ino &&
+		   now.st_size == m->st.st_size) {
+		close_fd(&m->like);
+		move_finish_original(m, placed);
+		return;
+	}
+	m->like_n++; /* not the copy (or unreadable): the next one */
+	if (next_candidate(m, &cause) != 0) {
+		move_end(m, HS_AFTER_FAILED, NULL, cause);
+		free(cause);
+	}
+}
+
 /* One slice of the copy whose turn it is. */
 static void copy_slice(struct hs_after *a)
 {
@@ -319,6 +432,10 @@ static void copy_slice(struct hs_after *a)
 			;
 		*tail = m;
 		m->next = NULL;
+	}
+	if (m->like >= 0) {
+		compare_slice(a, m);
+		return;
 	}
 	left = m->st.st_size - m->pos;
 	if (left == 0) {
@@ -420,29 +537,10 @@ static void clean_once(struct hs_after *a, int dir)
 	closedir(d);
 }
 
-/* A copy an earlier run put in place before it could remove the original:
- * one of the candidate names holds a file of the same size and mtime. */
-static bool find_copy(int dir, const char *name, const struct stat *src, char *placed, size_t len)
-{
-	struct stat st;
-
-	for (unsigned n = 0; n <= MAX_NUMBER; n++) {
-		if (candidate(placed, len, name, n) != 0 ||
-		    fstatat(dir, placed, &st, AT_SYMLINK_NOFOLLOW) != 0)
-			return false;
-		if (S_ISREG(st.st_mode) && st.st_size == src->st_size &&
-		    st.st_mtim.tv_sec == src->st_mtim.tv_sec &&
-		    st.st_mtim.tv_nsec == src->st_mtim.tv_nsec)
-			return true;
-	}
-	return false;
-}
-
 /* Starts a copy across file systems; takes the descriptors over. */
 static int move_start(struct hs_after *a, const char *path, const char *name, int src_dir, int src,
 		      const struct stat *st, int dst_dir, const char *dest_dir, char **cause)
 {
-	char placed[NAME_MAX + 1];
 	struct move *m;
 
 	for (m = a->moves; m; m = m->next)
@@ -456,30 +554,21 @@ static int move_start(struct hs_after *a, const char *path, const char *name, in
 			hs_cause(cause, "%s: out of memory", path);
 		return m ? HS_AFTER_PENDING : HS_AFTER_FAILED;
 	}
-	*m = (struct move){
-	    .a = a, .src_dir = src_dir, .src = src, .dst_dir = dst_dir, .tmp = -1, .st = *st};
+	*m = (struct move){.a = a,
+			   .src_dir = src_dir,
+			   .src = src,
+			   .dst_dir = dst_dir,
+			   .tmp = -1,
+			   .like = -1,
+			   .st = *st};
 	if (!(m->path = strdup(path)) || !(m->dest_dir = strdup(dest_dir)) ||
 	    !(m->name = strdup(name))) {
 		hs_cause(cause, "%s: out of memory", path);
 		goto fail;
 	}
 	clean_once(a, dst_dir);
-	if (find_copy(dst_dir, name, st, placed, sizeof(placed))) {
-		move_finish_original(m, placed);
-		return HS_AFTER_PENDING; /* done() has told the end */
-	}
-	for (int tries = 0; m->tmp < 0 && tries < 100; tries++) {
-		temp_name(m->tmp_name, sizeof(m->tmp_name), MOVE_PREFIX);
-		m->tmp = openat(dst_dir, m->tmp_name,
-				O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (m->tmp < 0 && errno != EEXIST)
-			break;
-	}
-	if (m->tmp < 0) {
-		hs_cause(cause, "cannot create a temporary file in %s: %s", dest_dir,
-			 strerror(errno));
+	if (next_candidate(m, cause) != 0)
 		goto fail;
-	}
 	m->next = a->moves;
 	a->moves = m;
 	a->n_moves++;
@@ -489,6 +578,8 @@ fail:
 	close(src);
 	close(src_dir);
 	close(dst_dir);
+	close_fd(&m->like);
+	close_fd(&m->tmp);
 	free(m->path);
 	free(m->dest_dir);
 	free(m->name);

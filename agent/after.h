@@ -27,8 +27,11 @@
  * setgid bits dropped, mtime kept, synced, renamed into place, the folder
  * synced, and only then is the original removed. Temporaries left by a
  * crash are removed the next time a move goes to that folder, and a copy
- * already in place (same size and mtime under one of the candidate names)
- * is not made again, so a restart neither leaves litter nor duplicates.
+ * already in place (one of the candidate names holding the original's very
+ * bytes, compared in slices on the loop) is not made again, so a restart
+ * neither leaves litter nor duplicates. Same size and mtime alone never
+ * make a copy: an older version often has both (cp -p, rsync -t,
+ * whole-second times), and the new one is copied beside it.
  *
  * Crash safety as a whole comes from the caller: the action runs after the
  * queue recorded the upload, and a scan that finds a file the ledger says is

@@ -21,9 +21,9 @@
 static int enqueue_one(struct hs_cli *cli, struct hs_queue *q, const char *arg)
 {
 	char abspath[PATH_MAX], base[PATH_MAX];
-	const struct hs_watch *w;
+	const struct hs_watch *w = NULL;
 	const char *rel;
-	char *remote = NULL, *cause = NULL;
+	char *remote = NULL, *cause = NULL, *inpath = NULL;
 	struct stat st;
 	int64_t id;
 	int rc = -1;
@@ -40,20 +40,29 @@ static int enqueue_one(struct hs_cli *cli, struct hs_queue *q, const char *arg)
 		hs_cli_error("%s: not a regular file", arg);
 		return -1;
 	}
-	w = hs_watch_for_path(cli->cfg, abspath, &rel);
-	if (w) {
+	/* In a watch folder, the path is the one its watcher sees: named from
+	 * the folder's configured path (which may go through a symlink), so
+	 * that the job is that file's and the scans know it. */
+	switch (hs_watch_for_path(cli->cfg, abspath, &w, &inpath, &rel)) {
+	case 1:
 		remote = hs_remote_name(w->remote_prefix, rel);
-	} else {
+		break;
+	case 0:
 		snprintf(base, sizeof(base), "%s", abspath);
 		remote = hs_remote_name("", basename(base));
+		break;
+	default:
+		hs_cli_error("%s: out of memory", arg);
+		return -1;
 	}
 	if (!remote) {
 		hs_cli_error("%s: no valid remote name for this path", arg);
+		free(inpath);
 		return -1;
 	}
 
 	struct hs_job_spec spec = {
-	    .path = abspath,
+	    .path = inpath ? inpath : abspath,
 	    .watch_root = w ? w->path : "",
 	    .remote_name = remote,
 	    .size = st.st_size,
@@ -69,6 +78,7 @@ static int enqueue_one(struct hs_cli *cli, struct hs_queue *q, const char *arg)
 out:
 	free(cause);
 	free(remote);
+	free(inpath);
 	return rc;
 }
 

@@ -76,7 +76,6 @@ struct daemon {
 	struct hs_health health;
 	bool health_known;		     /* health holds a verdict */
 	int64_t last_stored_at;		     /* Unix ms; 0: never */
-	int64_t upload_down_since;	     /* Unix ms the outage was first seen; 0: up */
 	uint64_t stored_files, stored_bytes; /* since start */
 	bool reload_refused;		     /* until a reload is accepted */
 };
@@ -274,7 +273,7 @@ static int64_t mirror_due_at(const struct daemon *d, const struct hs_mirror_sche
 
 static void health_facts(struct daemon *d, const int64_t counts[HS_JOB_NSTATES],
 			 const struct hs_watcher_stats *ws, const struct hs_mirror_sched_info *mi,
-			 int64_t now, struct hs_health_facts *f)
+			 struct hs_health_facts *f)
 {
 	struct statvfs sv;
 	char *cause = NULL;
@@ -289,11 +288,7 @@ static void health_facts(struct daemon *d, const int64_t counts[HS_JOB_NSTATES],
 	f->last_stored_at = d->last_stored_at;
 	f->upload_key_rejected = d->up && hs_uploader_auth_paused(d->up);
 	f->upload_unavailable = d->up && hs_uploader_unavailable(d->up);
-	if (!f->upload_unavailable)
-		d->upload_down_since = 0;
-	else if (!d->upload_down_since)
-		d->upload_down_since = now;
-	f->upload_unavailable_since = d->upload_down_since;
+	f->upload_unavailable_since = d->up ? hs_uploader_unavailable_since(d->up) : 0;
 	f->mirror_enabled = mi->enabled;
 	f->mirror_failed = mi->last.id && strcmp(mi->last.status, "failed") == 0;
 	f->mirror_failed_at = mi->last.ended_at;
@@ -401,7 +396,7 @@ static void update_status(struct daemon *d)
 		hs_watcher_get_stats(d->watcher, &ws);
 	if (d->mirror)
 		hs_mirror_sched_get_info(d->mirror, &mi);
-	health_facts(d, counts, &ws, &mi, now, &facts);
+	health_facts(d, counts, &ws, &mi, &facts);
 	weigh_health(d, &facts, now);
 
 	hs_format_size((uint64_t)d->rate, rate, sizeof(rate));

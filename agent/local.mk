@@ -8,7 +8,10 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/log.c agent/log.h agent/http.c agent/http.h \
 	agent/ratelimit.c agent/ratelimit.h agent/bandwidth.c agent/bandwidth.h \
 	agent/upload.c agent/upload.h agent/upload_api.c agent/upload_api.h \
-	agent/outage.c agent/outage.h agent/health.c agent/health.h \
+	agent/outage.c agent/outage.h agent/verdict.c agent/verdict.h \
+	agent/transfer.c agent/transfer.h agent/upload_scan.c \
+	agent/upload_single.c agent/upload_multipart.c \
+	agent/health.c agent/health.h \
 	agent/watch.c agent/watch.h agent/settle.c agent/settle.h \
 	agent/filter.c agent/filter.h agent/after.c agent/after.h \
 	agent/beneath.c agent/beneath.h \
@@ -101,3 +104,17 @@ tests_unit_test_health_SOURCES = tests/unit/test_health.c agent/health.c
 tests_unit_test_health_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_health_LDADD = $(CMOCKA_LIBS)
 endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_verdict
+TESTS += tests/unit/test_verdict
+tests_unit_test_verdict_SOURCES = tests/unit/test_verdict.c agent/verdict.c agent/upload_api.c
+tests_unit_test_verdict_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_test_verdict_LDADD = libhsconf.a $(CMOCKA_LIBS) $(JANSSON_LIBS) $(LIBCONFIG_LIBS)
+endif
+
+# The interop stage asks it for the verdicts it compares with the AWS SDK's.
+check_PROGRAMS += tests/verdict_probe
+tests_verdict_probe_SOURCES = tests/verdict_probe.c agent/verdict.c agent/upload_api.c
+tests_verdict_probe_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_verdict_probe_LDADD = libhsconf.a $(JANSSON_LIBS) $(LIBCONFIG_LIBS)

@@ -174,7 +174,87 @@ static void fail(struct hs_mirror *m, const char *fmt, ...)
 	run_stop(m, "failed", error);
 }
 
+/* ---- room on disk --------------------------------------------------------------- */
+
+#define MIB(b) ((long long)(((b) + 1024 * 1024 - 1) / (1024 * 1024)))
+
+/* Free bytes on the file system of the folder holding path, or -1; *ret_dev
+ * (may be NULL) gets that folder's device. */
+static int64_t free_bytes(const char *path, dev_t *ret_dev)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	struct statvfs vfs;
+	struct stat st;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (statvfs(dir, &vfs) != 0 || (ret_dev && stat(dir, &st) != 0))
+		return -1;
+	if (ret_dev)
+		*ret_dev = st.st_dev;
+	return (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+}
+
+/* Whether need bytes, and HS_MIRROR_MIN_FREE beyond them, are free where
+ * path lives; else *ret_avail says what is. Unknown free space passes. */
+static bool room(const char *path, int64_t need, int64_t *ret_avail)
+{
+	int64_t avail = free_bytes(path, NULL);
+
+	*ret_avail = avail;
+	return avail < 0 || avail - HS_MIRROR_MIN_FREE >= need;
+}
+
+/* Before apply (mirror.h): the apply's estimate where the database is, the
+ * export's where the export goes (both there when it is one file system).
+ * Fails the run, and returns false, when either does not fit. */
+static bool room_to_apply(struct hs_mirror *m)
+{
+	int64_t apply = HS_MIRROR_APPLY_FACTOR * m->staged_bytes, export = 0, avail;
+	dev_t db_dev = 0, ex_dev = 0;
+	struct stat old;
+
+	if (m->export_path) {
+		export = m->staged_bytes;
+		if (stat(m->export_path, &old) == 0 && S_ISREG(old.st_mode))
+			export += old.st_size;
+		if (free_bytes(m->database, &db_dev) >= 0 &&
+		    free_bytes(m->export_path, &ex_dev) >= 0 && db_dev == ex_dev) {
+			apply += export;
+			export = 0;
+		}
+	}
+	if (!room(m->database, apply, &avail)) {
+		fail(m,
+		     "%s: applying this run needs about %lld MiB free on its file system "
+		     "(%lld MiB%s and %lld MiB kept free), only %lld MiB are; nothing is applied",
+		     m->database, MIB(apply + HS_MIRROR_MIN_FREE), MIB(apply),
+		     m->export_path && !export ? " with the export" : "", MIB(HS_MIRROR_MIN_FREE),
+		     MIB(avail));
+		return false;
+	}
+	if (export && !room(m->export_path, export, &avail)) {
+		fail(m,
+		     "%s: exporting this run needs about %lld MiB free on its file system "
+		     "(%lld MiB and %lld MiB kept free), only %lld MiB are; nothing is applied",
+		     m->export_path, MIB(export + HS_MIRROR_MIN_FREE), MIB(export),
+		     MIB(HS_MIRROR_MIN_FREE), MIB(avail));
+		return false;
+	}
+	return true;
+}
+
 /* ---- export ------------------------------------------------------------------- */
+
+static int count_line(const char *json, size_t len, void *arg)
+{
+	(void)json;
+	*(int64_t *)arg += (int64_t)len + 1;
+	return 0;
+}
 
 static int write_line(const char *json, size_t len, void *arg)
 {
@@ -193,6 +273,18 @@ static int export_records(struct hs_mirror *m, char **cause)
 	FILE *f = NULL;
 	int fd = -1, dfd = -1, rc = -1, walk;
 
+	/* The exact size first: the file must fit with room to spare. */
+	int64_t size = 0, avail;
+	if (hs_mirror_db_each_live(m->db, count_line, &size, cause) == HS_MDB_ERROR)
+		return -1;
+	if (!room(m->export_path, size, &avail)) {
+		hs_cause(cause,
+			 "it needs about %lld MiB free on its file system (%lld MiB and %lld "
+			 "MiB kept free), only %lld MiB are; the old export is kept",
+			 MIB(size + HS_MIRROR_MIN_FREE), MIB(size), MIB(HS_MIRROR_MIN_FREE),
+			 MIB(avail));
+		return -1;
+	}
 	if (!(dir = strdup(m->export_path)))
 		goto oom;
 	slash = strrchr(dir, '/');
@@ -272,6 +364,8 @@ static void apply(struct hs_mirror *m)
 	void *arg = m->done_arg;
 
 	m->phase = P_APPLY;
+	if (!room_to_apply(m))
+		return;
 	if (hs_mirror_db_apply(m->db, m->run_id, hs_wall_ms(), m->pages_done, &res.run, &cause) !=
 	    HS_MDB_OK) {
 		snprintf(error, sizeof(error), "applying the run to %s: %s", m->database,
@@ -493,23 +587,6 @@ static void start_details(struct hs_mirror *m)
 	pump_details(m);
 }
 
-/* Free bytes on the file system of the mirror database, or -1. */
-static int64_t free_bytes(const struct hs_mirror *m)
-{
-	char dir[4096];
-	const char *slash = strrchr(m->database, '/');
-	struct statvfs st;
-
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else
-		snprintf(dir, sizeof(dir), "%.*s",
-			 slash == m->database ? 1 : (int)(slash - m->database), m->database);
-	if (statvfs(dir, &st) != 0)
-		return -1;
-	return (int64_t)st.f_bavail * (int64_t)st.f_frsize;
-}
-
 /* Whether staging an answer of len bytes keeps the run within the bounds
  * of mirror.h; fails the run otherwise. page: NULL for a detail answer. */
 static bool bounded(struct hs_mirror *m, const struct hs_patient_page *page, size_t n, size_t len)
@@ -543,7 +620,7 @@ static bool bounded(struct hs_mirror *m, const struct hs_patient_page *page, siz
 		     HS_MIRROR_MAX_STAGED / (1024 * 1024));
 		return false;
 	}
-	avail = free_bytes(m);
+	avail = free_bytes(m->database, NULL);
 	if (avail >= 0 && avail < HS_MIRROR_MIN_FREE) {
 		fail(m,
 		     "%s: less than %lld MiB free on its file system; the run stops before it "

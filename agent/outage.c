@@ -31,6 +31,7 @@ bool hs_outage_answered(struct hs_outage *o, int64_t now_ms)
 
 	(void)now_ms;
 	o->failures = 0;
+	o->shared = false;
 	o->pauses = 0;
 	o->since_ms = 0;
 	o->until_ms = 0;
@@ -50,16 +51,26 @@ static enum hs_outage_advice down(struct hs_outage *o, int64_t now_ms, uint64_t 
 	return HS_OUTAGE_GIVE_BACK;
 }
 
-enum hs_outage_advice hs_outage_failed(struct hs_outage *o, int64_t now_ms, uint64_t rnd,
-				       bool *news, int64_t *pause_ms)
+enum hs_outage_advice hs_outage_failed(struct hs_outage *o, int64_t now_ms, uint64_t who,
+				       bool answered, uint64_t rnd, bool *news, int64_t *pause_ms)
 {
+	if (o->failures == 0)
+		o->first_of = who;
 	if (o->failures < UINT32_MAX)
 		o->failures++;
-	if (o->pauses || o->failures >= HS_OUTAGE_FAILURES)
+	if (!answered || who != o->first_of)
+		o->shared = true;
+	if (o->pauses || (o->failures >= HS_OUTAGE_FAILURES && o->shared))
 		return down(o, now_ms, rnd, news, pause_ms);
 	*news = false;
 	*pause_ms = 0;
 	return HS_OUTAGE_RETRY;
+}
+
+void hs_outage_forget(struct hs_outage *o, uint64_t who)
+{
+	if (!o->pauses && !o->shared && o->failures && o->first_of == who)
+		o->failures = 0;
 }
 
 enum hs_outage_advice hs_outage_refused(struct hs_outage *o, int64_t now_ms, uint64_t rnd,
@@ -67,6 +78,7 @@ enum hs_outage_advice hs_outage_refused(struct hs_outage *o, int64_t now_ms, uin
 {
 	if (o->failures < HS_OUTAGE_FAILURES)
 		o->failures = HS_OUTAGE_FAILURES;
+	o->shared = true;
 	return down(o, now_ms, rnd, news, pause_ms);
 }
 

@@ -10,10 +10,13 @@
  *  - a failure is a request that got no answer, or a 5xx: the server or a
  *    gateway on the way is down. Any answer below 500, from the API or the
  *    storage and from any transfer, says the API works (hs_outage_answered)
- *  - HS_OUTAGE_FAILURES failures in a row, across all transfers, with no
- *    answer between them, and the API is known down: every transfer gives
- *    its job back at its next failure without spending an attempt, and no
- *    job is claimed until the pause ends
+ *  - HS_OUTAGE_FAILURES failures in a row with no answer between them, and
+ *    the API is known down, provided they are not one transfer's own: they
+ *    come from two transfers or more, or from one that has had no answer
+ *    since it began. (A file whose own requests fail while the API answers
+ *    it is that file's problem and spends its attempts.) From then on every
+ *    transfer gives its job back at its next failure without spending an
+ *    attempt, and no job is claimed until the pause ends
  *  - when a pause ends, one job is claimed as the probe; its first failure
  *    starts the next, longer pause; its first answer ends the outage
  *  - pause n lasts HS_OUTAGE_MIN_MS plus a draw from the upper half of
@@ -39,6 +42,8 @@
 
 struct hs_outage {
 	unsigned failures; /* in a row, with no answer between */
+	uint64_t first_of; /* whose failure began the row */
+	bool shared;	   /* the row is not only first_of's own */
 	unsigned pauses;   /* pauses of this outage: 0 while the API works */
 	int64_t since_ms;  /* when this outage was first known; 0: none */
 	int64_t until_ms;  /* the current pause ends then; 0: none */
@@ -54,11 +59,18 @@ enum hs_outage_advice {
  * news to log). */
 bool hs_outage_answered(struct hs_outage *o, int64_t now_ms);
 
-/* A failure arrived at now_ms. *news is set when it began an outage or a
- * new pause of one (a probe failed); *pause_ms to what is left of the
- * pause (0 with HS_OUTAGE_RETRY). */
-enum hs_outage_advice hs_outage_failed(struct hs_outage *o, int64_t now_ms, uint64_t rnd,
-				       bool *news, int64_t *pause_ms);
+/* A failure arrived at now_ms, of the transfer named who (any number
+ * that tells transfers apart), which has had an answer since it began
+ * (answered) or not. *news is set when it began an outage or a new pause
+ * of one (a probe failed); *pause_ms to what is left of the pause (0 with
+ * HS_OUTAGE_RETRY). */
+enum hs_outage_advice hs_outage_failed(struct hs_outage *o, int64_t now_ms, uint64_t who,
+				       bool answered, uint64_t rnd, bool *news, int64_t *pause_ms);
+
+/* The transfer named who ended: a row of failures that were only its own
+ * (it had answers) ends with it, so that the next file's first failure is
+ * not counted as the row's third. */
+void hs_outage_forget(struct hs_outage *o, uint64_t who);
 
 /* A failure that is the configuration's (TLS or a proxy refused): the API
  * counts as down at once. Same results as hs_outage_failed. */

@@ -1,7 +1,10 @@
 #include "config.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,20 +169,46 @@ char *hs_remote_name_unescape(const char *name)
 	return out;
 }
 
-const struct hs_watch *hs_watch_for_path(const struct hs_config *cfg, const char *abspath,
-					 const char **ret_rel)
+/* Whether path lies below root (by whole components, not root itself);
+ * *ret_rel then points into path after root and its "/". */
+static bool below(const char *root, const char *path, const char **ret_rel)
+{
+	size_t len = strlen(root);
+
+	/* The root "/" has no trailing component separator to skip. */
+	if (len == 1 && root[0] == '/')
+		len = 0;
+	if (strncmp(path, root, len) != 0 || path[len] != '/' || path[len + 1] == '\0')
+		return false;
+	*ret_rel = path + len + 1;
+	return true;
+}
+
+int hs_watch_for_path(const struct hs_config *cfg, const char *abspath,
+		      const struct hs_watch **ret_w, char **ret_path, const char **ret_rel)
 {
 	for (size_t i = 0; i < cfg->n_watches; i++) {
 		const struct hs_watch *w = &cfg->watches[i];
-		size_t len = strlen(w->path);
-		/* The root "/" has no trailing component separator to skip. */
-		if (len == 1 && w->path[0] == '/')
-			len = 0;
-		if (strncmp(abspath, w->path, len) == 0 && abspath[len] == '/' &&
-		    abspath[len + 1] != '\0') {
-			*ret_rel = abspath + len + 1;
-			return w;
+		const char *rel = NULL;
+		char *real = NULL, *path;
+		bool root = strcmp(w->path, "/") == 0;
+
+		if (!below(w->path, abspath, &rel)) {
+			/* A folder missing now holds nothing. */
+			if (!(real = realpath(w->path, NULL)) && errno == ENOMEM)
+				return -1;
+			if (!real || !below(real, abspath, &rel)) {
+				free(real);
+				continue;
+			}
+			free(real); /* rel points into abspath */
 		}
+		if (asprintf(&path, "%s%s%s", w->path, root ? "" : "/", rel) < 0)
+			return -1;
+		*ret_w = w;
+		*ret_rel = path + strlen(path) - strlen(rel);
+		*ret_path = path;
+		return 1;
 	}
-	return NULL;
+	return 0;
 }

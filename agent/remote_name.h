@@ -26,7 +26,8 @@
  *   "caf%E9.pdf"           -> "caf%25E9.pdf"          (looks escaped)
  *   "50%25.pdf"            -> "50%2525.pdf"
  *
- * Pure functions, no I/O.
+ * The name functions are pure, no I/O; hs_watch_for_path reads the file
+ * system (it resolves the watch folders' paths).
  */
 #ifndef HS_AGENT_REMOTE_NAME_H
 #define HS_AGENT_REMOTE_NAME_H
@@ -45,9 +46,19 @@ char *hs_remote_name(const char *prefix, const char *rel);
  * when memory ran out. */
 char *hs_remote_name_unescape(const char *name);
 
-/* The watch folder holding abspath (compared by whole path components), with
- * *ret_rel pointing into abspath after the root and its "/". NULL if none. */
-const struct hs_watch *hs_watch_for_path(const struct hs_config *cfg, const char *abspath,
-					 const char **ret_rel);
+/* The watch folder holding abspath, a path as realpath() gives it:
+ * compared by whole path components with each folder's path as configured
+ * and as resolved, since a folder may be configured through a symlink
+ * (/srv -> /data: "/data/x" is in the folder "/srv"). The first folder in
+ * the config that holds it wins.
+ *
+ * Returns 1 with *ret_w, *ret_path and *ret_rel set when a folder holds
+ * it: *ret_path is the file's path as the watcher names it, the folder's
+ * configured path, "/" and the part below it ("/srv/x"; the caller frees
+ * it), and *ret_rel points into *ret_path after the folder and its "/".
+ * Returns 0 when no folder holds it, -1 when memory ran out; the outputs
+ * are set only on 1. */
+int hs_watch_for_path(const struct hs_config *cfg, const char *abspath,
+		      const struct hs_watch **ret_w, char **ret_path, const char **ret_rel);
 
 #endif

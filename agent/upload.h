@@ -11,12 +11,20 @@
  *             batch ahead -> PUT parts, `parallel` at once across all jobs
  *             -> complete with the ETags in order
  *
+ * Lifetime: a transfer ends in exactly one place (transfer_end in
+ * transfer.c), which cancels its requests and timers at once but leaves
+ * the memory to be reaped by the uploader's pump from the event loop; no
+ * call chain can hold a freed transfer (the rule is in transfer.h).
+ *
  * Every finished part's ETag is committed to the queue as it lands, so a
  * restart resumes from what the storage holds. A file found changed (stat
  * facts, a short read, a CRC or checksum the server refuses) is never
  * completed: the session is dropped and the job starts again from the new
- * content. Transient failures are retried step by step (part by part) with
+ * content. What an answer means comes from one table (verdict.h).
+ * Transient failures are retried step by step (part by part) with
  * full-jitter backoff; past a bound the job fails and the queue schedules
+ * it. Failures in a row with no answer make the API known down (outage.h):
+ * jobs go back without spending attempts and one probe at a time tests
  * it. A 401 pauses the whole API until the key is reloaded or a backoff
  * passes.
  *
@@ -82,5 +90,7 @@ bool hs_uploader_auth_paused(const struct hs_uploader *u);
 /* Whether nothing has worked since uploads were last paused for an
  * outage (status shows it). */
 bool hs_uploader_unavailable(const struct hs_uploader *u);
+/* Since when (Unix ms) the API is known down; 0 when it is not. */
+int64_t hs_uploader_unavailable_since(const struct hs_uploader *u);
 
 #endif

@@ -157,6 +157,24 @@ static bool abs_path(const struct root *r, const char *rel, char *buf, size_t le
 	return snprintf(buf, len, "%s%s%s", r->conf->path, rel[0] ? "/" : "", rel) < (int)len;
 }
 
+/* The facts of rel below r's folder, with every component opened below the
+ * folder without following a symlink (beneath.h): a folder swapped for a
+ * symlink since rel was seen is not looked through, so nothing outside
+ * the folder is ever taken for one of its files. */
+static int stat_beneath(const struct root *r, const char *rel, struct stat *st)
+{
+	const char *name;
+	int dir = hs_beneath_parent(r->conf->path, rel, &name), rc, e;
+
+	if (dir < 0)
+		return -1;
+	rc = fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW);
+	e = errno;
+	close(dir);
+	errno = e;
+	return rc;
+}
+
 #define SAID_MAX 256
 
 /* Whether rel is to be named now: not said before, and room to remember
@@ -396,18 +414,25 @@ static void log_no_watches(struct root *r)
 	       max > 0 ? max * 4 : 524288);
 }
 
-/* Watches the directory rel, a child of parent_wd's directory, and returns
- * its node; NULL when it cannot be watched. A directory already watched
- * (renamed inside the tree) gets its new path. */
-static struct node *watch_dir(struct root *r, const char *rel, int parent_wd)
+/* Watches the directory rel, a child of parent_wd's directory, open as
+ * dirfd (beneath the root), and returns its node; NULL when it cannot be
+ * watched. The watch goes on that very directory, named by its descriptor:
+ * the path would follow a folder on the way swapped for a symlink since.
+ * Without /proc, the path is used (events from such a watch are still
+ * never taken for files: every file is looked at beneath the root). A
+ * directory already watched (renamed inside the tree) gets its new path. */
+static struct node *watch_dir(struct root *r, const char *rel, int parent_wd, int dirfd)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], self[64];
 	struct node *n, *parent = rel[0] && parent_wd >= 0 ? node_get(r, parent_wd) : NULL;
 	int wd;
 
 	if (!abs_path(r, rel, path, sizeof(path)))
 		return NULL;
-	wd = inotify_add_watch(r->fd, path, DIR_MASK);
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", dirfd);
+	wd = inotify_add_watch(r->fd, self, DIR_MASK & ~(uint32_t)IN_DONT_FOLLOW);
+	if (wd < 0 && errno == ENOENT && access("/proc/self/fd", F_OK) != 0)
+		wd = inotify_add_watch(r->fd, path, DIR_MASK);
 	if (wd < 0) {
 		if (errno == ENOSPC) {
 			log_no_watches(r);
@@ -649,7 +674,7 @@ static int on_settle(sd_event_source *s, uint64_t usec, void *arg)
 		struct stat st;
 
 		if (!r || strncmp(p->path, r->conf->path, len) != 0 || p->path[len] != '/' ||
-		    lstat(p->path, &st) != 0 || !S_ISREG(st.st_mode)) {
+		    stat_beneath(r, p->path + len + 1, &st) != 0 || !S_ISREG(st.st_mode)) {
 			hs_pending_free(p); /* vanished, replaced, or its folder left */
 			continue;
 		}
@@ -687,7 +712,7 @@ static void file_event(struct root *r, struct node *n, const struct inotify_even
 		return;
 	}
 	if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
-		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+		if (stat_beneath(r, rel, &st) == 0 && S_ISREG(st.st_mode)) {
 			settle_facts(r, path, true, st.st_size, mtime_ns(&st));
 			arm_settle(r->w);
 		}
@@ -990,13 +1015,11 @@ static unsigned scan_step(struct root *r, unsigned budget)
 		int fd;
 
 		struct node *n = NULL;
+		int parent_wd = f->parent_wd;
 
 		r->todo = f->below;
 		r->dir_rel = f->rel;
-		/* Watch first, then list: what is written meanwhile is seen. */
-		if (!r->dir_rel[0] || r->conf->recursive)
-			n = watch_dir(r, r->dir_rel, f->parent_wd);
-		r->dir_wd = n ? n->wd : -1;
+		r->dir_wd = -1;
 		free(f);
 		if (!abs_path(r, r->dir_rel, path, sizeof(path))) {
 			too_long(r, r->dir_rel, true);
@@ -1004,9 +1027,14 @@ static unsigned scan_step(struct root *r, unsigned budget)
 			return 1;
 		}
 		/* Each component below the root opened without following a
-		 * symlink: a folder swapped for one mid-scan is not listed. */
-		if ((fd = hs_beneath_dir(r->conf->path, r->dir_rel, false)) < 0 ||
-		    !(r->dir = fdopendir(fd))) {
+		 * symlink: a folder swapped for one mid-scan is neither watched
+		 * nor listed. Watch first, then list: what is written meanwhile
+		 * is seen. */
+		fd = hs_beneath_dir(r->conf->path, r->dir_rel, false);
+		if (fd >= 0 && (!r->dir_rel[0] || r->conf->recursive))
+			n = watch_dir(r, r->dir_rel, parent_wd, fd);
+		r->dir_wd = n ? n->wd : -1;
+		if (fd < 0 || !(r->dir = fdopendir(fd))) {
 			if (fd >= 0)
 				close(fd);
 			if (errno != ENOENT && errno != ENOTDIR)

@@ -6,6 +6,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
+	tests/integration/upload_overlap.py \
 	tests/integration/upload_pause.py \
 	tests/integration/upload_pause_midflight.py \
 	tests/integration/upload_ratelimit.py \
@@ -17,6 +18,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
+	tests/integration/watch_swap.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
 	tests/integration/loop_fairness.py \
@@ -50,6 +52,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
+	tests/integration/upload_overlap.py \
 	tests/integration/upload_pause.py \
 	tests/integration/upload_pause_midflight.py \
 	tests/integration/upload_ratelimit.py \
@@ -61,6 +64,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
+	tests/integration/watch_swap.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
 	tests/integration/loop_fairness.py \

@@ -9,7 +9,9 @@
   logged once, and settle decides;
 - move: to another file system (a tmpfs the test mounts, so this part
   needs root): the copy lands whole, without the setuid bit, the original
-  goes, and a temporary left by an earlier run is removed."""
+  goes, and a temporary left by an earlier run is removed; an older
+  version already there with the same size and mtime is not taken for the
+  copy (the new one lands beside it before the original goes)."""
 import os
 import subprocess
 
@@ -104,12 +106,23 @@ with Env(tap) as env:
         write(os.path.join(src, "scans/big.bin"), data)
         os.chmod(os.path.join(src, "scans/big.bin"), 0o4755)
         write(os.path.join(sent, "scans/.healsync-move-0123456789abcdef"), b"left by a crash")
+        # cp -p or rsync -t put an older version there, same size and mtime.
+        new, old = os.path.join(src, "lab/r.pdf"), os.path.join(sent, "lab/r.pdf")
+        write(new, b"version two, the one uploaded")
+        write(old, b"version one, older than that!")
+        os.utime(old, ns=(os.stat(new).st_atime_ns, os.stat(new).st_mtime_ns))
         with env.daemon() as d:
             dest = os.path.join(sent, "scans/big.bin")
             tap.ok(env.wait_until(lambda: not os.path.exists(os.path.join(src, "scans/big.bin"))
                                   and os.path.exists(dest), 60, "the move"),
                    "moved to the other file system", d.output())
+            tap.ok(env.wait_until(lambda: not os.path.exists(new), 60, "the lookalike move"),
+                   "the file beside an older lookalike is moved", d.output())
         tap.ok(read(dest) == data, "the copy is whole")
+        tap.eq(read(old), b"version one, older than that!", "the older version stays")
+        tap.eq(read(os.path.join(sent, "lab/r.1.pdf")) if os.path.exists(
+            os.path.join(sent, "lab/r.1.pdf")) else None, b"version two, the one uploaded",
+               "the uploaded version lands beside it, not lost")
         tap.eq(os.stat(dest).st_mode & 0o7777, 0o755, "without the setuid bit")
         tap.eq(sorted(os.listdir(os.path.join(sent, "scans"))), ["big.bin"],
                "no temporary left, the old one removed")

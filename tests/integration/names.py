@@ -2,7 +2,9 @@
 """Remote names (SPEC 1.1): a valid UTF-8 name without control characters
 is stored byte for byte, "%" included; a name that only looks escaped is
 escaped so that it cannot be taken for another. A path of PATH_MAX bytes or
-more is said once, in one line, and left alone."""
+more is said once, in one line, and left alone. A file queued by hand in
+a watch folder configured through a symlink (/srv -> /data), named either
+way, gets the folder's name and after_upload and is sent once."""
 import os
 
 from hstest import TAP, Env
@@ -63,4 +65,25 @@ with Env(tap) as env:
     tap.ok(files and "\\x0a" in files[0] and "..." in files[0] and len(files[0]) < 600,
            "in one line, the name escaped and shortened", files)
     tap.eq(len(env.server_files()), 1, "nothing else reaches the server")
+
+# The watch folder is configured as a symlink to the real folder. A file
+# queued by hand under either name is that folder's file: its remote name,
+# its after_upload, and the watcher does not send it again.
+with Env(tap) as env:
+    data, srv = env.path("data"), env.path("srv")
+    os.makedirs(data)
+    os.symlink(data, srv)
+    env.write_config({}, watch=['{ path = "%s"; remote_prefix = "s/"; settle = "0s"; '
+                                'rescan = "1s"; after_upload = "delete"; }' % srv])
+    env.write_file("data/real.pdf", b"named by the real path\n")
+    env.write_file("data/link.pdf", b"named through the symlink\n")
+    out = env.cli("enqueue", os.path.join(data, "real.pdf"), os.path.join(srv, "link.pdf"))[1]
+    tap.ok("s/real.pdf" in out and "s/link.pdf" in out, "queued under the folder's names", out)
+    with env.daemon() as d:
+        tap.ok(env.wait_until(lambda: not os.listdir(data), 60, "the deletes"),
+               "the folder's after_upload runs for both", d.output()[-3000:])
+        tap.ok(env.wait_until(lambda: d.output().count(": scanned;") >= 3, 60, "rescans"),
+               "the folder is scanned again", d.output()[-2000:])
+    stored = sorted((f["filename"], f["complete_count"]) for f in env.server_files())
+    tap.eq(stored, [("s/link.pdf", 1), ("s/real.pdf", 1)], "each is sent once, by its name")
 tap.finish()

@@ -14,6 +14,7 @@ Needs tests/interop/node_modules (tests/interop/run installs it).
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -313,9 +314,42 @@ def front_contract(r):
         r.eq((status, body.get("error")), (404, "upload_not_found"), "an unknown session: 404")
 
 
+def sdk_classification(r):
+    """Every error the pinned AWS SDK retries (throttling, transient and
+    clock-skew codes, transient statuses), healsync's storage table retries
+    or answers with a fresh URL: never dead, never a session restart."""
+    scenario(r, "sdk classification")
+    path = os.path.join(HERE, "node_modules", "@smithy", "core", "dist-es", "submodules",
+                        "retry", "service-error-classification", "constants.js")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    lists = {}
+    for name in ("CLOCK_SKEW_ERROR_CODES", "THROTTLING_ERROR_CODES", "TRANSIENT_ERROR_CODES",
+                 "TRANSIENT_ERROR_STATUS_CODES"):
+        m = re.search(name + r"\s*=\s*\[([^\]]*)\]", text)
+        r.ok(m is not None, "the SDK defines %s" % name)
+        lists[name] = re.findall(r'"([^"]+)"|(\d+)', m.group(1)) if m else []
+    probe = os.path.join(os.path.dirname(os.environ["HEALSYNC"]), "tests", "verdict_probe")
+    rows = []
+    for name in ("CLOCK_SKEW_ERROR_CODES", "THROTTLING_ERROR_CODES", "TRANSIENT_ERROR_CODES"):
+        for code, _ in lists[name]:
+            for status in (400, 403, 503):
+                rows.append((name, "storage %d %s" % (status, code)))
+    for _, status in lists["TRANSIENT_ERROR_STATUS_CODES"]:
+        rows.append(("TRANSIENT_ERROR_STATUS_CODES", "storage %s" % status))
+        rows.append(("TRANSIENT_ERROR_STATUS_CODES", "api %s" % status))
+    out = subprocess.run([probe], input="".join(q + "\n" for _, q in rows), text=True,
+                         capture_output=True, check=True).stdout.split()
+    r.eq(len(out), len(rows), "one verdict per SDK case")
+    bad = ["%s (%s) -> %s" % (q, name, v) for (name, q), v in zip(rows, out)
+           if v not in ("retry", "url")]
+    r.ok(len(rows) > 30 and not bad, "every case the SDK retries is retried or refreshed (%d)"
+         % len(rows), "; ".join(bad[:10]))
+
+
 def main():
     r = Report()
-    tests = [front_contract, single_put, multipart, kill_resume,
+    tests = [sdk_classification, front_contract, single_put, multipart, kill_resume,
              lambda r: expired_urls(r, "future"), lambda r: expired_urls(r, "past")]
     for test in tests:
         try:

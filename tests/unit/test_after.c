@@ -356,6 +356,42 @@ static void test_move_across_again(void **state)
 	assert_int_equal(system(cmd), 0); /* one copy only */
 }
 
+/* A file in move_dir with the same size and mtime but other content (cp -p,
+ * rsync -t, whole-second times) is no copy of the original: the original is
+ * copied beside it, and only then removed. A slice compares, so the old
+ * file is read on the loop, not all at once. */
+static void test_move_across_lookalike(void **state)
+{
+	struct fx *f = *state;
+	char shm[64], old[256], src[256], cmd[256], *dest = NULL;
+	struct stat st, a, b;
+	struct timespec t[2];
+
+	if (stat("/dev/shm", &a) != 0 || stat(f->dir, &b) != 0 || a.st_dev == b.st_dev)
+		skip();
+	snprintf(shm, sizeof(shm), "/dev/shm/hs-after-XXXXXX");
+	assert_non_null(mkdtemp(shm));
+	struct hs_watch w = {.path = f->src, .after_upload = HS_AFTER_MOVE, .move_dir = shm};
+	st = put(f->src, "r.pdf", "version two, uploaded");
+	put(shm, "r.pdf", "version one, older!!!");
+	t[0] = st.st_atim;
+	t[1] = st.st_mtim;
+	snprintf(old, sizeof(old), "%s/r.pdf", shm);
+	assert_int_equal(utimensat(AT_FDCWD, old, t, 0), 0);
+	assert_int_equal(stat(old, &b), 0);
+	assert_int_equal(b.st_size, st.st_size);
+	assert_int_equal(act(&w, "r.pdf", &st, &dest), HS_AFTER_DONE);
+	snprintf(src, sizeof(src), "%s/r.1.pdf", shm);
+	assert_string_equal(dest, src);
+	assert_string_equal(slurp(dest), "version two, uploaded");
+	assert_string_equal(slurp(old), "version one, older!!!");
+	free(dest);
+	snprintf(src, sizeof(src), "%s/r.pdf", f->src);
+	assert_int_not_equal(access(src, F_OK), 0);
+	snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) -eq 2 && rm -rf '%s'", shm, shm);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* A folder in the middle of the path swapped for a symlink to a folder
  * outside: the file there, though the same inode with the same facts, is
  * neither deleted nor moved. */
@@ -727,6 +763,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_move_across, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_move_sliced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_move_across_again, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_move_across_lookalike, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_symlink_swapped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writer_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_long_path, setup, teardown),

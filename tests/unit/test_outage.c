@@ -15,14 +15,15 @@ static void test_failures_in_a_row(void **state)
 	int64_t pause;
 
 	(void)state;
-	assert_int_equal(hs_outage_failed(&o, 1000, 0, &news, &pause), HS_OUTAGE_RETRY);
-	assert_int_equal(hs_outage_failed(&o, 2000, 0, &news, &pause), HS_OUTAGE_RETRY);
+	assert_int_equal(hs_outage_failed(&o, 1000, 1, false, 0, &news, &pause), HS_OUTAGE_RETRY);
+	assert_int_equal(hs_outage_failed(&o, 2000, 1, false, 0, &news, &pause), HS_OUTAGE_RETRY);
 	/* an answer between failures: the count starts over */
 	assert_false(hs_outage_answered(&o, 2500));
-	assert_int_equal(hs_outage_failed(&o, 3000, 0, &news, &pause), HS_OUTAGE_RETRY);
-	assert_int_equal(hs_outage_failed(&o, 4000, 0, &news, &pause), HS_OUTAGE_RETRY);
+	assert_int_equal(hs_outage_failed(&o, 3000, 1, false, 0, &news, &pause), HS_OUTAGE_RETRY);
+	assert_int_equal(hs_outage_failed(&o, 4000, 1, false, 0, &news, &pause), HS_OUTAGE_RETRY);
 	assert_false(hs_outage_known(&o));
-	assert_int_equal(hs_outage_failed(&o, 5000, 0, &news, &pause), HS_OUTAGE_GIVE_BACK);
+	assert_int_equal(hs_outage_failed(&o, 5000, 1, false, 0, &news, &pause),
+			 HS_OUTAGE_GIVE_BACK);
 	assert_true(news);
 	assert_true(hs_outage_known(&o));
 	assert_int_equal(o.since_ms, 5000);
@@ -30,7 +31,8 @@ static void test_failures_in_a_row(void **state)
 	assert_int_equal(pause, 15000 + 15000);
 	assert_int_equal(hs_outage_slots(&o, 5000, 4), 0);
 	/* a transfer still in flight fails during the pause: no news */
-	assert_int_equal(hs_outage_failed(&o, 6000, 0, &news, &pause), HS_OUTAGE_GIVE_BACK);
+	assert_int_equal(hs_outage_failed(&o, 6000, 1, false, 0, &news, &pause),
+			 HS_OUTAGE_GIVE_BACK);
 	assert_false(news);
 	assert_int_equal(pause, 29000);
 }
@@ -52,8 +54,9 @@ static void test_one_probe_then_longer_pauses(void **state)
 		/* the pause is over: one probe */
 		assert_int_equal(hs_outage_slots(&o, now, 4), 1);
 		prev = pause;
-		assert_int_equal(hs_outage_failed(&o, now + 10, UINT64_MAX, &news, &pause),
-				 HS_OUTAGE_GIVE_BACK);
+		assert_int_equal(
+		    hs_outage_failed(&o, now + 10, 1, false, UINT64_MAX, &news, &pause),
+		    HS_OUTAGE_GIVE_BACK);
 		assert_true(news);
 		now += 10;
 	}
@@ -79,18 +82,57 @@ static void test_probe_budget(void **state)
 
 		for (int i = 0; i < 4; i++) {
 			seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
-			hs_outage_failed(&o, now, seed, &news, &pause);
+			hs_outage_failed(&o, now, (uint64_t)i, true, seed, &news, &pause);
 			requests++;
 		}
 		while (now + pause < 30 * 60 * 1000) {
 			now += pause;
 			assert_int_equal(hs_outage_slots(&o, now, 4), 1);
 			seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
-			hs_outage_failed(&o, now, seed, &news, &pause);
+			hs_outage_failed(&o, now, 9, false, seed, &news, &pause);
 			requests++;
 		}
 		assert_true(requests <= 15);
 	}
+}
+
+/* One transfer whose own requests fail while the API answered it: its
+ * own problem, never an outage; a second transfer failing makes it one. */
+static void test_own_failures(void **state)
+{
+	struct hs_outage o = {0};
+	bool news;
+	int64_t pause;
+
+	(void)state;
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(hs_outage_failed(&o, i, 7, true, 0, &news, &pause),
+				 HS_OUTAGE_RETRY);
+	assert_false(hs_outage_known(&o));
+	assert_int_equal(hs_outage_failed(&o, 11, 8, true, 0, &news, &pause), HS_OUTAGE_GIVE_BACK);
+	assert_true(news);
+}
+
+/* A file that failed on its own and ended leaves no row behind: the next
+ * file starts from zero. */
+static void test_forget(void **state)
+{
+	struct hs_outage o = {0};
+	bool news;
+	int64_t pause;
+
+	(void)state;
+	for (int i = 0; i < 5; i++)
+		hs_outage_failed(&o, i, 7, true, 0, &news, &pause);
+	hs_outage_forget(&o, 8); /* another transfer's end changes nothing */
+	assert_int_equal(hs_outage_failed(&o, 6, 9, true, 0, &news, &pause), HS_OUTAGE_GIVE_BACK);
+	hs_outage_answered(&o, 7);
+	for (int i = 0; i < 5; i++)
+		hs_outage_failed(&o, 10 + i, 7, true, 0, &news, &pause);
+	hs_outage_forget(&o, 7);
+	assert_int_equal(hs_outage_failed(&o, 20, 9, true, 0, &news, &pause), HS_OUTAGE_RETRY);
+	assert_int_equal(hs_outage_failed(&o, 21, 9, true, 0, &news, &pause), HS_OUTAGE_RETRY);
+	assert_false(hs_outage_known(&o));
 }
 
 static void test_wake(void **state)
@@ -112,6 +154,8 @@ int main(void)
 	    cmocka_unit_test(test_failures_in_a_row),
 	    cmocka_unit_test(test_one_probe_then_longer_pauses),
 	    cmocka_unit_test(test_probe_budget),
+	    cmocka_unit_test(test_own_failures),
+	    cmocka_unit_test(test_forget),
 	    cmocka_unit_test(test_wake),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

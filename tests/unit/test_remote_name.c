@@ -5,8 +5,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -132,16 +135,59 @@ static void test_watch_for_path(void **state)
 	struct hs_watch w[2] = {{.path = "/srv/lab", .remote_prefix = "lab/"},
 				{.path = "/srv/labx", .remote_prefix = "x/"}};
 	struct hs_config cfg = {.watches = w, .n_watches = 2};
+	const struct hs_watch *got = NULL;
 	const char *rel = NULL;
+	char *path = NULL;
 
 	(void)state;
-	assert_ptr_equal(hs_watch_for_path(&cfg, "/srv/lab/a/b.pdf", &rel), &w[0]);
+	assert_int_equal(hs_watch_for_path(&cfg, "/srv/lab/a/b.pdf", &got, &path, &rel), 1);
+	assert_ptr_equal(got, &w[0]);
+	assert_string_equal(path, "/srv/lab/a/b.pdf");
 	assert_string_equal(rel, "a/b.pdf");
-	assert_ptr_equal(hs_watch_for_path(&cfg, "/srv/labx/c.pdf", &rel), &w[1]);
+	free(path);
+	assert_int_equal(hs_watch_for_path(&cfg, "/srv/labx/c.pdf", &got, &path, &rel), 1);
+	assert_ptr_equal(got, &w[1]);
 	assert_string_equal(rel, "c.pdf");
-	assert_null(hs_watch_for_path(&cfg, "/srv/lab", &rel));
-	assert_null(hs_watch_for_path(&cfg, "/srv/la/x", &rel));
-	assert_null(hs_watch_for_path(&cfg, "/srv/lab/", &rel));
+	free(path);
+	path = NULL;
+	assert_int_equal(hs_watch_for_path(&cfg, "/srv/lab", &got, &path, &rel), 0);
+	assert_int_equal(hs_watch_for_path(&cfg, "/srv/la/x", &got, &path, &rel), 0);
+	assert_int_equal(hs_watch_for_path(&cfg, "/srv/lab/", &got, &path, &rel), 0);
+	assert_null(path);
+}
+
+/* A folder configured through a symlink (/srv -> /data) holds the files
+ * below the folder it resolves to, named by its configured path. */
+static void test_watch_for_path_symlink(void **state)
+{
+	char dir[] = "/tmp/hs-rn-XXXXXX", data[64], srv[64], file[96], cmd[96];
+	struct hs_watch w[2] = {{.path = "/nonexistent/hs", .remote_prefix = "n/"},
+				{.path = srv, .remote_prefix = "s/"}};
+	struct hs_config cfg = {.watches = w, .n_watches = 2};
+	const struct hs_watch *got = NULL;
+	const char *rel = NULL;
+	char *path = NULL;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(srv, sizeof(srv), "%s/srv", dir);
+	assert_int_equal(mkdir(data, 0700), 0);
+	assert_int_equal(symlink(data, srv), 0);
+	snprintf(file, sizeof(file), "%s/sub/x.pdf", data);
+	assert_int_equal(hs_watch_for_path(&cfg, file, &got, &path, &rel), 1);
+	assert_ptr_equal(got, &w[1]);
+	snprintf(file, sizeof(file), "%s/sub/x.pdf", srv);
+	assert_string_equal(path, file);
+	assert_string_equal(rel, "sub/x.pdf");
+	free(path);
+	path = NULL;
+	assert_int_equal(hs_watch_for_path(&cfg, data, &got, &path, &rel), 0);
+	snprintf(file, sizeof(file), "%s/datax/y.pdf", dir);
+	assert_int_equal(hs_watch_for_path(&cfg, file, &got, &path, &rel), 0);
+	assert_null(path);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -154,6 +200,7 @@ int main(void)
 	    cmocka_unit_test(test_round_trip_exhaustive),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_watch_for_path),
+	    cmocka_unit_test(test_watch_for_path_symlink),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
