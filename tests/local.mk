@@ -1,7 +1,7 @@
 # tests/: command-line, integration and server contract tests.
 
 # The reference server's own contract test, then healsync against it.
-TESTS += tests/cli/commands.sh \
+TESTS += tests/cli/commands.sh tests/cli/catalog.sh \
 	tests/server/test_contract.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
@@ -38,7 +38,7 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/clock_skew.py \
 	tests/integration/status_writes.py \
 	tests/integration/health.py
-EXTRA_DIST += tests/cli/commands.sh \
+EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
 	tests/integration/hstest.py tests/integration/tlsca.py \
