@@ -31,6 +31,7 @@
 #include "agent/health.h"
 #include "agent/http.h"
 #include "agent/log.h"
+#include "agent/metrics.h"
 #include "agent/mirror_sched.h"
 #include "agent/upload.h"
 #include "agent/watch.h"
@@ -78,6 +79,10 @@ struct daemon {
 	int64_t last_stored_at;		     /* Unix ms; 0: never */
 	uint64_t stored_files, stored_bytes; /* since start */
 	bool reload_refused;		     /* until a reload is accepted */
+	/* metrics_file */
+	int64_t metrics_at; /* Unix ms of the last write; 0: none yet */
+	bool metrics_unwritten;
+	bool stopped; /* the loop is over: the last status and metrics */
 };
 
 /* ---- bandwidth timetable ---------------------------------------------- */
@@ -300,14 +305,16 @@ static void health_facts(struct daemon *d, const int64_t counts[HS_JOB_NSTATES],
 
 /* Weighs the facts; a new verdict is one journal line with its own
  * MESSAGE_ID (the first one too, unless it is OK). */
-static void weigh_health(struct daemon *d, const struct hs_health_facts *f, int64_t now)
+static bool weigh_health(struct daemon *d, const struct hs_health_facts *f, int64_t now)
 {
+	bool changed;
 	struct hs_health_limits lim = hs_health_limits_of(d->cfg);
 	struct hs_health h;
 	char summary[512], since[32];
 
 	hs_health_eval(f, &lim, d->health_known ? &d->health : NULL, now, &h);
-	if (d->health_known ? !hs_health_same(&d->health, &h) : h.state != HS_HEALTH_OK) {
+	changed = d->health_known ? !hs_health_same(&d->health, &h) : h.state != HS_HEALTH_OK;
+	if (changed) {
 		const struct hs_log_field fields[] = {
 		    {"MESSAGE_ID", health_msgid[h.state]},
 		    {"HEALSYNC_HEALTH", hs_health_state_name(h.state)},
@@ -323,6 +330,7 @@ static void weigh_health(struct daemon *d, const struct hs_health_facts *f, int6
 	}
 	d->health = h;
 	d->health_known = true;
+	return changed;
 }
 
 static json_t *health_json(const struct hs_health *h)
@@ -361,6 +369,70 @@ static json_t *api_json(const char *state, int64_t since)
 	return json_pack("{s:s, s:I}", "state", state, "since", (json_int_t)since);
 }
 
+#define METRICS_EVERY_MS 15000
+
+static void add_metrics_limiter(const char *realm, const char *host, const struct hs_ratelimit *rl,
+				void *arg)
+{
+	struct hs_metrics *m = arg;
+
+	if (m->n_limiters >= HS_METRICS_MAX_LIMITERS)
+		return;
+	/* The names stay valid until the loop runs again: the text is made
+	 * right after this walk. */
+	m->limiters[m->n_limiters].api = realm;
+	m->limiters[m->n_limiters].host = host;
+	m->limiters[m->n_limiters].throttled = rl->throttled;
+	m->n_limiters++;
+}
+
+/* metrics_file, at most every METRICS_EVERY_MS, and at once when the
+ * verdict changed or the daemon stops. */
+static void write_metrics(struct daemon *d, const int64_t counts[HS_JOB_NSTATES],
+			  const struct hs_health_facts *f, const struct hs_mirror_sched_info *mi,
+			  int64_t now, bool changed)
+{
+	struct hs_metrics m = {
+	    .running = !d->stopped,
+	    .started_at = d->started_at,
+	    .stored_files = d->stored_files,
+	    .stored_bytes = d->stored_bytes,
+	    .sent_bytes = hs_http_bytes_sent(d->http),
+	    .last_upload_at = d->last_stored_at,
+	    .mirror_enabled = mi->enabled,
+	    .mirror_last_success_at = mi->last_ok.id ? mi->last_ok.started_at : 0,
+	    .oldest_queued_age_ms = f->oldest_waiting_at ? now - f->oldest_waiting_at : 0,
+	    .upload_up = !f->upload_key_rejected && !f->upload_unavailable,
+	    .records_up = !f->mirror_failed,
+	    .disk_free = f->disk_free,
+	    .waiting_for_quota = hs_http_waiting(d->http),
+	    .health = &d->health,
+	};
+	const char *path = d->cfg->metrics_file, *slash;
+	char dir[4096], *text;
+
+	if (!path || (!changed && !d->stopped && d->metrics_at &&
+		      now - d->metrics_at < METRICS_EVERY_MS && now >= d->metrics_at))
+		return;
+	for (int s = 0; s < HS_JOB_NSTATES; s++)
+		m.jobs[s] = counts[s];
+	hs_http_each_limiter(d->http, add_metrics_limiter, &m);
+	text = hs_metrics_text(&m);
+	slash = strrchr(path, '/'); /* absolute: the configuration says so */
+	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (!text || write_atomic(dir, slash + 1, text, 0644) != 0) {
+		if (!d->metrics_unwritten)
+			hs_log(LOG_WARNING, "cannot write %s: %s", path,
+			       text ? strerror(errno) : "out of memory");
+		d->metrics_unwritten = true;
+	} else if (d->metrics_unwritten) {
+		hs_log(LOG_NOTICE, "%s written again", path);
+		d->metrics_unwritten = false;
+	}
+	d->metrics_at = now;
+	free(text);
+}
+
 static void update_status(struct daemon *d)
 {
 	struct status_ctx c = {.list = json_array()};
@@ -397,7 +469,7 @@ static void update_status(struct daemon *d)
 	if (d->mirror)
 		hs_mirror_sched_get_info(d->mirror, &mi);
 	health_facts(d, counts, &ws, &mi, &facts);
-	weigh_health(d, &facts, now);
+	write_metrics(d, counts, &facts, &mi, now, weigh_health(d, &facts, now));
 
 	hs_format_size((uint64_t)d->rate, rate, sizeof(rate));
 	if (d->bucket.rate)
@@ -887,6 +959,7 @@ int hs_daemon_run(const char *config_path, struct hs_config *cfg)
 		       d.cfg->upload.parallel);
 		status_soon(&d);
 		rc = sd_event_loop(d.ev) < 0 ? 1 : d.exit_code;
+		d.stopped = true;
 		update_status(&d);
 		/* systemd keeps the last STATUS= of a stopped unit: none. */
 		sd_notify(0, "STATUS=");

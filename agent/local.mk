@@ -11,7 +11,7 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/outage.c agent/outage.h agent/verdict.c agent/verdict.h \
 	agent/transfer.c agent/transfer.h agent/upload_scan.c \
 	agent/upload_single.c agent/upload_multipart.c \
-	agent/health.c agent/health.h \
+	agent/health.c agent/health.h agent/metrics.c agent/metrics.h \
 	agent/watch.c agent/watch.h agent/settle.c agent/settle.h \
 	agent/filter.c agent/filter.h agent/after.c agent/after.h \
 	agent/beneath.c agent/beneath.h \
@@ -100,9 +100,10 @@ endif
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_health
 TESTS += tests/unit/test_health
-tests_unit_test_health_SOURCES = tests/unit/test_health.c agent/health.c
+tests_unit_test_health_SOURCES = tests/unit/test_health.c agent/health.c agent/metrics.c \
+	queue/queue.h
 tests_unit_test_health_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_health_LDADD = $(CMOCKA_LIBS)
+tests_unit_test_health_LDADD = libhsqueue.a $(SQLITE_LIBS) $(CMOCKA_LIBS)
 endif
 
 if HAVE_CMOCKA

@@ -37,7 +37,8 @@ TESTS += tests/cli/commands.sh tests/cli/catalog.sh \
 	tests/integration/s3_storage.py \
 	tests/integration/clock_skew.py \
 	tests/integration/status_writes.py \
-	tests/integration/health.py
+	tests/integration/health.py \
+	tests/integration/metrics.py
 EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -49,6 +50,7 @@ EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh \
 	tests/integration/s3_storage.py \
 	tests/integration/clock_skew.py \
 	tests/integration/health.py \
+	tests/integration/metrics.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \

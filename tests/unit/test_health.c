@@ -4,10 +4,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "agent/health.h"
+#include "agent/metrics.h"
 
 #define MIN  (60LL * 1000)
 #define HOUR (60 * MIN)
@@ -239,6 +241,49 @@ static void test_names(void **state)
 	assert_int_equal(hs_health_state_parse(NULL), -1);
 }
 
+static void test_metrics_text(void **state)
+{
+	struct hs_health_facts f = healthy();
+	struct hs_health h;
+	struct hs_metrics m = {.running = true,
+			       .started_at = T0,
+			       .stored_files = 3,
+			       .stored_bytes = 4096,
+			       .last_upload_at = T0 + 1500,
+			       .upload_up = true,
+			       .disk_free = -1,
+			       .n_limiters = 1,
+			       .health = &h};
+	char *text;
+
+	(void)state;
+	f.dead = 1;
+	hs_health_eval(&f, &limits, NULL, T0, &h);
+	m.jobs[HS_JOB_DEAD] = 1;
+	m.limiters[0].api = "upload";
+	m.limiters[0].host = "a\"b";
+	m.limiters[0].throttled = 2;
+	text = hs_metrics_text(&m);
+	assert_non_null(text);
+	assert_non_null(
+	    strstr(text, "# TYPE healsync_jobs gauge\nhealsync_jobs{state=\"queued\"} 0\n"));
+	assert_non_null(strstr(text, "healsync_jobs{state=\"dead\"} 1\n"));
+	assert_non_null(strstr(text, "healsync_health_state 2\n"));
+	assert_non_null(
+	    strstr(text, "healsync_health_reason{code=\"jobs_dead\",state=\"CRITICAL\"} 1\n"));
+	assert_non_null(strstr(text, "# TYPE healsync_stored_files_total counter\n"
+				     "healsync_stored_files_total 3\n"));
+	assert_non_null(
+	    strstr(text, "healsync_last_upload_success_timestamp_seconds 1780000001.500\n"));
+	assert_non_null(strstr(text, "healsync_api_up{api=\"upload\"} 1\n"));
+	/* a host name is a label value: escaped */
+	assert_non_null(strstr(text, "{api=\"upload\",host=\"a\\\"b\"} 2\n"));
+	/* no mirror, no free space known: not said at all */
+	assert_null(strstr(text, "mirror"));
+	assert_null(strstr(text, "healsync_state_dir_free_bytes"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +298,7 @@ int main(void)
 	    cmocka_unit_test(test_disk),
 	    cmocka_unit_test(test_summary_worst_first),
 	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_metrics_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
