@@ -1,7 +1,7 @@
 # tests/: command-line, integration and server contract tests.
 
 # The reference server's own contract test, then healsync against it.
-TESTS += tests/cli/commands.sh tests/cli/catalog.sh \
+TESTS += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/server/test_contract.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
@@ -39,7 +39,7 @@ TESTS += tests/cli/commands.sh tests/cli/catalog.sh \
 	tests/integration/status_writes.py \
 	tests/integration/health.py \
 	tests/integration/metrics.py
-EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh \
+EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
 	tests/integration/hstest.py tests/integration/tlsca.py \
