@@ -23,7 +23,7 @@ struct hs_config *hs_cli_config(struct hs_cli *cli)
 
 	if (cli->cfg)
 		return cli->cfg;
-	cli->cfg = hs_config_load(cli->config_path, &cause);
+	cli->cfg = hs_config_load_opts(cli->config_path, cli->load_flags, &cause);
 	if (!cli->cfg) {
 		hs_cli_error("%s", cause ? cause : "out of memory");
 		free(cause);

@@ -9,6 +9,7 @@
 #ifndef HS_AGENT_CLI_H
 #define HS_AGENT_CLI_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "agent/clock.h"
@@ -25,6 +26,7 @@ enum {
 struct hs_cli {
 	const char *config_path; /* resolved: -c, $HEALSYNC_CONFIG or default */
 	struct hs_config *cfg;	 /* loaded on demand by hs_cli_config() */
+	unsigned load_flags;	 /* HS_CONFIG_*: status, jobs, check read no key */
 };
 
 /* Loads the configuration once; on failure prints the reason and returns
@@ -51,5 +53,19 @@ int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv);
 int hs_cmd_retry(struct hs_cli *cli, int argc, char **argv);
 int hs_cmd_status(struct hs_cli *cli, int argc, char **argv);
 int hs_cmd_mirror(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_check(struct hs_cli *cli, int argc, char **argv);
+
+struct hs_health;
+struct hs_health_limits;
+/*
+ * The daemon's last report, state_dir/status.json, and its health verdict
+ * weighed again at now with lim (the facts it wrote, the verdict it had for
+ * the times each reason began). No daemon: *ret_daemon NULL and the verdict
+ * is CRITICAL "daemon not running". Returns 0, or -1 with an allocated
+ * *ret_why when it cannot tell (the report is unreadable). The caller
+ * frees *ret_daemon with json_decref. Reads files only.
+ */
+int hs_cli_health(const struct hs_config *cfg, const struct hs_health_limits *lim, int64_t now,
+		  json_t **ret_daemon, struct hs_health *ret, char **ret_why);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * check-config: load and validate the configuration, print it redacted.
+ * check-config [--quiet]: load and validate the configuration, print it
+ * redacted. --quiet loads it as a reload does and prints only an error.
  *
  * Where healsync.service is loaded, it also checks the configuration
  * against the service's sandbox as systemd reports it (its unit's
@@ -254,13 +255,18 @@ static int check_service(const struct hs_config *cfg)
 int hs_cmd_check_config(struct hs_cli *cli, int argc, char **argv)
 {
 	int problems;
+	bool quiet = argc == 2 && (strcmp(argv[1], "--quiet") == 0 || strcmp(argv[1], "-q") == 0);
 
-	if (argc != 1) {
-		hs_cli_error("check-config takes no arguments");
+	if (argc != 1 && !quiet) {
+		hs_cli_error("usage: healsync check-config [--quiet]");
 		return HS_EXIT_USAGE;
 	}
 	if (!hs_cli_config(cli))
 		return HS_EXIT_CONFIG;
+	/* --quiet: what the daemon itself checks at a reload (the unit's
+	 * ExecReload=), so that a refused configuration fails the reload. */
+	if (quiet)
+		return HS_EXIT_OK;
 	hs_config_print(cli->cfg, stdout);
 	if (fflush(stdout) != 0)
 		return HS_EXIT_FAILURE;

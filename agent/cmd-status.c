@@ -13,30 +13,17 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/cli.h"
 #include "agent/daemon.h"
+#include "agent/health.h"
 #include "agent/mirror_db.h"
 #include "conf/units.h"
 
-/* The daemon's last report, or NULL when none is running. */
-static json_t *daemon_status(const struct hs_config *cfg)
-{
-	char path[4096];
-	json_t *doc;
-	json_int_t pid;
-
-	snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, HS_STATUS_FILE);
-	doc = json_load_file(path, 0, NULL);
-	pid = json_integer_value(json_object_get(doc, "pid"));
-	/* A report left by a daemon that has since stopped says nothing. */
-	if (doc && (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM))) {
-		json_decref(doc);
-		return NULL;
-	}
-	return doc;
-}
+static void print_run_time(const char *label, json_int_t ms);
 
 static void print_time(const char *label, json_int_t ms)
 {
@@ -58,6 +45,24 @@ static void print_hm(const char *label, json_int_t ms)
 	if (ms > 0 && localtime_r(&t, &tm) &&
 	    strftime(buf, sizeof(buf), t - time(NULL) >= 24 * 3600 ? "%a %H:%M" : "%H:%M", &tm))
 		printf("%s%s", label, buf);
+}
+
+static void print_health(const struct hs_health *h, json_t *d)
+{
+	json_int_t last = json_integer_value(json_object_get(d, "last_upload_at"));
+	char summary[512];
+
+	printf("health: %s", hs_health_state_name(h->state));
+	print_run_time(" since ", h->since);
+	printf(", %s\n", hs_health_summary(h, summary, sizeof(summary)));
+	if (d) {
+		printf("last upload: ");
+		if (last > 0)
+			print_run_time("", last);
+		else
+			printf("none yet");
+		printf("\n");
+	}
 }
 
 static void print_daemon(json_t *d)
@@ -189,19 +194,53 @@ static void print_mirror(json_t *m)
 	printf("\n");
 }
 
+/* A new reference to v, or JSON null when there is none. */
+static json_t *or_null(json_t *v)
+{
+	return v ? json_incref(v) : json_null();
+}
+
+static json_t *health_json(const struct hs_health *h)
+{
+	json_t *reasons = json_array();
+
+	for (size_t i = 0; reasons && i < h->n; i++) {
+		const struct hs_health_reason *r = &h->reasons[i];
+		json_array_append_new(reasons, json_pack("{s:s, s:s, s:I, s:s}", "code",
+							 hs_health_code_name(r->code), "state",
+							 hs_health_state_name(r->state), "since",
+							 (json_int_t)r->since, "text", r->text));
+	}
+	return json_pack("{s:s, s:I, s:o}", "state", hs_health_state_name(h->state), "since",
+			 (json_int_t)h->since, "reasons", reasons ? reasons : json_array());
+}
+
+/* Whether this user may open the queue: root (who acts as its owner), its
+ * owner, or anyone when there is no state_dir yet (it is made). */
+static bool owns_state(const struct hs_config *cfg)
+{
+	struct stat st;
+
+	return geteuid() == 0 || stat(cfg->state_dir, &st) != 0 || st.st_uid == geteuid();
+}
+
 int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"json", no_argument, NULL, 'j'},
 	    {NULL, 0, NULL, 0},
 	};
-	int64_t counts[HS_JOB_NSTATES];
-	struct hs_queue *q;
+	int64_t counts[HS_JOB_NSTATES] = {0};
+	struct hs_queue *q = NULL;
 	int open_rc;
+	bool own;
 	json_t *doc = NULL, *queue, *daemon = NULL, *mirror = NULL;
 	bool as_json = false;
 	int c, rc = HS_EXIT_FAILURE;
 	char *cause = NULL;
+	struct hs_health_limits lim;
+	struct hs_health health;
+	int64_t now = hs_wall_ms();
 
 	while ((c = getopt_long(argc, argv, "+j", opts, NULL)) != -1) {
 		if (c != 'j')
@@ -212,15 +251,32 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		hs_cli_error("usage: healsync status [--json]");
 		return HS_EXIT_USAGE;
 	}
-	open_rc = hs_cli_open_queue(cli, &q);
-	if (open_rc != HS_EXIT_OK)
-		return open_rc;
-	if (hs_queue_counts(q, counts, &cause) != HS_Q_OK) {
+	cli->load_flags |= HS_CONFIG_NO_KEYS; /* a monitor may not read them */
+	if (!hs_cli_config(cli))
+		return HS_EXIT_CONFIG;
+	/* A member of the service's group reads the daemon's report only. */
+	own = owns_state(cli->cfg);
+	if (own) {
+		open_rc = hs_cli_open_queue(cli, &q);
+		if (open_rc != HS_EXIT_OK)
+			return open_rc;
+		if (hs_queue_counts(q, counts, &cause) != HS_Q_OK) {
+			hs_cli_error("%s", cause ? cause : "out of memory");
+			goto out;
+		}
+	}
+	lim = hs_health_limits_of(cli->cfg);
+	if (hs_cli_health(cli->cfg, &lim, now, &daemon, &health, &cause) != 0) {
 		hs_cli_error("%s", cause ? cause : "out of memory");
 		goto out;
 	}
-	daemon = daemon_status(cli->cfg);
-	mirror = mirror_status(cli->cfg, daemon);
+	if (!own) {
+		json_t *dq = json_object_get(daemon, "queue");
+		for (int s = 0; s < HS_JOB_NSTATES; s++)
+			counts[s] = json_integer_value(json_object_get(dq, hs_job_state_name(s)));
+	}
+	mirror =
+	    own ? mirror_status(cli->cfg, daemon) : json_incref(json_object_get(daemon, "mirror"));
 
 	if (as_json) {
 		doc = json_object();
@@ -229,6 +285,16 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 			goto out;
 		for (int s = 0; s < HS_JOB_NSTATES; s++)
 			json_object_set_new(queue, hs_job_state_name(s), json_integer(counts[s]));
+		json_object_set_new(doc, "health", health_json(&health));
+		json_int_t oldest = json_integer_value(
+		    json_object_get(json_object_get(daemon, "health_facts"), "oldest_waiting_at"));
+		json_object_set_new(doc, "last_upload_at",
+				    or_null(json_object_get(daemon, "last_upload_at")));
+		/* Counted now: the daemon may have written it a while ago. */
+		json_object_set_new(doc, "oldest_queued_age_s",
+				    oldest > 0 ? json_integer(((json_int_t)now - oldest) / 1000)
+					       : json_null());
+		json_object_set_new(doc, "apis", or_null(json_object_get(daemon, "apis")));
 		json_object_set(doc, "daemon", daemon ? daemon : json_null());
 		json_object_set(doc, "mirror", mirror ? mirror : json_null());
 		if (json_dumpf(doc, stdout, JSON_INDENT(2)) != 0 || putchar('\n') == EOF)
@@ -238,10 +304,12 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		for (int s = 0; s < HS_JOB_NSTATES; s++)
 			printf(" %" PRId64 " %s%s", counts[s], hs_job_state_name(s),
 			       s + 1 < HS_JOB_NSTATES ? "," : "\n");
+		print_health(&health, daemon);
 		print_daemon(daemon);
 		print_mirror(mirror);
 	}
-	rc = fflush(stdout) == 0 ? HS_EXIT_OK : HS_EXIT_FAILURE;
+	/* Exits by the verdict, as `healsync check` does: 0, 1 or 2. */
+	rc = fflush(stdout) == 0 ? (int)health.state : HS_EXIT_FAILURE;
 out:
 	free(cause);
 	json_decref(daemon);

@@ -20,6 +20,7 @@
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <time.h>
@@ -27,8 +28,10 @@
 
 #include "agent/clock.h"
 #include "agent/daemon.h"
+#include "agent/health.h"
 #include "agent/http.h"
 #include "agent/log.h"
+#include "agent/metrics.h"
 #include "agent/mirror_sched.h"
 #include "agent/upload.h"
 #include "agent/watch.h"
@@ -37,6 +40,8 @@
 
 #define STOP_GRACE_MS	   5000
 #define STATUS_INTERVAL_US (1000 * 1000)
+/* Even an idle daemon weighs its health this often: ages grow. */
+#define HEALTH_INTERVAL_US (30ULL * 1000 * 1000)
 /* Finished jobs are kept this long for `healsync jobs`; the ledger keeps
  * what was stored for ever. */
 #define KEEP_FINISHED_MS (30LL * 24 * 3600 * 1000)
@@ -66,7 +71,18 @@ struct daemon {
 	double rate; /* bytes per second, all transfers */
 	int exit_code;
 	bool status_unwritten; /* logged once until a write succeeds again */
-	char status_line[256];
+	char status_line[512];
+	/* health */
+	sd_event_source *health_timer;
+	struct hs_health health;
+	bool health_known;		     /* health holds a verdict */
+	int64_t last_stored_at;		     /* Unix ms; 0: never */
+	uint64_t stored_files, stored_bytes; /* since start */
+	bool reload_refused;		     /* until a reload is accepted */
+	/* metrics_file */
+	int64_t metrics_at; /* Unix ms of the last write; 0: none yet */
+	bool metrics_unwritten;
+	bool stopped; /* the loop is over: the last status and metrics */
 };
 
 /* ---- bandwidth timetable ---------------------------------------------- */
@@ -157,11 +173,12 @@ static void add_limiter(const char *realm, const char *host, const struct hs_rat
 }
 
 /*
- * Writes dir/name atomically: a reader sees the old file or the new one. The
- * temporary file is made afresh (O_EXCL, never through a link planted under
- * its name) and renamed relative to the folder's descriptor.
+ * Writes dir/name atomically with mode: a reader sees the old file or the
+ * new one. The temporary file is made afresh (O_EXCL, never through a link
+ * planted under its name), given its mode whatever the umask, and renamed
+ * relative to the folder's descriptor.
  */
-static int write_atomic(const char *dir, const char *name, const char *text)
+static int write_atomic(const char *dir, const char *name, const char *text, mode_t mode)
 {
 	char tmp[256];
 	int dfd, fd, e;
@@ -177,7 +194,7 @@ static int write_atomic(const char *dir, const char *name, const char *text)
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto fail;
-	n = write(fd, text, len);
+	n = fchmod(fd, mode) == 0 ? write(fd, text, len) : -1;
 	if (n != (ssize_t)len) {
 		e = n < 0 ? errno : ENOSPC; /* a short write: the disk is full */
 		close(fd);
@@ -201,7 +218,7 @@ int hs_state_dir_check(const char *dir, bool daemon, char *err, size_t len)
 {
 	struct stat st;
 
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
 		snprintf(err, len, "state_dir %s: %s", dir, strerror(errno));
 		return -1;
 	}
@@ -213,11 +230,19 @@ int hs_state_dir_check(const char *dir, bool daemon, char *err, size_t len)
 		snprintf(err, len, "state_dir %s: is not a folder", dir);
 		return -1;
 	}
-	if (st.st_uid != geteuid() && (daemon || geteuid() != 0)) {
+	if (st.st_uid != geteuid() && daemon) {
 		snprintf(err, len,
 			 "state_dir %s: is owned by uid %u, not by uid %u (the user healsync runs "
 			 "as); run chown on it",
 			 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	/* Never advise a chown here: the folder is the service's. */
+	if (st.st_uid != geteuid() && geteuid() != 0) {
+		snprintf(err, len,
+			 "state_dir %s: belongs to uid %u, the service's user; run this as root "
+			 "(members of its group may run status and check)",
+			 dir, (unsigned)st.st_uid);
 		return -1;
 	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
@@ -230,18 +255,204 @@ int hs_state_dir_check(const char *dir, bool daemon, char *err, size_t len)
 	return 0;
 }
 
+/* ---- health: the verdict from what the daemon knows ------------------ */
+
+static const char *const health_msgid[] = {
+    [HS_HEALTH_OK] = HS_MSGID_HEALTH_OK,
+    [HS_HEALTH_WARNING] = HS_MSGID_HEALTH_WARNING,
+    [HS_HEALTH_CRITICAL] = HS_MSGID_HEALTH_CRITICAL,
+};
+
+/* The first scheduled mirror time after the last success (or after the
+ * start, when none succeeded), its jitter added; 0 when none is known. */
+static int64_t mirror_due_at(const struct daemon *d, const struct hs_mirror_sched_info *mi)
+{
+	int64_t from = mi->last_ok.id ? mi->last_ok.started_at : d->started_at;
+	int64_t next;
+
+	if (!mi->enabled || !d->cfg->mirror.cron)
+		return 0;
+	next = hs_cron_next(d->cfg->mirror.cron, from / 1000);
+	return next > 0 ? next * 1000 + (int64_t)d->cfg->mirror.jitter_ms : 0;
+}
+
+static void health_facts(struct daemon *d, const int64_t counts[HS_JOB_NSTATES],
+			 const struct hs_watcher_stats *ws, const struct hs_mirror_sched_info *mi,
+			 struct hs_health_facts *f)
+{
+	struct statvfs sv;
+	char *cause = NULL;
+
+	*f = (struct hs_health_facts){.running = true, .disk_free = -1};
+	f->dead = counts[HS_JOB_DEAD];
+	f->waiting = counts[HS_JOB_QUEUED] + counts[HS_JOB_ACTIVE] + counts[HS_JOB_FAILED];
+	if (f->waiting && hs_queue_oldest_waiting(d->q, &f->oldest_waiting_at, &cause) < 0) {
+		hs_log(LOG_WARNING, "queue: %s", cause ? cause : "out of memory");
+		free(cause);
+	}
+	f->last_stored_at = d->last_stored_at;
+	f->upload_key_rejected = d->up && hs_uploader_auth_paused(d->up);
+	f->upload_unavailable = d->up && hs_uploader_unavailable(d->up);
+	f->upload_unavailable_since = d->up ? hs_uploader_unavailable_since(d->up) : 0;
+	f->mirror_enabled = mi->enabled;
+	f->mirror_failed = mi->last.id && strcmp(mi->last.status, "failed") == 0;
+	f->mirror_failed_at = mi->last.ended_at;
+	f->mirror_due_at = mirror_due_at(d, mi);
+	f->watch_missing = ws->missing;
+	if (statvfs(d->cfg->state_dir, &sv) == 0)
+		f->disk_free = (int64_t)((uint64_t)sv.f_bavail * sv.f_frsize);
+}
+
+/* Weighs the facts; a new verdict is one journal line with its own
+ * MESSAGE_ID (the first one too, unless it is OK). */
+static bool weigh_health(struct daemon *d, const struct hs_health_facts *f, int64_t now)
+{
+	bool changed;
+	struct hs_health_limits lim = hs_health_limits_of(d->cfg);
+	struct hs_health h;
+	char summary[512], since[32];
+
+	hs_health_eval(f, &lim, d->health_known ? &d->health : NULL, now, &h);
+	changed = d->health_known ? !hs_health_same(&d->health, &h) : h.state != HS_HEALTH_OK;
+	if (changed) {
+		const struct hs_log_field fields[] = {
+		    {"MESSAGE_ID", health_msgid[h.state]},
+		    {"HEALSYNC_HEALTH", hs_health_state_name(h.state)},
+		};
+		snprintf(since, sizeof(since), "%" PRId64, h.since);
+		hs_log_fields(h.state == HS_HEALTH_CRITICAL  ? LOG_ERR
+			      : h.state == HS_HEALTH_WARNING ? LOG_WARNING
+							     : LOG_NOTICE,
+			      fields, sizeof(fields) / sizeof(fields[0]), "health %s%s: %s",
+			      hs_health_state_name(h.state),
+			      d->health_known && d->health.state == h.state ? " still" : "",
+			      hs_health_summary(&h, summary, sizeof(summary)));
+	}
+	d->health = h;
+	d->health_known = true;
+	return changed;
+}
+
+static json_t *health_json(const struct hs_health *h)
+{
+	json_t *reasons = json_array();
+
+	for (size_t i = 0; reasons && i < h->n; i++) {
+		const struct hs_health_reason *r = &h->reasons[i];
+		json_array_append_new(reasons, json_pack("{s:s, s:s, s:I, s:s}", "code",
+							 hs_health_code_name(r->code), "state",
+							 hs_health_state_name(r->state), "since",
+							 (json_int_t)r->since, "text", r->text));
+	}
+	return json_pack("{s:s, s:I, s:o}", "state", hs_health_state_name(h->state), "since",
+			 (json_int_t)h->since, "reasons", reasons ? reasons : json_array());
+}
+
+/* The facts as they were weighed, so that a reader can weigh them again at
+ * its own time and with its own thresholds (`healsync check -w`). */
+static json_t *facts_json(const struct hs_health_facts *f)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:b, s:b, s:I, s:I, s:I, s:I}",
+			 "dead", (json_int_t)f->dead, "waiting", (json_int_t)f->waiting,
+			 "oldest_waiting_at", (json_int_t)f->oldest_waiting_at, "last_stored_at",
+			 (json_int_t)f->last_stored_at, "upload_key_rejected",
+			 f->upload_key_rejected, "upload_unavailable", f->upload_unavailable,
+			 "upload_unavailable_since", (json_int_t)f->upload_unavailable_since,
+			 "mirror_enabled", f->mirror_enabled, "mirror_failed", f->mirror_failed,
+			 "mirror_failed_at", (json_int_t)f->mirror_failed_at, "mirror_due_at",
+			 (json_int_t)f->mirror_due_at, "watch_missing",
+			 (json_int_t)f->watch_missing, "disk_free", (json_int_t)f->disk_free);
+}
+
+static json_t *api_json(const char *state, int64_t since)
+{
+	return json_pack("{s:s, s:I}", "state", state, "since", (json_int_t)since);
+}
+
+#define METRICS_EVERY_MS 15000
+
+static void add_metrics_limiter(const char *realm, const char *host, const struct hs_ratelimit *rl,
+				void *arg)
+{
+	struct hs_metrics *m = arg;
+
+	if (m->n_limiters >= HS_METRICS_MAX_LIMITERS)
+		return;
+	/* The names stay valid until the loop runs again: the text is made
+	 * right after this walk. */
+	m->limiters[m->n_limiters].api = realm;
+	m->limiters[m->n_limiters].host = host;
+	m->limiters[m->n_limiters].throttled = rl->throttled;
+	m->n_limiters++;
+}
+
+/* metrics_file, at most every METRICS_EVERY_MS, and at once when the
+ * verdict changed or the daemon stops. */
+static void write_metrics(struct daemon *d, const int64_t counts[HS_JOB_NSTATES],
+			  const struct hs_health_facts *f, const struct hs_mirror_sched_info *mi,
+			  int64_t now, bool changed)
+{
+	struct hs_metrics m = {
+	    .running = !d->stopped,
+	    .started_at = d->started_at,
+	    .stored_files = d->stored_files,
+	    .stored_bytes = d->stored_bytes,
+	    .sent_bytes = hs_http_bytes_sent(d->http),
+	    .last_upload_at = d->last_stored_at,
+	    .mirror_enabled = mi->enabled,
+	    .mirror_last_success_at = mi->last_ok.id ? mi->last_ok.started_at : 0,
+	    .oldest_queued_age_ms = f->oldest_waiting_at ? now - f->oldest_waiting_at : 0,
+	    .upload_up = !f->upload_key_rejected && !f->upload_unavailable,
+	    .records_up = !f->mirror_failed,
+	    .disk_free = f->disk_free,
+	    .waiting_for_quota = hs_http_waiting(d->http),
+	    .health = &d->health,
+	};
+	const char *path = d->cfg->metrics_file, *slash;
+	char dir[4096], *text;
+
+	if (!path || (!changed && !d->stopped && d->metrics_at &&
+		      now - d->metrics_at < METRICS_EVERY_MS && now >= d->metrics_at))
+		return;
+	for (int s = 0; s < HS_JOB_NSTATES; s++)
+		m.jobs[s] = counts[s];
+	hs_http_each_limiter(d->http, add_metrics_limiter, &m);
+	text = hs_metrics_text(&m);
+	slash = strrchr(path, '/'); /* absolute: the configuration says so */
+	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (!text || write_atomic(dir, slash + 1, text, 0644) != 0) {
+		if (!d->metrics_unwritten)
+			hs_log(LOG_WARNING, "cannot write %s: %s", path,
+			       text ? strerror(errno) : "out of memory");
+		d->metrics_unwritten = true;
+	} else if (d->metrics_unwritten) {
+		hs_log(LOG_NOTICE, "%s written again", path);
+		d->metrics_unwritten = false;
+	}
+	d->metrics_at = now;
+	free(text);
+}
+
 static void update_status(struct daemon *d)
 {
 	struct status_ctx c = {.list = json_array()};
-	json_t *doc, *limits = json_array();
-	int64_t now_us = hs_mono_us();
+	json_t *doc, *limits = json_array(), *apis;
+	int64_t now_us = hs_mono_us(), now = hs_wall_ms();
 	uint64_t sent = hs_http_bytes_sent(d->http);
 	int64_t counts[HS_JOB_NSTATES] = {0};
-	char rate[32], limit[32], pause_hm[32], *text, *cause = NULL;
+	char rate[32], limit[32], pause_hm[32], what[256], reasons[256], *text, *cause = NULL;
+	struct hs_watcher_stats ws = {0};
+	struct hs_mirror_sched_info mi = {0};
+	struct hs_health_facts facts;
 
-	if (d->last_status_us && now_us > d->last_status_us)
+	/* Bytes over the last interval; a longer gap (an idle daemon woken)
+	 * would spread a transfer's first second over the idle time. */
+	if (d->last_status_us && now_us > d->last_status_us &&
+	    now_us - d->last_status_us <= 2 * STATUS_INTERVAL_US)
 		d->rate =
 		    (double)(sent - d->last_sent) * 1e6 / (double)(now_us - d->last_status_us);
+	else if (!d->last_status_us || sent == d->last_sent)
+		d->rate = 0;
 	d->last_sent = sent;
 	d->last_status_us = now_us;
 
@@ -253,77 +464,111 @@ static void update_status(struct daemon *d)
 		hs_log(LOG_WARNING, "queue: %s", cause ? cause : "out of memory");
 		free(cause);
 	}
+	if (d->watcher)
+		hs_watcher_get_stats(d->watcher, &ws);
+	if (d->mirror)
+		hs_mirror_sched_get_info(d->mirror, &mi);
+	health_facts(d, counts, &ws, &mi, &facts);
+	write_metrics(d, counts, &facts, &mi, now, weigh_health(d, &facts, now));
 
 	hs_format_size((uint64_t)d->rate, rate, sizeof(rate));
 	if (d->bucket.rate)
 		hs_format_size(d->bucket.rate, limit, sizeof(limit));
 	else
 		snprintf(limit, sizeof(limit), "off");
-	struct hs_watcher_stats ws = {0};
-	if (d->watcher)
-		hs_watcher_get_stats(d->watcher, &ws);
 	if (!d->ready)
-		snprintf(d->status_line, sizeof(d->status_line),
-			 "scanning %zu watch folder%s, %" PRId64 " queued", ws.folders,
-			 ws.folders == 1 ? "" : "s", counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
+		snprintf(what, sizeof(what), "scanning %zu watch folder%s, %" PRId64 " queued",
+			 ws.folders, ws.folders == 1 ? "" : "s",
+			 counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
 	else if (c.n)
-		snprintf(d->status_line, sizeof(d->status_line),
-			 "uploading %u file%s (%s/s), %" PRId64 " queued", c.n, c.n == 1 ? "" : "s",
-			 rate, counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
+		snprintf(what, sizeof(what), "uploading %u file%s (%s/s), %" PRId64 " queued", c.n,
+			 c.n == 1 ? "" : "s", rate, counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
 	else if (d->paused_until)
-		snprintf(d->status_line, sizeof(d->status_line),
-			 "paused until %s, %" PRId64 " queued",
+		snprintf(what, sizeof(what), "paused until %s, %" PRId64 " queued",
 			 local_hm(d->paused_until, time(NULL), pause_hm, sizeof(pause_hm)),
 			 counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
 	else
-		snprintf(d->status_line, sizeof(d->status_line), "idle, %" PRId64 " queued",
+		snprintf(what, sizeof(what), "idle, %" PRId64 " queued",
 			 counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
 	/* Transfers finishing what they were sending, or still scanning. */
 	if (d->paused_until && (c.n || !d->ready))
-		snprintf(d->status_line + strlen(d->status_line),
-			 sizeof(d->status_line) - strlen(d->status_line), ", paused until %s",
+		snprintf(what + strlen(what), sizeof(what) - strlen(what), ", paused until %s",
 			 local_hm(d->paused_until, time(NULL), pause_hm, sizeof(pause_hm)));
-	struct hs_mirror_sched_info mi = {0};
-	if (d->mirror)
-		hs_mirror_sched_get_info(d->mirror, &mi);
 	if (mi.running && mi.progress.total_pages)
-		snprintf(d->status_line + strlen(d->status_line),
-			 sizeof(d->status_line) - strlen(d->status_line),
+		snprintf(what + strlen(what), sizeof(what) - strlen(what),
 			 ", mirroring page %" PRId64 " of %" PRId64, mi.progress.page,
 			 mi.progress.total_pages);
 	else if (mi.running)
-		snprintf(d->status_line + strlen(d->status_line),
-			 sizeof(d->status_line) - strlen(d->status_line), ", mirroring");
+		snprintf(what + strlen(what), sizeof(what) - strlen(what), ", mirroring");
 	else if (mi.next_at > 0) {
 		time_t t = (time_t)(mi.next_at / 1000);
 		struct tm tm;
 		char hm[16] = "?";
 		if (localtime_r(&t, &tm))
 			strftime(hm, sizeof(hm), "%H:%M", &tm);
-		snprintf(d->status_line + strlen(d->status_line),
-			 sizeof(d->status_line) - strlen(d->status_line), ", next mirror %s", hm);
+		snprintf(what + strlen(what), sizeof(what) - strlen(what), ", next mirror %s", hm);
 	}
-	if (ws.missing)
-		snprintf(d->status_line + strlen(d->status_line),
-			 sizeof(d->status_line) - strlen(d->status_line), ", %zu folder%s missing",
-			 ws.missing, ws.missing == 1 ? "" : "s");
-	if (d->up && hs_uploader_auth_paused(d->up))
+	/* The verdict leads: a glance at `systemctl status` tells. */
+	if (d->health.state == HS_HEALTH_OK)
+		snprintf(d->status_line, sizeof(d->status_line), "OK: %s", what);
+	else
+		snprintf(d->status_line, sizeof(d->status_line), "%s (%s): %s",
+			 hs_health_state_name(d->health.state),
+			 hs_health_summary(&d->health, reasons, sizeof(reasons)), what);
+	if (d->reload_refused)
 		snprintf(d->status_line + strlen(d->status_line),
 			 sizeof(d->status_line) - strlen(d->status_line),
-			 ", upload API key rejected");
-	else if (d->up && hs_uploader_unavailable(d->up))
-		snprintf(d->status_line + strlen(d->status_line),
-			 sizeof(d->status_line) - strlen(d->status_line),
-			 ", upload API unavailable");
+			 "; reload refused, the old configuration is in force");
 	sd_notifyf(0, "STATUS=%s", d->status_line);
 
-	doc =
-	    json_pack("{s:i, s:I, s:I, s:s, s:o, s:{s:I, s:f, s:i}, s:o}", "pid", (int)getpid(),
-		      "started_at", (json_int_t)d->started_at, "updated_at",
-		      (json_int_t)hs_wall_ms(), "summary", d->status_line, "transfers",
-		      c.list ? c.list : json_array(), "bandwidth", "limit_bytes_per_s",
-		      (json_int_t)d->bucket.rate, "rate_bytes_per_s", d->rate, "waiting_for_quota",
-		      (int)hs_http_waiting(d->http), "rate_limits", limits ? limits : json_array());
+	apis = json_object();
+	if (apis)
+		json_object_set_new(apis, "upload",
+				    facts.upload_key_rejected ? api_json("key_rejected", 0)
+				    : facts.upload_unavailable
+					? api_json("unavailable", facts.upload_unavailable_since)
+					: api_json("up", 0));
+	if (apis && mi.enabled)
+		json_object_set_new(apis, "records",
+				    facts.mirror_failed ? api_json("failed", facts.mirror_failed_at)
+							: api_json("up", 0));
+	for (size_t i = 0; apis && i < d->health.n; i++) {
+		/* A state's since is the verdict's, which remembers it. */
+		const struct hs_health_reason *r = &d->health.reasons[i];
+		if (r->code == HS_HEALTH_UPLOAD_KEY_REJECTED)
+			json_object_set_new(json_object_get(apis, "upload"), "since",
+					    json_integer((json_int_t)r->since));
+	}
+
+	doc = json_pack(
+	    "{s:i, s:I, s:I, s:s, s:o, s:{s:I, s:f, s:i}, s:o}", "pid", (int)getpid(), "started_at",
+	    (json_int_t)d->started_at, "updated_at", (json_int_t)now, "summary", d->status_line,
+	    "transfers", c.list ? c.list : json_array(), "bandwidth", "limit_bytes_per_s",
+	    (json_int_t)d->bucket.rate, "rate_bytes_per_s", d->rate, "waiting_for_quota",
+	    (int)hs_http_waiting(d->http), "rate_limits", limits ? limits : json_array());
+	if (doc) {
+		json_object_set_new(doc, "health", health_json(&d->health));
+		json_object_set_new(doc, "health_facts", facts_json(&facts));
+		json_object_set_new(doc, "apis", apis ? apis : json_object());
+		json_object_set_new(doc, "last_upload_at",
+				    d->last_stored_at ? json_integer((json_int_t)d->last_stored_at)
+						      : json_null());
+		json_object_set_new(
+		    doc, "oldest_queued_age_s",
+		    facts.oldest_waiting_at
+			? json_integer((json_int_t)((now - facts.oldest_waiting_at) / 1000))
+			: json_null());
+		json_t *queue = json_object();
+		for (int st = 0; queue && st < HS_JOB_NSTATES; st++)
+			json_object_set_new(queue, hs_job_state_name(st),
+					    json_integer((json_int_t)counts[st]));
+		json_object_set_new(doc, "queue", queue ? queue : json_object());
+		json_object_set_new(doc, "stored",
+				    json_pack("{s:I, s:I}", "files", (json_int_t)d->stored_files,
+					      "bytes", (json_int_t)d->stored_bytes));
+	} else {
+		json_decref(apis);
+	}
 	if (doc)
 		json_object_set_new(json_object_get(doc, "bandwidth"), "paused_until",
 				    d->paused_until
@@ -348,7 +593,7 @@ static void update_status(struct daemon *d)
 					      (json_int_t)mi.progress.details_done, "details_total",
 					      (json_int_t)mi.progress.details_total));
 	text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
-	if (!text || write_atomic(d->cfg->state_dir, HS_STATUS_FILE, text) != 0) {
+	if (!text || write_atomic(d->cfg->state_dir, HS_STATUS_FILE, text, 0640) != 0) {
 		if (!d->status_unwritten)
 			hs_log(LOG_WARNING,
 			       "cannot write %s/%s: %s; `healsync status` shows old news",
@@ -415,6 +660,9 @@ static void on_stored(const struct hs_job *job, int64_t size, int64_t mtime_ns, 
 {
 	struct daemon *d = arg;
 
+	d->last_stored_at = hs_wall_ms();
+	d->stored_files++;
+	d->stored_bytes += size > 0 ? (uint64_t)size : 0;
 	if (d->watcher)
 		hs_watcher_stored(d->watcher, job, size, mtime_ns, inode);
 }
@@ -436,6 +684,18 @@ static void on_watch_ready(void *arg)
 	hs_log(LOG_INFO, "watch folders scanned; ready");
 	sd_notify(0, "READY=1");
 	status_soon(d);
+}
+
+/* Ages grow while nothing happens: the verdict is weighed again now and
+ * then, and written where monitors read it. */
+static int on_health_timer(sd_event_source *s, uint64_t usec, void *arg)
+{
+	struct daemon *d = arg;
+
+	update_status(d);
+	sd_event_source_set_time(s, usec + HEALTH_INTERVAL_US);
+	sd_event_source_set_enabled(s, SD_EVENT_ON);
+	return 0;
 }
 
 static int on_prune(sd_event_source *s, uint64_t usec, void *arg)
@@ -506,7 +766,7 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 	struct daemon *d = arg;
 
 	hs_log(LOG_NOTICE, "%s: stopping", strsignal((int)si->ssi_signo));
-	sd_notify(0, "STOPPING=1");
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 	sd_event_source_set_enabled(s, SD_EVENT_OFF);
 	hs_uploader_stop(d->up, STOP_GRACE_MS, stopped, d);
 	return 0;
@@ -524,7 +784,10 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		hs_log(LOG_ERR, "reload refused, keeping the running configuration: %s",
 		       cause ? cause : "out of memory");
 		free(cause);
-		sd_notify(0, "READY=1");
+		update_status(d);
+		sd_notifyf(0,
+			   "READY=1\nSTATUS=reload refused, the old configuration is in force; %s",
+			   d->status_line);
 		return 0;
 	}
 	if (strcmp(cfg->state_dir, d->cfg->state_dir) != 0)
@@ -549,6 +812,8 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	hs_log_set_level(cfg->log_level);
 	apply_timetable(d);
 	hs_log(LOG_NOTICE, "configuration reloaded from %s", d->config_path);
+	d->reload_refused = false;
+	update_status(d);
 	sd_notify(0, "READY=1");
 	return 0;
 }
@@ -633,6 +898,11 @@ static int start(struct daemon *d)
 	}
 	if (open_state(d) != 0 || watch_wakeup(d) != 0)
 		return -1;
+	if (hs_queue_last_stored(d->q, &d->last_stored_at, &cause) != HS_Q_OK) {
+		hs_log(LOG_WARNING, "queue: %s", cause ? cause : "out of memory");
+		free(cause);
+		cause = NULL;
+	}
 
 	hs_bucket_init(&d->bucket, 0, hs_mono_us());
 	d->http = hs_http_new(d->ev, &opts, &d->bucket, &cause);
@@ -663,7 +933,9 @@ static int start(struct daemon *d)
 	    sd_event_add_time(d->ev, &d->status_timer, CLOCK_MONOTONIC, 0, 50 * 1000,
 			      on_status_timer, d) < 0 ||
 	    sd_event_add_time_relative(d->ev, &d->prune_timer, CLOCK_MONOTONIC, 60 * 1000 * 1000,
-				       60 * 1000 * 1000, on_prune, d) < 0) {
+				       60 * 1000 * 1000, on_prune, d) < 0 ||
+	    sd_event_add_time_relative(d->ev, &d->health_timer, CLOCK_MONOTONIC, HEALTH_INTERVAL_US,
+				       1000 * 1000, on_health_timer, d) < 0) {
 		hs_log(LOG_ERR, "cannot add timers to the event loop");
 		return -1;
 	}
@@ -687,7 +959,10 @@ int hs_daemon_run(const char *config_path, struct hs_config *cfg)
 		       d.cfg->upload.parallel);
 		status_soon(&d);
 		rc = sd_event_loop(d.ev) < 0 ? 1 : d.exit_code;
+		d.stopped = true;
 		update_status(&d);
+		/* systemd keeps the last STATUS= of a stopped unit: none. */
+		sd_notify(0, "STATUS=");
 		hs_log(LOG_NOTICE, "stopped");
 	}
 	hs_watcher_free(d.watcher);
@@ -698,6 +973,7 @@ int hs_daemon_run(const char *config_path, struct hs_config *cfg)
 	sd_event_source_disable_unref(d.timetable_timer);
 	sd_event_source_disable_unref(d.status_timer);
 	sd_event_source_disable_unref(d.prune_timer);
+	sd_event_source_disable_unref(d.health_timer);
 	if (d.wake_fd >= 0)
 		close(d.wake_fd);
 	hs_queue_close(d.q);

@@ -13,7 +13,8 @@
 
 #include "conf/conf.h"
 
-/* The file `healsync status` reads, in state_dir; written atomically. */
+/* The file `healsync status` and `healsync check` read, in state_dir;
+ * written atomically, mode 0640. */
 #define HS_STATUS_FILE "status.json"
 /* Touched by CLI commands that change the queue, watched by the daemon. */
 #define HS_WAKEUP_FILE "wakeup"
@@ -21,7 +22,8 @@
 int hs_daemon_run(const char *config_path, struct hs_config *cfg);
 
 /*
- * Makes state_dir (mode 0700) if it is missing and checks that it is a
+ * Makes state_dir (mode 0750: its group may read status.json, 0640; the
+ * queue and the rest stay 0600) if it is missing and checks that it is a
  * folder owned by the user healsync runs as that neither its group nor
  * others may write: whoever can write there can replace queue.db or plant
  * links. For a command (daemon false) run by root, the folder may belong

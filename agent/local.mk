@@ -2,7 +2,7 @@
 bin_PROGRAMS += healsync
 healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/cmd-check-config.c agent/cmd-enqueue.c agent/cmd-jobs.c \
-	agent/cmd-retry.c agent/cmd-status.c \
+	agent/cmd-retry.c agent/cmd-status.c agent/cmd-check.c agent/cli-health.c \
 	agent/remote_name.c agent/remote_name.h \
 	agent/cmd-run.c agent/daemon.c agent/daemon.h agent/clock.h \
 	agent/log.c agent/log.h agent/http.c agent/http.h \
@@ -11,6 +11,7 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/outage.c agent/outage.h agent/verdict.c agent/verdict.h \
 	agent/transfer.c agent/transfer.h agent/upload_scan.c \
 	agent/upload_single.c agent/upload_multipart.c \
+	agent/health.c agent/health.h agent/metrics.c agent/metrics.h \
 	agent/watch.c agent/watch.h agent/settle.c agent/settle.h \
 	agent/filter.c agent/filter.h agent/after.c agent/after.h \
 	agent/beneath.c agent/beneath.h \
@@ -94,6 +95,15 @@ TESTS += tests/unit/test_outage
 tests_unit_test_outage_SOURCES = tests/unit/test_outage.c agent/outage.c
 tests_unit_test_outage_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_outage_LDADD = $(CMOCKA_LIBS)
+endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_health
+TESTS += tests/unit/test_health
+tests_unit_test_health_SOURCES = tests/unit/test_health.c agent/health.c agent/metrics.c \
+	queue/queue.h
+tests_unit_test_health_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_health_LDADD = libhsqueue.a $(SQLITE_LIBS) $(CMOCKA_LIBS)
 endif
 
 if HAVE_CMOCKA

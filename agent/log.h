@@ -20,6 +20,10 @@
 #define HS_MSGID_MIRROR_FAILED "8b94cbbe52bb417cb621d5f81ffcf2e9"
 #define HS_MSGID_OUTAGE_BEGAN  "5b0e7c1f3a9d4e2c8f61a7b4d2c90e13"
 #define HS_MSGID_OUTAGE_ENDED  "c3f28a6d9e1b47f0a5d6e8b21c7f4a90"
+/* The health verdict changed (agent/health.h), one ID per new state. */
+#define HS_MSGID_HEALTH_OK	 "213e45aae21b44cb926ed2db2f76b12e"
+#define HS_MSGID_HEALTH_WARNING	 "e638aaf69765459280b1c78676754473"
+#define HS_MSGID_HEALTH_CRITICAL "89b3f55fd1344e758dddc610a821b432"
 
 struct hs_log_field {
 	const char *name; /* HEALSYNC_JOB, FILE, ...; NULL value: left out */

@@ -23,11 +23,13 @@ struct command {
 
 static const struct command commands[] = {
     {"run", hs_cmd_run, "", "the daemon, in the foreground"},
-    {"check-config", hs_cmd_check_config, "", "validate the configuration and print it"},
+    {"check-config", hs_cmd_check_config, "[--quiet]", "validate the configuration and print it"},
     {"status", hs_cmd_status, "[--json]", "queue, transfers, bandwidth and rate-limit state"},
     {"enqueue", hs_cmd_enqueue, "FILE...", "add files to the upload queue now"},
     {"jobs", hs_cmd_jobs, "[--state S] [--json]", "list jobs"},
     {"retry", hs_cmd_retry, "(JOB_ID... | --failed)", "put failed or dead jobs back in the queue"},
+    {"check", hs_cmd_check, "[-w AGE] [-c AGE]",
+     "the health verdict for a monitor: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN"},
     {"mirror", hs_cmd_mirror, "", "one mirror run of the patient records, in the foreground"},
 };
 

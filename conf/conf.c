@@ -42,7 +42,9 @@ struct loader {
 };
 
 /* The settings each group may hold, separated by spaces. */
-static const char root_keys[] = "state_dir upload watch mirror log";
+static const char root_keys[] = "state_dir metrics_file health upload watch mirror log";
+static const char health_keys[] =
+    "stalled_after queued_age_warning queued_age_critical mirror_grace min_free";
 static const char upload_keys[] =
     "base_url api_key_file multipart_threshold part_size parallel "
     "bandwidth max_attempts ca_file proxy connect_timeout stall_timeout";
@@ -965,6 +967,46 @@ static int load_log(struct loader *ld, const config_setting_t *root)
 	return fail_at(ld, s, "bad level \"%s\" (want debug, info, notice, warning or err)", text);
 }
 
+static int load_health(struct loader *ld, const config_setting_t *root)
+{
+	const config_setting_t *group = config_setting_get_member(root, "health"), *s;
+	struct {
+		const char *name;
+		uint64_t *ms;
+	} spans[] = {
+	    {"stalled_after", &ld->cfg->health.stalled_after_ms},
+	    {"queued_age_warning", &ld->cfg->health.queued_age_warning_ms},
+	    {"queued_age_critical", &ld->cfg->health.queued_age_critical_ms},
+	    {"mirror_grace", &ld->cfg->health.mirror_grace_ms},
+	};
+
+	if (!group)
+		return 0;
+	if (!config_setting_is_group(group))
+		return fail_at(ld, group,
+			       "wrong type: want a group: health: { stalled_after = \"24h\"; };");
+	if (check_keys(ld, group, health_keys) != 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++) {
+		s = config_setting_get_member(group, spans[i].name);
+		if (!s)
+			continue;
+		if (get_duration(ld, s, spans[i].ms) != 0)
+			return -1;
+		/* Durations in ms feed signed arithmetic: ten years is plenty. */
+		if (*spans[i].ms > 10ULL * 366 * 24 * 3600 * 1000)
+			return fail_at(ld, s, "is too long (at most ten years; 0 turns it off)");
+	}
+	if ((s = config_setting_get_member(group, "min_free")) &&
+	    get_size_in(ld, s, 0, (uint64_t)1 << 50, &ld->cfg->health.min_free) != 0)
+		return -1;
+	if (ld->cfg->health.queued_age_critical_ms && ld->cfg->health.queued_age_warning_ms &&
+	    ld->cfg->health.queued_age_critical_ms < ld->cfg->health.queued_age_warning_ms)
+		return fail_at(ld, config_setting_get_member(group, "queued_age_critical"),
+			       "is shorter than queued_age_warning");
+	return 0;
+}
+
 /* Reads the key of one API; errors point at its api_key_file setting. */
 static int load_key(struct loader *ld, const char *section, struct hs_api *api)
 {
@@ -995,6 +1037,10 @@ static struct hs_config *config_new(void)
 	cfg->mirror.jitter_ms = 10 * 60 * 1000;
 	cfg->mirror.page_size = 100;
 	cfg->mirror.fetch_details = true;
+	cfg->health.stalled_after_ms = 24 * 3600 * 1000;
+	cfg->health.queued_age_warning_ms = 6 * 3600 * 1000;
+	cfg->health.mirror_grace_ms = 2 * 3600 * 1000;
+	cfg->health.min_free = GiB;
 	cfg->log_level = HS_LOG_INFO;
 	return cfg;
 }
@@ -1050,7 +1096,7 @@ static int parse(struct loader *ld)
 	return 0;
 }
 
-static int load(struct loader *ld)
+static int load(struct loader *ld, unsigned flags)
 {
 	const config_setting_t *root, *s;
 
@@ -1063,9 +1109,14 @@ static int load(struct loader *ld)
 	if (s ? get_path(ld, s, &ld->cfg->state_dir) != 0
 	      : !(ld->cfg->state_dir = strdup(DEFAULT_STATE_DIR)))
 		return -1;
-	if (load_upload(ld, root) != 0 || load_watches(ld, root) != 0 ||
-	    load_mirror(ld, root) != 0 || load_log(ld, root) != 0)
+	if ((s = config_setting_get_member(root, "metrics_file")) &&
+	    get_optional_path(ld, s, &ld->cfg->metrics_file) != 0)
 		return -1;
+	if (load_health(ld, root) != 0 || load_upload(ld, root) != 0 ||
+	    load_watches(ld, root) != 0 || load_mirror(ld, root) != 0 || load_log(ld, root) != 0)
+		return -1;
+	if (flags & HS_CONFIG_NO_KEYS)
+		return 0;
 	if (load_key(ld, "upload", &ld->cfg->upload.api) != 0)
 		return -1;
 	if (ld->cfg->mirror.enabled && load_key(ld, "mirror", &ld->cfg->mirror.api) != 0)
@@ -1074,6 +1125,11 @@ static int load(struct loader *ld)
 }
 
 struct hs_config *hs_config_load(const char *path, char **cause)
+{
+	return hs_config_load_opts(path, 0, cause);
+}
+
+struct hs_config *hs_config_load_opts(const char *path, unsigned flags, char **cause)
 {
 	struct loader ld = {.path = path, .cause = cause};
 	struct hs_config *cfg = NULL;
@@ -1087,7 +1143,7 @@ struct hs_config *hs_config_load(const char *path, char **cause)
 	ld.cfg = config_new();
 	if (!ld.cfg || !(ld.cfg->path = strdup(path)))
 		goto fail;
-	if (load(&ld) != 0) {
+	if (load(&ld, flags) != 0) {
 		one_line(*cause);
 		goto fail;
 	}
@@ -1123,6 +1179,7 @@ struct hs_config *hs_config_free(struct hs_config *cfg)
 		return NULL;
 	free(cfg->path);
 	free(cfg->state_dir);
+	free(cfg->metrics_file);
 	api_free(&cfg->upload.api);
 	hs_timetable_free(cfg->upload.bandwidth);
 	for (size_t i = 0; i < cfg->n_watches; i++) {

@@ -91,11 +91,30 @@ struct hs_config {
 		char *export_path; /* NULL: no export */
 	} mirror;
 
+	/* The health verdict's thresholds (agent/health.h); 0: rule off. */
+	struct {
+		uint64_t stalled_after_ms;	 /* default 24 h */
+		uint64_t queued_age_warning_ms;	 /* default 6 h */
+		uint64_t queued_age_critical_ms; /* default off */
+		uint64_t mirror_grace_ms;	 /* default 2 h */
+		uint64_t min_free;		 /* bytes for state_dir; default 1 GiB */
+	} health;
+	char *metrics_file; /* Prometheus textfile; NULL: none */
+
 	enum hs_log_level log_level;
+};
+
+/* What hs_config_load_opts() leaves out. */
+enum {
+	/* No API key is read (api_key is NULL): for commands that only read
+	 * the queue and the status, run by users who may not read the keys. */
+	HS_CONFIG_NO_KEYS = 1 << 0,
 };
 
 /* Loads path. Returns NULL and sets *cause on any error. Reads key files. */
 struct hs_config *hs_config_load(const char *path, char **cause);
+/* The same, with HS_CONFIG_* flags. */
+struct hs_config *hs_config_load_opts(const char *path, unsigned flags, char **cause);
 /* Accepts NULL; returns NULL. Wipes the keys. */
 struct hs_config *hs_config_free(struct hs_config *cfg);
 

@@ -142,6 +142,15 @@ void hs_config_print(const struct hs_config *cfg, FILE *out)
 	print_escaped(out, cfg->path, strlen(cfg->path));
 	fputs("\n\n", out);
 	print_setting(out, "", "state_dir", cfg->state_dir);
+	print_setting(out, "", "metrics_file", cfg->metrics_file ? cfg->metrics_file : "");
+
+	fputs("\nhealth: {\n", out);
+	print_duration(out, "  ", "stalled_after", cfg->health.stalled_after_ms);
+	print_duration(out, "  ", "queued_age_warning", cfg->health.queued_age_warning_ms);
+	print_duration(out, "  ", "queued_age_critical", cfg->health.queued_age_critical_ms);
+	print_duration(out, "  ", "mirror_grace", cfg->health.mirror_grace_ms);
+	print_size(out, "  ", "min_free", cfg->health.min_free);
+	fputs("};\n", out);
 
 	fputs("\nupload: {\n", out);
 	print_api(out, &cfg->upload.api);

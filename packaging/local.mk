@@ -3,6 +3,11 @@
 
 dist_man_MANS = docs/healsync.8 docs/healsync.conf.5
 
+# The journal catalog: `journalctl -x` explains every MESSAGE_ID. systemd
+# reads /usr/lib/systemd/catalog whatever its unit directory is.
+catalogdir = $(prefix)/lib/systemd/catalog
+dist_catalog_DATA = packaging/systemd/healsync.catalog
+
 systemdsystemunit_DATA = packaging/systemd/healsync.service
 CLEANFILES += packaging/systemd/healsync.service
 packaging/systemd/healsync.service: $(srcdir)/packaging/systemd/healsync.service.in Makefile

@@ -160,6 +160,8 @@ enum stmt_id {
 	S_SEEN,
 	S_LEDGER_TOUCH,
 	S_PRUNE,
+	S_OLDEST_WAITING,
+	S_LAST_STORED,
 	S_COUNT
 };
 
@@ -242,6 +244,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_RECOVER] = "UPDATE jobs SET state = 'queued', due_at = ?1, updated_at = ?1 "
 		  "WHERE " WAITING " AND state = 'active'",
     [S_COUNTS] = "SELECT state, n FROM job_counts",
+    [S_OLDEST_WAITING] = "SELECT min(created_at) FROM jobs WHERE " WAITING,
+    [S_LAST_STORED] = "SELECT max(uploaded_at) FROM uploaded",
     [S_GET] = "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1",
     /* The file moved on while its job is active: see schema_v3. */
     [S_CHANGED] = "UPDATE jobs SET changed = 1 WHERE path = ?1 AND state = 'active' "
@@ -665,6 +669,35 @@ int hs_queue_next_due(struct hs_queue *q, int64_t *ret_at, char **cause)
 	}
 	hs_sqldb_finish(st);
 	return HS_Q_OK;
+}
+
+/* One integer, 0 when the answer is NULL (no rows). */
+static int one_time(struct hs_queue *q, int which, const char *what, int64_t *ret, char **cause)
+{
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, which, what, cause);
+	int rc;
+
+	if (!st)
+		return HS_Q_ERROR;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		hs_sqldb_cause(&q->sql, cause, what);
+		hs_sqldb_finish(st);
+		return HS_Q_ERROR;
+	}
+	*ret = sqlite3_column_int64(st, 0);
+	hs_sqldb_finish(st);
+	return HS_Q_OK;
+}
+
+int hs_queue_oldest_waiting(struct hs_queue *q, int64_t *ret_at, char **cause)
+{
+	return one_time(q, S_OLDEST_WAITING, "oldest waiting job", ret_at, cause);
+}
+
+int hs_queue_last_stored(struct hs_queue *q, int64_t *ret_at, char **cause)
+{
+	return one_time(q, S_LAST_STORED, "last stored file", ret_at, cause);
 }
 
 int hs_queue_recover(struct hs_queue *q, int64_t now, size_t *ret_n, char **cause)

@@ -218,6 +218,12 @@ int hs_queue_counts(struct hs_queue *q, int64_t ret_counts[HS_JOB_NSTATES], char
  * to fn is freed after fn returns. */
 int hs_queue_list(struct hs_queue *q, int state, size_t limit,
 		  int (*fn)(const struct hs_job *job, void *arg), void *arg, char **cause);
+/* For the health verdict: created_at of the oldest waiting (queued, active
+ * or failed) job, and the latest time the ledger recorded a stored file;
+ * 0 when there is none. The second reads the whole ledger: call it once
+ * and follow hs_uploader_on_stored after. */
+int hs_queue_oldest_waiting(struct hs_queue *q, int64_t *ret_at, char **cause);
+int hs_queue_last_stored(struct hs_queue *q, int64_t *ret_at, char **cause);
 /* HS_Q_EMPTY (and *ret NULL) when there is no such job. */
 int hs_queue_get(struct hs_queue *q, int64_t id, struct hs_job **ret, char **cause);
 

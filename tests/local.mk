@@ -1,7 +1,7 @@
 # tests/: command-line, integration and server contract tests.
 
 # The reference server's own contract test, then healsync against it.
-TESTS += tests/cli/commands.sh \
+TESTS += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/server/test_contract.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
@@ -36,8 +36,10 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/https_proxy.py \
 	tests/integration/s3_storage.py \
 	tests/integration/clock_skew.py \
-	tests/integration/status_writes.py
-EXTRA_DIST += tests/cli/commands.sh \
+	tests/integration/status_writes.py \
+	tests/integration/health.py \
+	tests/integration/metrics.py
+EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
 	tests/integration/hstest.py tests/integration/tlsca.py \
@@ -47,6 +49,8 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/https_proxy.py \
 	tests/integration/s3_storage.py \
 	tests/integration/clock_skew.py \
+	tests/integration/health.py \
+	tests/integration/metrics.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \

@@ -64,7 +64,7 @@ hs enqueue "$tmp/lab/a.pdf" "$tmp/b.txt"
 check "enqueue exits 0" [ "$rc" -eq 0 ]
 check "a file in a watch folder gets the folder's remote name" grep -q ' lab/a.pdf$' "$tmp/out"
 check "a file elsewhere is sent under its own name" grep -q ' b.txt$' "$tmp/out"
-check "the state directory is private" [ "$(stat -c %a "$tmp/state")" = 700 ]
+check "the state directory is not writable by its group" [ "$(stat -c %a "$tmp/state")" = 750 ]
 hs enqueue "$tmp/nope.pdf" "$tmp/b.txt"
 check "enqueue of a missing file exits 1" [ "$rc" -eq 1 ]
 check "... with one error line naming the file" sh -c "grep -q 'nope.pdf' '$tmp/err' && [ \$(wc -l <'$tmp/err') -eq 1 ]"
@@ -107,6 +107,18 @@ printf 'upload: { ' >"$tmp/broken.conf"
 rc=$?
 check "a broken configuration exits 78" [ "$rc" -eq 78 ]
 check "... with one line naming the file" sh -c "grep -q 'broken.conf' '$tmp/err' && [ \$(wc -l <'$tmp/err') -eq 1 ]"
+
+# What ExecReload= runs before it signals: silent when the daemon would
+# take the configuration, 78 and one line when it would refuse it.
+hs check-config --quiet
+check "check-config --quiet exits 0 for a good configuration" [ "$rc" -eq 0 ]
+check "... and prints nothing" sh -c "[ ! -s '$tmp/out' ] && [ ! -s '$tmp/err' ]"
+"$HEALSYNC" -c "$tmp/broken.conf" check-config --quiet >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "check-config --quiet exits 78 for a broken one" [ "$rc" -eq 78 ]
+check "... with one line on stderr" one_line
+hs check-config --loud
+check "check-config with an unknown option exits 2" [ "$rc" -eq 2 ]
 
 # Run by root, the queue commands act as the owner of state_dir, so that
 # nothing they create there (queue, journal files, wake-up file) is left to

@@ -30,7 +30,8 @@ with Env(tap, server_args=["--patients", "180", "--id-digits", "20"]) as env:
     # No database yet: "no mirror run yet" is not an error, and its text
     # is freed (LeakSanitizer fails the command otherwise).
     code, _, err = env.cli("status", check=False)
-    tap.ok(code == 0 and "LeakSanitizer" not in err, "status before the first run", err)
+    # (no daemon runs: the verdict is CRITICAL, and status exits 2)
+    tap.ok(code == 2 and "LeakSanitizer" not in err, "status before the first run", err)
 
     with env.daemon() as d:
         tap.ok(env.wait_until(lambda: len(ok_runs()) == 1, 60, "first run"),

@@ -23,6 +23,7 @@ from hstest import HEALSYNC, TAP, Env, UPLOAD_KEY, write_random
 tap = TAP()
 MSGID_DEAD = "1dc8fe99af42433bbb391da7f8b95c9a"
 MSGID_KEY = "18c1243cd7b3438883807d0f5604ee94"
+MSGID_CRITICAL = "89b3f55fd1344e758dddc610a821b432"
 
 
 class Listener:
@@ -96,9 +97,9 @@ with Env(tap) as env:
         tap.ok(env.wait_until(lambda: "READY=1" in notify.notify_lines(), 30, "READY=1"),
                "READY=1 is sent once the watch folders are scanned")
         lines = notify.notify_lines()
-        tap.ok(any(l.startswith("STATUS=scanning") for l in lines) or
-               any(l.startswith("STATUS=idle") for l in lines),
-               "STATUS= says what the daemon does", lines[:10])
+        tap.ok(any(l.startswith("STATUS=OK: scanning") for l in lines) or
+               any(l.startswith("STATUS=OK: idle") for l in lines),
+               "STATUS= leads with the verdict and says what the daemon does", lines[:10])
         tap.ok(env.wait_until(lambda: "WATCHDOG=1" in notify.notify_lines(), 10, "WATCHDOG=1"),
                "WATCHDOG=1 is sent from the event loop when WATCHDOG_USEC asks for it")
 
@@ -150,9 +151,14 @@ with Env(tap) as env:
                "the old configuration stays in force")
         tap.ok(env.wait_until(lambda: "READY=1" in notify.notify_lines()[before:], 5, "READY"),
                "READY=1 follows even a refused reload")
+        status_lines = lambda: [l for l in notify.notify_lines() if l.startswith("STATUS=")]
+        tap.ok(env.wait_until(lambda: "the old configuration is in force" in status_lines()[-1],
+                              5, "STATUS= after the refusal"),
+               "and STATUS= says the old configuration is in force", status_lines()[-1:])
         code = d.stop()
         tap.eq(code, 0, "SIGTERM: exit 0")
         tap.ok("STOPPING=1" in notify.notify_lines(), "STOPPING=1 is sent on shutdown")
+        tap.eq(status_lines()[-1], "STATUS=", "and STATUS= is cleared at the end")
     finally:
         notify.close()
         shutil.rmtree(ndir, ignore_errors=True)
@@ -188,6 +194,12 @@ with Env(tap) as env:
             dead = lambda: [e for e in entries() if e.get("MESSAGE_ID") == MSGID_DEAD]
             tap.ok(env.wait_until(lambda: dead(), 30, "dead entry"),
                    "a permanently failed upload carries its MESSAGE_ID")
+            critical = lambda: [e for e in entries() if e.get("MESSAGE_ID") == MSGID_CRITICAL]
+            tap.ok(env.wait_until(lambda: critical(), 60, "health entry"),
+                   "the verdict turning CRITICAL is one entry with its own MESSAGE_ID")
+            e = (critical() or [{}])[0]
+            tap.ok("1 job dead" in e.get("MESSAGE", "") and e.get("HEALSYNC_HEALTH") == "CRITICAL",
+                   "naming the reason", e.get("MESSAGE"))
             e = (dead() or [{}])[0]
             tap.ok(e.get("HEALSYNC_JOB", "").isdigit() and "JOB_ID" not in e
                    and e.get("FILE", "").endswith("dead.pdf")

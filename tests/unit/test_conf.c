@@ -337,6 +337,12 @@ static void test_defaults(void **state)
 	assert_false(cfg->mirror.enabled);
 	assert_null(cfg->mirror.api.api_key);
 	assert_int_equal(cfg->log_level, HS_LOG_INFO);
+	assert_null(cfg->metrics_file);
+	assert_true(cfg->health.stalled_after_ms == 24 * 3600 * 1000);
+	assert_true(cfg->health.queued_age_warning_ms == 6 * 3600 * 1000);
+	assert_true(cfg->health.queued_age_critical_ms == 0);
+	assert_true(cfg->health.mirror_grace_ms == 2 * 3600 * 1000);
+	assert_true(cfg->health.min_free == 1024 * MiB);
 	hs_config_free(cfg);
 
 	/* A watch with a path only, a mirror with its two required settings. */
@@ -445,6 +451,15 @@ static void test_shipped_sample(void **state)
 static const char printed_full[] = "# healsync: effective configuration of @F@\n"
 				   "\n"
 				   "state_dir = \"@D@/state\";\n"
+				   "metrics_file = \"\";\n"
+				   "\n"
+				   "health: {\n"
+				   "  stalled_after = \"1d\";\n"
+				   "  queued_age_warning = \"6h\";\n"
+				   "  queued_age_critical = \"0s\";\n"
+				   "  mirror_grace = \"2h\";\n"
+				   "  min_free = \"1GiB\";\n"
+				   "};\n"
 				   "\n"
 				   "upload: {\n"
 				   "  base_url = \"https://upload.example/ext-api/v1\";\n"
@@ -561,6 +576,15 @@ static void test_print(void **state)
 	want = subst(fx, "# healsync: effective configuration of @F@\n"
 			 "\n"
 			 "state_dir = \"/var/lib/a \\\"b\\\\\";\n"
+			 "metrics_file = \"\";\n"
+			 "\n"
+			 "health: {\n"
+			 "  stalled_after = \"1d\";\n"
+			 "  queued_age_warning = \"6h\";\n"
+			 "  queued_age_critical = \"0s\";\n"
+			 "  mirror_grace = \"2h\";\n"
+			 "  min_free = \"1GiB\";\n"
+			 "};\n"
 			 "\n"
 			 "upload: {\n"
 			 "  base_url = \"https://upload.example/ext-api/v1\";\n"
@@ -711,6 +735,39 @@ static void test_unknown_settings(void **state)
 	expect_error(fx, UPLOAD MIRROR_WITH("limit = 5;"), "@F@:8: mirror.limit: unknown setting");
 	expect_error(fx, UPLOAD "log: {\n  level = \"info\";\n  facility = \"daemon\";\n};\n",
 		     "@F@:7: log.facility: unknown setting");
+}
+
+static void test_health(void **state)
+{
+	struct fixture *fx = *state;
+	struct hs_config *cfg;
+
+	cfg = load_ok(
+	    fx, "metrics_file = \"/var/lib/prometheus/node-exporter/healsync.prom\";\n"
+		"health: { stalled_after = \"12h\"; queued_age_warning = \"1h\";\n"
+		"  queued_age_critical = \"3h\"; mirror_grace = 0; min_free = \"0\"; };\n" UPLOAD);
+	assert_string_equal(cfg->metrics_file, "/var/lib/prometheus/node-exporter/healsync.prom");
+	assert_true(cfg->health.stalled_after_ms == 12 * 3600 * 1000);
+	assert_true(cfg->health.queued_age_warning_ms == 3600 * 1000);
+	assert_true(cfg->health.queued_age_critical_ms == 3 * 3600 * 1000);
+	assert_true(cfg->health.mirror_grace_ms == 0);
+	assert_true(cfg->health.min_free == 0);
+	hs_config_free(cfg);
+
+	expect_error(fx, "health: { stale = \"1h\"; };\n" UPLOAD,
+		     "@F@:1: health.stale: unknown setting");
+	expect_error(
+	    fx, "health: { queued_age_warning = \"2h\"; queued_age_critical = \"1h\"; };\n" UPLOAD,
+	    "@F@:1: health.queued_age_critical: is shorter than queued_age_warning");
+	expect_error(
+	    fx, "health: { stalled_after = \"soon\"; };\n" UPLOAD,
+	    "@F@:1: health.stalled_after: bad duration \"soon\" (want e.g. \"2s\", \"15m\", "
+	    "\"1h\" or a number of seconds)");
+	expect_error(fx, "metrics_file = \"metrics.prom\";\n" UPLOAD,
+		     "@F@:1: metrics_file: \"metrics.prom\" is not an absolute path");
+	expect_error(
+	    fx, "health = 5;\n" UPLOAD,
+	    "@F@:1: health: wrong type: want a group: health: { stalled_after = \"24h\"; };");
 }
 
 static void test_wrong_types(void **state)
@@ -1273,6 +1330,7 @@ int main(void)
 	    T(test_syntax_and_files),
 	    T(test_include_not_a_file),
 	    T(test_padded_numbers),
+	    T(test_health),
 	    T(test_unknown_settings),
 	    T(test_wrong_types),
 	    T(test_bad_values),

@@ -1022,6 +1022,31 @@ static void test_seen(void **state)
 	assert_null(cause);
 }
 
+static void test_health_facts(void **state)
+{
+	struct fx *f = *state;
+	char *cause = NULL;
+	struct hs_job *job;
+	int64_t at = -1;
+
+	assert_int_equal(hs_queue_oldest_waiting(f->q, &at, &cause), HS_Q_OK);
+	assert_int_equal(at, 0);
+	assert_int_equal(hs_queue_last_stored(f->q, &at, &cause), HS_Q_OK);
+	assert_int_equal(at, 0);
+	enqueue(f->q, "/srv/a", 10, 100);
+	enqueue(f->q, "/srv/b", 10, 200);
+	job = claim(f->q, 300, 0);
+	facts(f->q, job, SHA_A);
+	complete(f->q, job, 400);
+	hs_job_free(job);
+	/* a is stored: b is the oldest waiting */
+	assert_int_equal(hs_queue_oldest_waiting(f->q, &at, &cause), HS_Q_OK);
+	assert_int_equal(at, 200);
+	assert_int_equal(hs_queue_last_stored(f->q, &at, &cause), HS_Q_OK);
+	assert_int_equal(at, 400);
+	assert_null(cause);
+}
+
 static void test_prune(void **state)
 {
 	struct fx *f = *state;
@@ -1654,6 +1679,7 @@ int main(void)
 	    T(test_enqueue_active_same_facts),
 	    T(test_changed_then_fail_or_gone),
 	    T(test_seen),
+	    T(test_health_facts),
 	    T(test_prune),
 	    T(test_two_processes),
 	    T(test_concurrent_open),
