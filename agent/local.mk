@@ -14,7 +14,8 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/beneath.c agent/beneath.h \
 	agent/cmd-mirror.c agent/mirror.c agent/mirror.h \
 	agent/mirror_db.c agent/mirror_db.h agent/mirror_record.c agent/mirror_record.h \
-	agent/mirror_sched.c agent/mirror_sched.h agent/cause.c agent/cause.h
+	agent/mirror_sched.c agent/mirror_sched.h agent/mirror_when.c agent/mirror_when.h \
+	agent/cause.c agent/cause.h
 # For programs that read the mirror database.
 EXTRA_DIST += docs/mirror-schema.md
 healsync_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(SQLITE_CFLAGS) $(LIBCONFIG_CFLAGS) \
@@ -92,4 +93,12 @@ TESTS += tests/unit/test_outage
 tests_unit_test_outage_SOURCES = tests/unit/test_outage.c agent/outage.c
 tests_unit_test_outage_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_outage_LDADD = $(CMOCKA_LIBS)
+endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_mirror_when
+TESTS += tests/unit/test_mirror_when
+tests_unit_test_mirror_when_SOURCES = tests/unit/test_mirror_when.c agent/mirror_when.c
+tests_unit_test_mirror_when_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_mirror_when_LDADD = libhsconf.a $(LIBCONFIG_LIBS) $(CMOCKA_LIBS)
 endif
