@@ -134,13 +134,15 @@ int64_t hs_ratelimit_reserve(struct hs_ratelimit *rl, enum hs_ratelimit_class cl
 	return 0;
 }
 
-void hs_ratelimit_block(struct hs_ratelimit *rl, int64_t now, int64_t delay_ms)
+void hs_ratelimit_block(struct hs_ratelimit *rl, int64_t now, int64_t delay_ms, uint64_t rnd)
 {
-	int64_t until =
-	    sat_add(now, clamp64(delay_ms, HS_RETRY_AFTER_MIN_MS, HS_RETRY_AFTER_MAX_MS));
+	int64_t delay = clamp64(delay_ms, HS_RETRY_AFTER_MIN_MS, HS_RETRY_AFTER_MAX_MS);
+	int64_t asked = sat_add(now, delay), spread;
 
-	if (until > rl->blocked_until)
-		rl->blocked_until = until;
+	if (asked <= rl->blocked_until)
+		return; /* the block in force covers it: no new draw */
+	spread = delay < HS_RETRY_SPREAD_MAX_MS ? delay : HS_RETRY_SPREAD_MAX_MS;
+	rl->blocked_until = sat_add(asked, (int64_t)(rnd % (uint64_t)(spread + 1)));
 }
 
 bool hs_ratelimit_idle(const struct hs_ratelimit *rl, int64_t now)

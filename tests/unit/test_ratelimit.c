@@ -436,7 +436,7 @@ static void test_classes(void **state)
 	hs_ratelimit_observe(&rl, 0, HS_RL_STORAGE, T0 + 41, NULL);
 	assert_true(grant(&rl, HS_RL_STORAGE, T0 + 41) == 0);
 	/* A block holds every class. */
-	hs_ratelimit_block(&rl, T0 + 50, 2000);
+	hs_ratelimit_block(&rl, T0 + 50, 2000, 0);
 	expect_wait(&rl, HS_RL_STORAGE, T0 + 60, T0 + 2050);
 	expect_wait(&rl, HS_RL_API, T0 + 60, T0 + 2050);
 	/* Storage answers with headers: it counts again. */
@@ -473,6 +473,62 @@ static void test_guess_and_late_window(void **state)
 	expect_wait(&rl, HS_RL_API, T0 + 1030, T0 + 1520);
 }
 
+/* Rule 8: the block is Retry-After plus a draw over [0, min(wait, cap)],
+ * drawn once per block, never earlier than asked. */
+static void test_retry_after_spread(void **state)
+{
+	struct hs_ratelimit rl;
+	uint64_t seq;
+
+	(void)state;
+	hs_ratelimit_init(&rl);
+	hs_ratelimit_block(&rl, T0, 120000, 0);
+	assert_int_equal(rl.blocked_until, T0 + 120000);
+	hs_ratelimit_init(&rl);
+	hs_ratelimit_block(&rl, T0, 120000, 120000);
+	assert_int_equal(rl.blocked_until, T0 + 240000);
+	hs_ratelimit_init(&rl);
+	hs_ratelimit_block(&rl, T0, 120000, 120001); /* the draw wraps */
+	assert_int_equal(rl.blocked_until, T0 + 120000);
+
+	/* Once per block: more answers asking for no later change nothing. */
+	hs_ratelimit_init(&rl);
+	hs_ratelimit_block(&rl, T0, 120000, 60000);
+	assert_int_equal(rl.blocked_until, T0 + 180000);
+	hs_ratelimit_block(&rl, T0 + 2000, 120000, 0);
+	hs_ratelimit_block(&rl, T0 + 3000, 120000, UINT64_MAX);
+	assert_int_equal(rl.blocked_until, T0 + 180000);
+	expect_wait(&rl, HS_RL_API, T0 + 179999, T0 + 180000);
+	assert_int_equal(hs_ratelimit_reserve(&rl, HS_RL_API, T0 + 180000, 0, false, &seq), 0);
+	/* A later ask is a new block, with its own draw. */
+	hs_ratelimit_block(&rl, T0 + 180000, 1000, 500);
+	assert_int_equal(rl.blocked_until, T0 + 181500);
+
+	/* The spread is capped; the wait is never shorter than asked. */
+	for (uint64_t r = 0; r < 4000000; r += 3917) {
+		for (int64_t d = 0; d <= HS_RETRY_AFTER_MAX_MS; d += 599999) {
+			int64_t asked = d < HS_RETRY_AFTER_MIN_MS ? HS_RETRY_AFTER_MIN_MS : d;
+			int64_t extra =
+			    asked < HS_RETRY_SPREAD_MAX_MS ? asked : HS_RETRY_SPREAD_MAX_MS;
+			hs_ratelimit_init(&rl);
+			hs_ratelimit_block(&rl, T0, d, r * 2654435761u);
+			assert_true(rl.blocked_until >= T0 + asked);
+			assert_true(rl.blocked_until <= T0 + asked + extra);
+		}
+	}
+
+	/* An HTTP-date: the same spread over the wait it names. */
+	hs_ratelimit_init(&rl);
+	hs_ratelimit_block(&rl, T0, hs_retry_after_parse("Thu, 01 Jan 2026 00:02:00 GMT", T0),
+			   120000);
+	assert_int_equal(rl.blocked_until, T0 + 240000);
+	hs_ratelimit_init(&rl);
+	hs_ratelimit_block(&rl, T0, hs_retry_after_parse("Thu, 01 Jan 2026 01:00:00 GMT", T0),
+			   UINT64_MAX);
+	assert_true(rl.blocked_until >= T0 + 3600000 &&
+		    rl.blocked_until <= T0 + 3600000 + HS_RETRY_SPREAD_MAX_MS);
+}
+
 static void test_idle(void **state)
 {
 	struct hs_ratelimit rl;
@@ -486,7 +542,7 @@ static void test_idle(void **state)
 	assert_false(hs_ratelimit_idle(&rl, T0)); /* in flight */
 	hs_ratelimit_observe(&rl, seq, HS_RL_STORAGE, T0 + 5, NULL);
 	assert_true(hs_ratelimit_idle(&rl, T0 + 5));
-	hs_ratelimit_block(&rl, T0 + 5, 1000);
+	hs_ratelimit_block(&rl, T0 + 5, 1000, 0);
 	assert_false(hs_ratelimit_idle(&rl, T0 + 6));
 	assert_true(hs_ratelimit_idle(&rl, T0 + 1005));
 	seq = grant(&rl, HS_RL_API, T0 + 1005);
@@ -520,7 +576,7 @@ static void test_hostile_values(void **state)
 				assert_int_equal(
 				    hs_ratelimit_reserve(&rl, HS_RL_API, now, 7, i & 1, &seq), 0);
 				answer(&rl, seq, HS_RL_API, now, &h, v[j]);
-				hs_ratelimit_block(&rl, now, v[i]);
+				hs_ratelimit_block(&rl, now, v[i], UINT64_MAX);
 				int64_t at = hs_ratelimit_reserve(&rl, HS_RL_API, now, UINT64_MAX,
 								  j & 1, &seq);
 				assert_true(at == 0 || at > now);
@@ -675,7 +731,8 @@ static void sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 			last = now;
 			if (t->status == 429) {
 				int64_t d = hs_retry_after_parse(t->retry_after, t->date_ms);
-				hs_ratelimit_block(t->lim, now, d >= 0 ? d : HS_RETRY_AFTER_MIN_MS);
+				hs_ratelimit_block(t->lim, now, d >= 0 ? d : HS_RETRY_AFTER_MIN_MS,
+						   rnd());
 				t->state = T_IDLE;
 				continue;
 			}
@@ -790,6 +847,7 @@ int main(void)
 	    cmocka_unit_test(test_unix_reset_against_date),
 	    cmocka_unit_test(test_classes),
 	    cmocka_unit_test(test_guess_and_late_window),
+	    cmocka_unit_test(test_retry_after_spread),
 	    cmocka_unit_test(test_idle),
 	    cmocka_unit_test(test_hostile_values),
 	    cmocka_unit_test(test_sim_matrix),
