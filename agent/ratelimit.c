@@ -52,14 +52,18 @@ void hs_ratelimit_init(struct hs_ratelimit *rl)
 	rl->window_ms = MIN_WINDOW_MS;
 }
 
+/* Rule 5: the most a window's end may be spread by. */
+static int64_t max_jitter(const struct hs_ratelimit *rl)
+{
+	if (rl->window_ms >= HS_RATELIMIT_JITTER_MAX_MS / HS_RATELIMIT_JITTER_PERMILLE * 1000)
+		return HS_RATELIMIT_JITTER_MAX_MS;
+	return rl->window_ms * HS_RATELIMIT_JITTER_PERMILLE / 1000;
+}
+
 static int64_t jitter(struct hs_ratelimit *rl, uint64_t rnd)
 {
-	if (rl->jitter_ms < 0) {
-		int64_t max = rl->window_ms / 50;
-		if (max > HS_RATELIMIT_JITTER_MS)
-			max = HS_RATELIMIT_JITTER_MS;
-		rl->jitter_ms = (int64_t)(rnd % (uint64_t)(max + 1));
-	}
+	if (rl->jitter_ms < 0)
+		rl->jitter_ms = (int64_t)(rnd % (uint64_t)(max_jitter(rl) + 1));
 	return rl->jitter_ms;
 }
 
@@ -148,7 +152,7 @@ void hs_ratelimit_block(struct hs_ratelimit *rl, int64_t now, int64_t delay_ms, 
 bool hs_ratelimit_idle(const struct hs_ratelimit *rl, int64_t now)
 {
 	return rl->blocked_until <= now && rl->in_flight == 0 &&
-	       (!rl->known || sat_add(rl->reset_at, HS_RATELIMIT_JITTER_MS) <= now);
+	       (!rl->known || sat_add(rl->reset_at, max_jitter(rl)) <= now);
 }
 
 /* Rule 1: the server's clock less ours, from below. */

@@ -38,8 +38,14 @@
  *    learned ever moves an end sooner. While left is 0, no counted request
  *    goes before the end.
  *
- * 5. After the end. The limiter waits a jitter (rnd; at most 250 ms and 2%
- *    of the window length) so clinics do not wake together, then assumes a
+ * 5. After the end. The limiter waits a jitter (rnd, drawn once per
+ *    window: uniform over [0, HS_RATELIMIT_JITTER_PERMILLE/1000 of the
+ *    longest window said], at most HS_RATELIMIT_JITTER_MAX_MS) so clinics
+ *    whose quotas end together (per-key windows aligned to the minute) do
+ *    not wake together: a fleet held to the minute wakes over 3 s, not in
+ *    its first 0.3 s, and one agent loses 2.5% of a window on average (the
+ *    choice is measured in bench/fleet/ and bench/ratelimit.py). It then
+ *    assumes a
  *    fresh window of Limit less the requests still in flight, lasting the
  *    longest window ever said (learned lengths only make it wait longer).
  *    The first answer from the server replaces the guess. An answer to a
@@ -89,11 +95,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HS_RETRY_AFTER_MIN_MS	  1000
-#define HS_RETRY_AFTER_MAX_MS	  (3600 * 1000)
-#define HS_RETRY_SPREAD_MAX_MS	  (240 * 1000)	       /* the most rule 8 adds */
-#define HS_RATELIMIT_JITTER_MS	  250		       /* at most, and <= 2% of the window */
-#define HS_RATELIMIT_MAX_RESET_MS (24 * 3600 * 1000LL) /* a reset further ahead is read as this */
+#define HS_RETRY_AFTER_MIN_MS	     1000
+#define HS_RETRY_AFTER_MAX_MS	     (3600 * 1000)
+#define HS_RETRY_SPREAD_MAX_MS	     (240 * 1000)	  /* the most rule 8 adds */
+#define HS_RATELIMIT_JITTER_PERMILLE 50			  /* of the window, rule 5 */
+#define HS_RATELIMIT_JITTER_MAX_MS   60000		  /* rule 5's jitter at most */
+#define HS_RATELIMIT_MAX_RESET_MS    (24 * 3600 * 1000LL) /* a reset further ahead is read as this */
 
 enum hs_ratelimit_class {
 	HS_RL_API,     /* API calls */

@@ -529,6 +529,44 @@ static void test_retry_after_spread(void **state)
 		    rl.blocked_until <= T0 + 3600000 + HS_RETRY_SPREAD_MAX_MS);
 }
 
+/* Rule 5: the wake-up after a window's end is spread over a part of the
+ * window, never before the end. */
+static void test_reset_jitter_scales_with_the_window(void **state)
+{
+	struct hs_ratelimit_headers h = hdr(20, 0, 60);
+	const int64_t most = 60000 * HS_RATELIMIT_JITTER_PERMILLE / 1000;
+	struct hs_ratelimit rl;
+	uint64_t seq;
+
+	(void)state;
+	assert_true(most >= 3000); /* a minute's fleet wakes over 3 s at least */
+	hs_ratelimit_init(&rl);
+	seq = grant(&rl, HS_RL_API, T0);
+	answer(&rl, seq, HS_RL_API, T0, &h, -1); /* 0 left until T0 + 60 s */
+	assert_int_equal(hs_ratelimit_reserve(&rl, HS_RL_API, T0 + 10, (uint64_t)most, false, &seq),
+			 T0 + 60000 + most);
+	/* drawn once per window: another ask keeps the draw */
+	assert_int_equal(hs_ratelimit_reserve(&rl, HS_RL_API, T0 + 20, 0, false, &seq),
+			 T0 + 60000 + most);
+	assert_false(hs_ratelimit_idle(&rl, T0 + 60000 + most - 1));
+
+	hs_ratelimit_init(&rl);
+	seq = grant(&rl, HS_RL_API, T0);
+	answer(&rl, seq, HS_RL_API, T0, &h, -1);
+	assert_int_equal(
+	    hs_ratelimit_reserve(&rl, HS_RL_API, T0 + 10, (uint64_t)most + 1, false, &seq),
+	    T0 + 60000); /* never before the end */
+
+	/* A day's window: capped. */
+	h = hdr(20, 0, 86400);
+	hs_ratelimit_init(&rl);
+	seq = grant(&rl, HS_RL_API, T0);
+	answer(&rl, seq, HS_RL_API, T0, &h, -1);
+	assert_int_equal(
+	    hs_ratelimit_reserve(&rl, HS_RL_API, T0 + 10, HS_RATELIMIT_JITTER_MAX_MS, false, &seq),
+	    T0 + 86400000 + HS_RATELIMIT_JITTER_MAX_MS);
+}
+
 static void test_idle(void **state)
 {
 	struct hs_ratelimit rl;
@@ -548,7 +586,10 @@ static void test_idle(void **state)
 	seq = grant(&rl, HS_RL_API, T0 + 1005);
 	answer(&rl, seq, HS_RL_API, T0 + 1010, &h, -1);
 	assert_false(hs_ratelimit_idle(&rl, T0 + 1011)); /* a window in force */
-	assert_true(hs_ratelimit_idle(&rl, T0 + 3010 + HS_RATELIMIT_JITTER_MS));
+	/* the window's end, then its jitter's most */
+	assert_false(
+	    hs_ratelimit_idle(&rl, T0 + 3010 + 2000 * HS_RATELIMIT_JITTER_PERMILLE / 1000 - 1));
+	assert_true(hs_ratelimit_idle(&rl, T0 + 3010 + 2000 * HS_RATELIMIT_JITTER_PERMILLE / 1000));
 }
 
 static void test_hostile_values(void **state)
@@ -848,6 +889,7 @@ int main(void)
 	    cmocka_unit_test(test_classes),
 	    cmocka_unit_test(test_guess_and_late_window),
 	    cmocka_unit_test(test_retry_after_spread),
+	    cmocka_unit_test(test_reset_jitter_scales_with_the_window),
 	    cmocka_unit_test(test_idle),
 	    cmocka_unit_test(test_hostile_values),
 	    cmocka_unit_test(test_sim_matrix),
