@@ -30,7 +30,9 @@ int64_t hs_mirror_first_at(const struct hs_cron *cron, uint64_t jitter_ms, int64
 {
 	if (last_ok_started_ms <= 0) {
 		*ret_why = HS_MIRROR_FIRST_NEVER;
-		return hs_mirror_catch_up_at(jitter_ms, now_ms, rnd);
+		if (jitter_ms > UINT64_MAX / HS_MIRROR_FIRST_SPREAD)
+			jitter_ms = UINT64_MAX / HS_MIRROR_FIRST_SPREAD;
+		return hs_mirror_catch_up_at(jitter_ms * HS_MIRROR_FIRST_SPREAD, now_ms, rnd);
 	}
 	int64_t due = hs_cron_next(cron, last_ok_started_ms / 1000);
 	if (due >= 0 && due * 1000 <= now_ms) {

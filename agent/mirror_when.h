@@ -10,9 +10,17 @@
  * same few seconds. Example, schedule "0 2 * * *" and J = 10 min:
  *
  *   - a scheduled run: 02:00 plus a draw in [0, 10 min]
- *   - at start, with a run missed (the machine was off at 02:00) or none
- *     ever finished: start + HS_MIRROR_START_DELAY_MS plus a draw in
- *     [0, 10 min], never sooner than 5 s after start
+ *   - at start, with a run missed (the machine was off at 02:00): start +
+ *     HS_MIRROR_START_DELAY_MS plus a draw in [0, 10 min], never sooner
+ *     than 5 s after start
+ *   - at start, when no run ever finished (a first install): the same, but
+ *     the draw is over HS_MIRROR_FIRST_SPREAD times the jitter, [0, 6 h].
+ *     A first run fetches every record (500 patients: 505 requests, where
+ *     a nightly run makes 30), and the rate limiter only keeps it within
+ *     its own key's quota, not the fleet within the server's: spread over
+ *     36 times as long, a fleet installed in one morning asks no more per
+ *     second than its nightly runs do (bench/fleet/, docs/fleet.md). An
+ *     operator who wants the records at once runs `healsync mirror`.
  *   - after failed run n: a backoff (1 min doubling to 1 h, full jitter),
  *     or the next scheduled time when that comes first
  *
@@ -26,6 +34,7 @@
 #include "conf/cron.h"
 
 #define HS_MIRROR_START_DELAY_MS 5000 /* a caught-up run waits at least this */
+#define HS_MIRROR_FIRST_SPREAD	 36   /* a first run's draw: times the jitter */
 
 /* A draw in [0, jitter_ms]. */
 int64_t hs_mirror_jitter(uint64_t jitter_ms, uint64_t rnd);
@@ -48,7 +57,8 @@ enum hs_mirror_first {
 int64_t hs_mirror_first_at(const struct hs_cron *cron, uint64_t jitter_ms, int64_t now_ms,
 			   int64_t last_ok_started_ms, uint64_t rnd, enum hs_mirror_first *ret_why);
 
-/* A catch-up run: now + HS_MIRROR_START_DELAY_MS + a jitter draw. */
+/* A catch-up run: now + HS_MIRROR_START_DELAY_MS + a jitter draw (pass
+ * the first run's jitter, HS_MIRROR_FIRST_SPREAD times it, for one). */
 int64_t hs_mirror_catch_up_at(uint64_t jitter_ms, int64_t now_ms, uint64_t rnd);
 
 #endif

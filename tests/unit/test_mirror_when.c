@@ -58,7 +58,8 @@ static void test_missed_run_waits_its_jitter(void **state)
 	hs_cron_free(c);
 }
 
-/* A first install: no run ever finished. */
+/* A first install: no run ever finished. Its run is 17 times a nightly
+ * one: spread over 36 times the jitter. */
 static void test_first_ever_run_waits_its_jitter(void **state)
 {
 	struct hs_cron *c = nightly();
@@ -69,6 +70,16 @@ static void test_first_ever_run_waits_its_jitter(void **state)
 	assert_int_equal(hs_mirror_first_at(c, 10 * MIN, now, 0, 7 * MIN + 5, &why),
 			 now + HS_MIRROR_START_DELAY_MS + 7 * MIN + 5);
 	assert_int_equal(why, HS_MIRROR_FIRST_NEVER);
+	/* the draw covers 36 times the jitter: 6 h for 10 min */
+	assert_int_equal(HS_MIRROR_FIRST_SPREAD, 36);
+	assert_int_equal(hs_mirror_first_at(c, 10 * MIN, now, 0, 6 * HOUR, &why),
+			 now + HS_MIRROR_START_DELAY_MS + 6 * HOUR);
+	assert_int_equal(hs_mirror_first_at(c, 10 * MIN, now, 0, 6 * HOUR + 1, &why),
+			 now + HS_MIRROR_START_DELAY_MS);
+	/* jitter 0 (tests, a single clinic): at once */
+	assert_int_equal(hs_mirror_first_at(c, 0, now, 0, 6 * HOUR, &why),
+			 now + HS_MIRROR_START_DELAY_MS);
+	assert_true(hs_mirror_first_at(c, UINT64_MAX, now, 0, UINT64_MAX - 1, &why) >= now);
 	hs_cron_free(c);
 }
 
