@@ -26,7 +26,7 @@
  *           or 503 blocks the limiter for its Retry-After (1 s without).
  *
  *   bench/fleet/fleet [--agents N] [--patients P] [--seed S] [--check]
- *                     [--before] [--situation NAME]
+ *                     [--before] [--situation NAME] [--jitter SECONDS]
  *
  * --before replays the rules as they were before the fleet work (caught-up
  * runs 5 s after start, no Retry-After spread, reset jitter <= 250 ms) by
@@ -818,6 +818,19 @@ static void define_situations(struct situation *v, size_t *n)
 					    .fault = faults[j].fault,
 					    .fault_from = DAY0 + 10 * HOUR + 30 * MIN,
 					    .fault_to = DAY0 + 11 * HOUR};
+	/* A short shedding while every agent is busy: whoever was told the
+	 * same Retry-After in those 20 s comes back together, unless the
+	 * wait is spread. */
+	for (size_t j = 2; j < 4; j++) {
+		v[k] = v[k - 1]; /* a fault situation, changed below */
+		v[k].name = j == 2 ? "shed-ra" : "shed-date";
+		v[k].title = j == 2 ? "Upload API sheds 20 s: 503, Retry-After: 120"
+				    : "Upload API sheds 20 s: 503, Retry-After: a date 120 s on";
+		v[k].fault = faults[j].fault;
+		v[k].fault_to = v[k].fault_from + 20 * SEC;
+		v[k].measure_to = v[k].fault_to + 30 * MIN;
+		k++;
+	}
 	v[k++] = (struct situation){.name = "quota",
 				    .title = "per-key quotas, 20/min aligned to the minute",
 				    .start = DAY0 + 13 * HOUR,
@@ -842,6 +855,7 @@ int main(int argc, char **argv)
 	unsigned long long seed = 20;
 	const char *only = NULL, *srcdir = getenv("srcdir") ? getenv("srcdir") : ".";
 	bool check = false;
+	long jitter_s = -1;
 	struct hs_config *c = NULL;
 	struct situation sits[16];
 	struct figures fig[16];
@@ -862,14 +876,17 @@ int main(int argc, char **argv)
 			only = argv[++i];
 		else if (strcmp(argv[i], "--srcdir") == 0 && i + 1 < argc)
 			srcdir = argv[++i];
+		else if (strcmp(argv[i], "--jitter") == 0 && i + 1 < argc)
+			jitter_s = strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--check") == 0)
 			check = true;
 		else if (strcmp(argv[i], "--before") == 0)
 			before = true;
 		else {
-			fprintf(stderr,
-				"usage: fleet [--agents N] [--patients P] [--seed S] [--check] "
-				"[--before] [--situation NAME] [--srcdir DIR]\n");
+			fprintf(
+			    stderr,
+			    "usage: fleet [--agents N] [--patients P] [--seed S] [--check] "
+			    "[--before] [--situation NAME] [--jitter SECONDS] [--srcdir DIR]\n");
 			return 2;
 		}
 	}
@@ -884,6 +901,8 @@ int main(int argc, char **argv)
 		free(cause);
 		return 1;
 	}
+	if (jitter_s >= 0)
+		c->mirror.jitter_ms = (uint64_t)jitter_s * 1000;
 	cfg = c;
 	agents = calloc(n_agents, sizeof(*agents));
 	quotas = calloc(n_agents, sizeof(*quotas));
