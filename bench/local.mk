@@ -25,7 +25,7 @@ bench_fleet_fleet_SOURCES = $(FLEET_SOURCES)
 bench_fleet_fleet_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(LIBCONFIG_CFLAGS)
 bench_fleet_fleet_LDADD = libhsconf.a $(LIBCONFIG_LIBS) $(CURL_LIBS) -lm
 TESTS += bench/fleet/check
-EXTRA_DIST += bench/fleet/check bench/fleet/run
+EXTRA_DIST += bench/fleet/check bench/fleet/run docs/fleet.md
 
 bench-fleet: bench/fleet/fleet
 	bench/fleet/fleet --srcdir $(srcdir) --check
