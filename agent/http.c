@@ -496,7 +496,8 @@ static void finish(struct hs_http_call *c, CURLcode result)
 		if (resp.status == 429 || resp.status == 503)
 			hs_ratelimit_block(rl, now,
 					   resp.retry_after >= 0 ? resp.retry_after
-								 : HS_RETRY_AFTER_MIN_MS);
+								 : HS_RETRY_AFTER_MIN_MS,
+					   hs_random64());
 	}
 
 	hs_http_done_fn done = c->done;

@@ -17,7 +17,8 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/beneath.c agent/beneath.h \
 	agent/cmd-mirror.c agent/mirror.c agent/mirror.h \
 	agent/mirror_db.c agent/mirror_db.h agent/mirror_record.c agent/mirror_record.h \
-	agent/mirror_sched.c agent/mirror_sched.h agent/cause.c agent/cause.h
+	agent/mirror_sched.c agent/mirror_sched.h agent/mirror_when.c agent/mirror_when.h \
+	agent/cause.c agent/cause.h
 # For programs that read the mirror database.
 EXTRA_DIST += docs/mirror-schema.md
 healsync_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(SQLITE_CFLAGS) $(LIBCONFIG_CFLAGS) \
@@ -119,3 +120,11 @@ check_PROGRAMS += tests/verdict_probe
 tests_verdict_probe_SOURCES = tests/verdict_probe.c agent/verdict.c agent/upload_api.c
 tests_verdict_probe_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_verdict_probe_LDADD = libhsconf.a $(JANSSON_LIBS) $(LIBCONFIG_LIBS)
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_mirror_when
+TESTS += tests/unit/test_mirror_when
+tests_unit_test_mirror_when_SOURCES = tests/unit/test_mirror_when.c agent/mirror_when.c
+tests_unit_test_mirror_when_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_mirror_when_LDADD = libhsconf.a $(LIBCONFIG_LIBS) $(CMOCKA_LIBS)
+endif

@@ -12,10 +12,10 @@
 #include "agent/clock.h"
 #include "agent/log.h"
 #include "agent/mirror_sched.h"
+#include "agent/mirror_when.h"
 #include "queue/backoff.h"
 
-#define START_DELAY_MS 5000 /* a missed run waits this long after start */
-#define BUSY_RETRY_MS  60000
+#define BUSY_RETRY_MS 60000
 
 static const struct hs_backoff fail_backoff = {.base_ms = 60 * 1000, .cap_ms = 3600 * 1000};
 
@@ -41,13 +41,6 @@ static void local_time(int64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "?");
 }
 
-static int64_t jitter(const struct hs_mirror_sched *s)
-{
-	uint64_t j = s->cfg->mirror.jitter_ms;
-
-	return j ? (int64_t)(hs_random64() % (j + 1)) : 0;
-}
-
 static void arm(struct hs_mirror_sched *s, int64_t at_ms, const char *why)
 {
 	char when[64];
@@ -64,9 +57,8 @@ static void arm(struct hs_mirror_sched *s, int64_t at_ms, const char *why)
 /* The next scheduled time after after_ms, with this run's jitter. */
 static int64_t scheduled_after(struct hs_mirror_sched *s, int64_t after_ms)
 {
-	int64_t t = hs_cron_next(s->cfg->mirror.cron, after_ms / 1000);
-
-	return t < 0 ? -1 : t * 1000 + jitter(s);
+	return hs_mirror_scheduled_after(s->cfg->mirror.cron, s->cfg->mirror.jitter_ms, after_ms,
+					 hs_random64());
 }
 
 static void arm_next(struct hs_mirror_sched *s)
@@ -138,19 +130,19 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *arg)
 }
 
 /* At start: a run soon if one was missed (or none ever succeeded), else at
- * the next scheduled time. */
+ * the next scheduled time; either way spread over the jitter. */
 static void arm_first(struct hs_mirror_sched *s)
 {
-	int64_t now = hs_wall_ms();
+	enum hs_mirror_first why;
+	int64_t at;
 
 	read_runs(s);
-	if (s->last_ok.id == 0) {
-		arm(s, now + START_DELAY_MS, "no run has finished yet");
-		return;
-	}
-	int64_t due = hs_cron_next(s->cfg->mirror.cron, s->last_ok.started_at / 1000);
-	if (due >= 0 && due * 1000 <= now)
-		arm(s, now + START_DELAY_MS, "a scheduled run was missed");
+	at = hs_mirror_first_at(s->cfg->mirror.cron, s->cfg->mirror.jitter_ms, hs_wall_ms(),
+				s->last_ok.id ? s->last_ok.started_at : 0, hs_random64(), &why);
+	if (why == HS_MIRROR_FIRST_NEVER)
+		arm(s, at, "no run has finished yet");
+	else if (why == HS_MIRROR_FIRST_MISSED)
+		arm(s, at, "a scheduled run was missed");
 	else
 		arm_next(s);
 }
@@ -224,7 +216,7 @@ int hs_mirror_sched_reconfigure(struct hs_mirror_sched *s, const struct hs_confi
 	/* A reload after a failed run is most often the fix (a key, a CA, a
 	 * proxy): try it soon rather than at the end of the backoff. */
 	if (s->failures > 0)
-		arm(s, hs_wall_ms() + START_DELAY_MS, "reloaded after a failed run");
+		arm(s, hs_wall_ms() + HS_MIRROR_START_DELAY_MS, "reloaded after a failed run");
 	else if (!same_schedule)
 		arm_next(s);
 	return 0;

@@ -6,7 +6,9 @@
  *
  * At start, the last successful run is read from the mirror database. If a
  * scheduled time passed since it began (the machine was off), or there never
- * was one, a run starts soon after start, once. A failed run is tried again
+ * was one, a run starts once, 5 s after start plus its own draw over the
+ * jitter, so that a fleet switched on at 07:00 does not catch up in the same
+ * second (the rules in mirror_when.h). A failed run is tried again
  * after a backoff (1 min doubling to 1 h, full jitter), never later than
  * the next scheduled time. A run that finds the database busy (a
  * `healsync mirror` in another process) waits a minute.

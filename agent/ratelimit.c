@@ -52,14 +52,18 @@ void hs_ratelimit_init(struct hs_ratelimit *rl)
 	rl->window_ms = MIN_WINDOW_MS;
 }
 
+/* Rule 5: the most a window's end may be spread by. */
+static int64_t max_jitter(const struct hs_ratelimit *rl)
+{
+	if (rl->window_ms >= HS_RATELIMIT_JITTER_MAX_MS / HS_RATELIMIT_JITTER_PERMILLE * 1000)
+		return HS_RATELIMIT_JITTER_MAX_MS;
+	return rl->window_ms * HS_RATELIMIT_JITTER_PERMILLE / 1000;
+}
+
 static int64_t jitter(struct hs_ratelimit *rl, uint64_t rnd)
 {
-	if (rl->jitter_ms < 0) {
-		int64_t max = rl->window_ms / 50;
-		if (max > HS_RATELIMIT_JITTER_MS)
-			max = HS_RATELIMIT_JITTER_MS;
-		rl->jitter_ms = (int64_t)(rnd % (uint64_t)(max + 1));
-	}
+	if (rl->jitter_ms < 0)
+		rl->jitter_ms = (int64_t)(rnd % (uint64_t)(max_jitter(rl) + 1));
 	return rl->jitter_ms;
 }
 
@@ -134,19 +138,21 @@ int64_t hs_ratelimit_reserve(struct hs_ratelimit *rl, enum hs_ratelimit_class cl
 	return 0;
 }
 
-void hs_ratelimit_block(struct hs_ratelimit *rl, int64_t now, int64_t delay_ms)
+void hs_ratelimit_block(struct hs_ratelimit *rl, int64_t now, int64_t delay_ms, uint64_t rnd)
 {
-	int64_t until =
-	    sat_add(now, clamp64(delay_ms, HS_RETRY_AFTER_MIN_MS, HS_RETRY_AFTER_MAX_MS));
+	int64_t delay = clamp64(delay_ms, HS_RETRY_AFTER_MIN_MS, HS_RETRY_AFTER_MAX_MS);
+	int64_t asked = sat_add(now, delay), spread;
 
-	if (until > rl->blocked_until)
-		rl->blocked_until = until;
+	if (asked <= rl->blocked_until)
+		return; /* the block in force covers it: no new draw */
+	spread = delay < HS_RETRY_SPREAD_MAX_MS ? delay : HS_RETRY_SPREAD_MAX_MS;
+	rl->blocked_until = sat_add(asked, (int64_t)(rnd % (uint64_t)(spread + 1)));
 }
 
 bool hs_ratelimit_idle(const struct hs_ratelimit *rl, int64_t now)
 {
 	return rl->blocked_until <= now && rl->in_flight == 0 &&
-	       (!rl->known || sat_add(rl->reset_at, HS_RATELIMIT_JITTER_MS) <= now);
+	       (!rl->known || sat_add(rl->reset_at, max_jitter(rl)) <= now);
 }
 
 /* Rule 1: the server's clock less ours, from below. */

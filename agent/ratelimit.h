@@ -38,8 +38,14 @@
  *    learned ever moves an end sooner. While left is 0, no counted request
  *    goes before the end.
  *
- * 5. After the end. The limiter waits a jitter (rnd; at most 250 ms and 2%
- *    of the window length) so clinics do not wake together, then assumes a
+ * 5. After the end. The limiter waits a jitter (rnd, drawn once per
+ *    window: uniform over [0, HS_RATELIMIT_JITTER_PERMILLE/1000 of the
+ *    longest window said], at most HS_RATELIMIT_JITTER_MAX_MS) so clinics
+ *    whose quotas end together (per-key windows aligned to the minute) do
+ *    not wake together: a fleet held to the minute wakes over 3 s, not in
+ *    its first 0.3 s, and one agent loses 2.5% of a window on average (the
+ *    choice is measured in bench/fleet/ and bench/ratelimit.py). It then
+ *    assumes a
  *    fresh window of Limit less the requests still in flight, lasting the
  *    longest window ever said (learned lengths only make it wait longer).
  *    The first answer from the server replaces the guess. An answer to a
@@ -66,8 +72,15 @@
  *
  * 8. A 429 or 503 with Retry-After blocks every class until then: a delta
  *    from the time of receipt, an HTTP-date read against the answer's Date
- *    (hs_retry_after_parse), clamped to [1 s, 1 h]. Before any headers were
- *    seen, requests go freely.
+ *    (hs_retry_after_parse), clamped to [1 s, 1 h], plus a spread: a draw
+ *    uniform over [0, min(the wait, HS_RETRY_SPREAD_MAX_MS)], made once per
+ *    block (an answer asking for no later than the block holds changes
+ *    nothing). Agents that were told the same thing at the same time (a
+ *    fleet behind an API that comes back, or a date) then return over as
+ *    long as they were told to wait, never before they were told: with
+ *    Retry-After: 120 a fleet comes back over 2 minutes instead of in one
+ *    second (bench/fleet/). Before any headers were seen, requests go
+ *    freely.
  *
  * Pure: every call takes the time (Unix ms, our clock), the server's Date
  * and the random value it needs, so it is tested exactly (tests/unit/
@@ -82,10 +95,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HS_RETRY_AFTER_MIN_MS	  1000
-#define HS_RETRY_AFTER_MAX_MS	  (3600 * 1000)
-#define HS_RATELIMIT_JITTER_MS	  250		       /* at most, and <= 2% of the window */
-#define HS_RATELIMIT_MAX_RESET_MS (24 * 3600 * 1000LL) /* a reset further ahead is read as this */
+#define HS_RETRY_AFTER_MIN_MS	     1000
+#define HS_RETRY_AFTER_MAX_MS	     (3600 * 1000)
+#define HS_RETRY_SPREAD_MAX_MS	     (240 * 1000)	  /* the most rule 8 adds */
+#define HS_RATELIMIT_JITTER_PERMILLE 50			  /* of the window, rule 5 */
+#define HS_RATELIMIT_JITTER_MAX_MS   60000		  /* rule 5's jitter at most */
+#define HS_RATELIMIT_MAX_RESET_MS    (24 * 3600 * 1000LL) /* a reset further ahead is read as this */
 
 enum hs_ratelimit_class {
 	HS_RL_API,     /* API calls */
@@ -154,8 +169,8 @@ int64_t hs_ratelimit_reserve(struct hs_ratelimit *rl, enum hs_ratelimit_class cl
 void hs_ratelimit_observe(struct hs_ratelimit *rl, uint64_t seq, enum hs_ratelimit_class cls,
 			  int64_t now, const struct hs_ratelimit_answer *a);
 /* A 429/503 said Retry-After: delay_ms from now, the time of receipt (clamped
- * again here). */
-void hs_ratelimit_block(struct hs_ratelimit *rl, int64_t now, int64_t delay_ms);
+ * again here); rnd draws the spread (rule 8). */
+void hs_ratelimit_block(struct hs_ratelimit *rl, int64_t now, int64_t delay_ms, uint64_t rnd);
 /* Holds nothing worth keeping at now: no block, no window in force, nothing
  * in flight. The caller also checks that nothing waits for it. */
 bool hs_ratelimit_idle(const struct hs_ratelimit *rl, int64_t now);

@@ -94,9 +94,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			h = (struct hs_ratelimit_headers){0};
 			FUZZ_ASSERT(rl.remaining >= 0, "remaining %lld", (long long)rl.remaining);
 		} else if (retry && delay > 0) {
-			hs_ratelimit_block(&rl, now, delay);
+			hs_ratelimit_block(&rl, now, delay, (uint64_t)delay * 0x9e3779b97f4a7c15u);
 			FUZZ_ASSERT(rl.blocked_until > now &&
-					rl.blocked_until - now <= HS_RETRY_AFTER_MAX_MS,
+					rl.blocked_until - now <=
+					    HS_RETRY_AFTER_MAX_MS + HS_RETRY_SPREAD_MAX_MS,
 				    "blocked from %lld until %lld", (long long)now,
 				    (long long)rl.blocked_until);
 		}

@@ -436,7 +436,7 @@ static void test_classes(void **state)
 	hs_ratelimit_observe(&rl, 0, HS_RL_STORAGE, T0 + 41, NULL);
 	assert_true(grant(&rl, HS_RL_STORAGE, T0 + 41) == 0);
 	/* A block holds every class. */
-	hs_ratelimit_block(&rl, T0 + 50, 2000);
+	hs_ratelimit_block(&rl, T0 + 50, 2000, 0);
 	expect_wait(&rl, HS_RL_STORAGE, T0 + 60, T0 + 2050);
 	expect_wait(&rl, HS_RL_API, T0 + 60, T0 + 2050);
 	/* Storage answers with headers: it counts again. */
@@ -473,6 +473,100 @@ static void test_guess_and_late_window(void **state)
 	expect_wait(&rl, HS_RL_API, T0 + 1030, T0 + 1520);
 }
 
+/* Rule 8: the block is Retry-After plus a draw over [0, min(wait, cap)],
+ * drawn once per block, never earlier than asked. */
+static void test_retry_after_spread(void **state)
+{
+	struct hs_ratelimit rl;
+	uint64_t seq;
+
+	(void)state;
+	hs_ratelimit_init(&rl);
+	hs_ratelimit_block(&rl, T0, 120000, 0);
+	assert_int_equal(rl.blocked_until, T0 + 120000);
+	hs_ratelimit_init(&rl);
+	hs_ratelimit_block(&rl, T0, 120000, 120000);
+	assert_int_equal(rl.blocked_until, T0 + 240000);
+	hs_ratelimit_init(&rl);
+	hs_ratelimit_block(&rl, T0, 120000, 120001); /* the draw wraps */
+	assert_int_equal(rl.blocked_until, T0 + 120000);
+
+	/* Once per block: more answers asking for no later change nothing. */
+	hs_ratelimit_init(&rl);
+	hs_ratelimit_block(&rl, T0, 120000, 60000);
+	assert_int_equal(rl.blocked_until, T0 + 180000);
+	hs_ratelimit_block(&rl, T0 + 2000, 120000, 0);
+	hs_ratelimit_block(&rl, T0 + 3000, 120000, UINT64_MAX);
+	assert_int_equal(rl.blocked_until, T0 + 180000);
+	expect_wait(&rl, HS_RL_API, T0 + 179999, T0 + 180000);
+	assert_int_equal(hs_ratelimit_reserve(&rl, HS_RL_API, T0 + 180000, 0, false, &seq), 0);
+	/* A later ask is a new block, with its own draw. */
+	hs_ratelimit_block(&rl, T0 + 180000, 1000, 500);
+	assert_int_equal(rl.blocked_until, T0 + 181500);
+
+	/* The spread is capped; the wait is never shorter than asked. */
+	for (uint64_t r = 0; r < 4000000; r += 3917) {
+		for (int64_t d = 0; d <= HS_RETRY_AFTER_MAX_MS; d += 599999) {
+			int64_t asked = d < HS_RETRY_AFTER_MIN_MS ? HS_RETRY_AFTER_MIN_MS : d;
+			int64_t extra =
+			    asked < HS_RETRY_SPREAD_MAX_MS ? asked : HS_RETRY_SPREAD_MAX_MS;
+			hs_ratelimit_init(&rl);
+			hs_ratelimit_block(&rl, T0, d, r * 2654435761u);
+			assert_true(rl.blocked_until >= T0 + asked);
+			assert_true(rl.blocked_until <= T0 + asked + extra);
+		}
+	}
+
+	/* An HTTP-date: the same spread over the wait it names. */
+	hs_ratelimit_init(&rl);
+	hs_ratelimit_block(&rl, T0, hs_retry_after_parse("Thu, 01 Jan 2026 00:02:00 GMT", T0),
+			   120000);
+	assert_int_equal(rl.blocked_until, T0 + 240000);
+	hs_ratelimit_init(&rl);
+	hs_ratelimit_block(&rl, T0, hs_retry_after_parse("Thu, 01 Jan 2026 01:00:00 GMT", T0),
+			   UINT64_MAX);
+	assert_true(rl.blocked_until >= T0 + 3600000 &&
+		    rl.blocked_until <= T0 + 3600000 + HS_RETRY_SPREAD_MAX_MS);
+}
+
+/* Rule 5: the wake-up after a window's end is spread over a part of the
+ * window, never before the end. */
+static void test_reset_jitter_scales_with_the_window(void **state)
+{
+	struct hs_ratelimit_headers h = hdr(20, 0, 60);
+	const int64_t most = 60000 * HS_RATELIMIT_JITTER_PERMILLE / 1000;
+	struct hs_ratelimit rl;
+	uint64_t seq;
+
+	(void)state;
+	assert_true(most >= 3000); /* a minute's fleet wakes over 3 s at least */
+	hs_ratelimit_init(&rl);
+	seq = grant(&rl, HS_RL_API, T0);
+	answer(&rl, seq, HS_RL_API, T0, &h, -1); /* 0 left until T0 + 60 s */
+	assert_int_equal(hs_ratelimit_reserve(&rl, HS_RL_API, T0 + 10, (uint64_t)most, false, &seq),
+			 T0 + 60000 + most);
+	/* drawn once per window: another ask keeps the draw */
+	assert_int_equal(hs_ratelimit_reserve(&rl, HS_RL_API, T0 + 20, 0, false, &seq),
+			 T0 + 60000 + most);
+	assert_false(hs_ratelimit_idle(&rl, T0 + 60000 + most - 1));
+
+	hs_ratelimit_init(&rl);
+	seq = grant(&rl, HS_RL_API, T0);
+	answer(&rl, seq, HS_RL_API, T0, &h, -1);
+	assert_int_equal(
+	    hs_ratelimit_reserve(&rl, HS_RL_API, T0 + 10, (uint64_t)most + 1, false, &seq),
+	    T0 + 60000); /* never before the end */
+
+	/* A day's window: capped. */
+	h = hdr(20, 0, 86400);
+	hs_ratelimit_init(&rl);
+	seq = grant(&rl, HS_RL_API, T0);
+	answer(&rl, seq, HS_RL_API, T0, &h, -1);
+	assert_int_equal(
+	    hs_ratelimit_reserve(&rl, HS_RL_API, T0 + 10, HS_RATELIMIT_JITTER_MAX_MS, false, &seq),
+	    T0 + 86400000 + HS_RATELIMIT_JITTER_MAX_MS);
+}
+
 static void test_idle(void **state)
 {
 	struct hs_ratelimit rl;
@@ -486,13 +580,16 @@ static void test_idle(void **state)
 	assert_false(hs_ratelimit_idle(&rl, T0)); /* in flight */
 	hs_ratelimit_observe(&rl, seq, HS_RL_STORAGE, T0 + 5, NULL);
 	assert_true(hs_ratelimit_idle(&rl, T0 + 5));
-	hs_ratelimit_block(&rl, T0 + 5, 1000);
+	hs_ratelimit_block(&rl, T0 + 5, 1000, 0);
 	assert_false(hs_ratelimit_idle(&rl, T0 + 6));
 	assert_true(hs_ratelimit_idle(&rl, T0 + 1005));
 	seq = grant(&rl, HS_RL_API, T0 + 1005);
 	answer(&rl, seq, HS_RL_API, T0 + 1010, &h, -1);
 	assert_false(hs_ratelimit_idle(&rl, T0 + 1011)); /* a window in force */
-	assert_true(hs_ratelimit_idle(&rl, T0 + 3010 + HS_RATELIMIT_JITTER_MS));
+	/* the window's end, then its jitter's most */
+	assert_false(
+	    hs_ratelimit_idle(&rl, T0 + 3010 + 2000 * HS_RATELIMIT_JITTER_PERMILLE / 1000 - 1));
+	assert_true(hs_ratelimit_idle(&rl, T0 + 3010 + 2000 * HS_RATELIMIT_JITTER_PERMILLE / 1000));
 }
 
 static void test_hostile_values(void **state)
@@ -520,7 +617,7 @@ static void test_hostile_values(void **state)
 				assert_int_equal(
 				    hs_ratelimit_reserve(&rl, HS_RL_API, now, 7, i & 1, &seq), 0);
 				answer(&rl, seq, HS_RL_API, now, &h, v[j]);
-				hs_ratelimit_block(&rl, now, v[i]);
+				hs_ratelimit_block(&rl, now, v[i], UINT64_MAX);
 				int64_t at = hs_ratelimit_reserve(&rl, HS_RL_API, now, UINT64_MAX,
 								  j & 1, &seq);
 				assert_true(at == 0 || at > now);
@@ -675,7 +772,8 @@ static void sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 			last = now;
 			if (t->status == 429) {
 				int64_t d = hs_retry_after_parse(t->retry_after, t->date_ms);
-				hs_ratelimit_block(t->lim, now, d >= 0 ? d : HS_RETRY_AFTER_MIN_MS);
+				hs_ratelimit_block(t->lim, now, d >= 0 ? d : HS_RETRY_AFTER_MIN_MS,
+						   rnd());
 				t->state = T_IDLE;
 				continue;
 			}
@@ -790,6 +888,8 @@ int main(void)
 	    cmocka_unit_test(test_unix_reset_against_date),
 	    cmocka_unit_test(test_classes),
 	    cmocka_unit_test(test_guess_and_late_window),
+	    cmocka_unit_test(test_retry_after_spread),
+	    cmocka_unit_test(test_reset_jitter_scales_with_the_window),
 	    cmocka_unit_test(test_idle),
 	    cmocka_unit_test(test_hostile_values),
 	    cmocka_unit_test(test_sim_matrix),
