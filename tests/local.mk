@@ -36,7 +36,8 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/https_proxy.py \
 	tests/integration/s3_storage.py \
 	tests/integration/clock_skew.py \
-	tests/integration/status_writes.py
+	tests/integration/status_writes.py \
+	tests/integration/upload_connections.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -47,6 +48,7 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/https_proxy.py \
 	tests/integration/s3_storage.py \
 	tests/integration/clock_skew.py \
+	tests/integration/upload_connections.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \
