@@ -772,6 +772,15 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 	return 0;
 }
 
+/* The connections worth keeping: parallel + 2 for the Upload API and as
+ * many for the storage (in the field another host: the uploads' PUTs and,
+ * beside them, the calls that presign and complete them), and two for the
+ * records API of the mirror. */
+static long connections_kept(const struct hs_config *cfg)
+{
+	return 2 * ((long)cfg->upload.parallel + 2) + 2;
+}
+
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *arg)
 {
 	struct daemon *d = arg;
@@ -800,6 +809,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		return 0;
 	}
 	hs_http_reloaded(d->http);
+	hs_http_set_max_connections(d->http, connections_kept(cfg));
 	hs_uploader_reconfigure(d->up, cfg);
 	hs_watcher_reconfigure(d->watcher, cfg);
 	if (hs_mirror_sched_reconfigure(d->mirror, cfg, &cause) != 0) {
@@ -878,6 +888,7 @@ static int start(struct daemon *d)
 	struct hs_http_opts opts = {
 	    .connect_timeout_s = (long)(d->cfg->upload.connect_timeout_ms / 1000),
 	    .stall_timeout_s = (long)(d->cfg->upload.stall_timeout_ms / 1000),
+	    .max_connections = connections_kept(d->cfg),
 	};
 	sigset_t mask;
 	char *cause = NULL;

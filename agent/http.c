@@ -890,9 +890,22 @@ struct hs_http *hs_http_new(sd_event *ev, const struct hs_http_opts *opts, struc
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
 	curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	hs_http_set_max_connections(h, opts->max_connections);
 	return h;
 fail:
 	return hs_http_free(h);
+}
+
+/* By default libcurl sizes its connection cache at 4 per easy handle
+ * added at the moment, so when the transfers in flight drop to one or two
+ * (between small files) it closes the idle connections that the next
+ * files would have reused: with the API and the storage on two hosts,
+ * hundreds of connections, and as many TLS handshakes, for 1,000 files.
+ * A fixed size keeps them. */
+void hs_http_set_max_connections(struct hs_http *h, long n)
+{
+	if (n > 0)
+		curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, n);
 }
 
 struct hs_http *hs_http_free(struct hs_http *h)

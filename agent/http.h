@@ -41,6 +41,7 @@ struct hs_http_opts {
 	const char *proxy;   /* NULL: the usual *_proxy variables */
 	long connect_timeout_s;
 	long stall_timeout_s; /* no byte moving for this long ends a transfer */
+	long max_connections; /* kept open, in use or idle, all hosts; 0: libcurl's default */
 };
 
 struct hs_http_request {
@@ -113,6 +114,10 @@ int64_t hs_http_call_sent(const struct hs_http_call *call);
 /* The configuration was reloaded: CA bundles are read again from their
  * files, even at the same path, for every request from now on. */
 void hs_http_reloaded(struct hs_http *h);
+
+/* Connections kept open, in use or idle, over all hosts (see
+ * hs_http_opts.max_connections); for a reload that changes the parallelism. */
+void hs_http_set_max_connections(struct hs_http *h, long n);
 
 /* The bucket's rate changed (the timetable): wake paused transfers. */
 void hs_http_bandwidth_changed(struct hs_http *h);

@@ -388,7 +388,7 @@ static void on_create(struct hs_http_response *resp, void *arg)
 		return;
 	}
 	rc = hs_queue_mp_begin(t->u->q, t->job->id, t->job->lease_token, t->session.upload_id,
-			       t->session.part_size, t->session.part_count, &cause);
+			       t->session.part_size, t->session.part_count, true, &cause);
 	if (rc != HS_Q_OK) {
 		if (rc == HS_Q_LOST)
 			log_job(LOG_WARNING, t, 0, NULL, "lease lost; leaving the job");

@@ -140,9 +140,12 @@ static void on_presign(struct hs_http_response *resp, void *arg)
 		return;
 	}
 	/* Recorded as a session of one part, so that a restart after the PUT
-	 * completes this upload instead of sending the file again. */
+	 * completes this upload instead of sending the file again. Unsynced:
+	 * the PUT's record, synced, carries it to the disk before the upload
+	 * is completed; a power failure before that costs a PUT sent again,
+	 * to a session never completed. */
 	if (hs_queue_mp_begin(t->u->q, t->job->id, t->job->lease_token, t->single.upload_id,
-			      t->st.st_size > 0 ? t->st.st_size : 1, 1, &cause) < 0)
+			      t->st.st_size > 0 ? t->st.st_size : 1, 1, false, &cause) < 0)
 		queue_error(t, "cannot record the upload session", cause);
 	free(t->job->upload_id);
 	t->job->upload_id = strdup(t->single.upload_id);

@@ -45,7 +45,7 @@ def one_run(opts, patients):
         mirrorlib.configure(env, page_size=opts.page_size)
         with Timer() as t:
             proc = mirrorlib.start(env)
-            code, rss_kib = benchlib.wait4_rss(proc)
+            code, rss_kib = benchlib.wait_peak(proc, benchlib.PeakRSS(proc.pid))
         _, _, err = mirrorlib.finish(proc)
         stats = env.server.admin("GET", "/stats")
         runs = mirrorlib.runs(env) if code == 0 else []

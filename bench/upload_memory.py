@@ -2,7 +2,8 @@
 """Memory: peak RSS of `healsync run` while it uploads one large file
 (default 4 GiB) multipart, beside the peak RSS of `curl` PUTting a 64 MiB
 body as a reference point. The goal is a flat footprint: under 32 MiB
-whatever the file size.
+whatever the file size. Each peak is the program's own VmHWM (see
+benchlib.PeakRSS), not wait4's, which counts the Python parent's.
 
     bench/upload_memory.py [--size-mib 4096]"""
 import argparse
@@ -29,9 +30,10 @@ def main():
                 f.write(block[i % 997:] + block[:i % 997])
         env.enqueue("huge.bin")
         d = env.daemon()
+        peak = benchlib.PeakRSS(d.proc.pid)
         ok = env.wait_jobs(timeout=7200, done=1)
         d.proc.send_signal(15)
-        code, peak_kib = benchlib.wait4_rss(d.proc)
+        code, peak_kib = benchlib.wait_peak(d.proc, peak)
         d.log.close()
         if not ok or not env.stored("huge.bin"):
             sys.exit("healsync did not store the file:\n" + d.output()[-2000:])
@@ -41,7 +43,7 @@ def main():
             f.write(os.urandom(64 << 20))
         curl = subprocess.Popen(["curl", "-sS", "-o", "/dev/null", "-T", body,
                                  env.server.base + "/_admin/stats"])
-        _, curl_kib = benchlib.wait4_rss(curl)
+        _, curl_kib = benchlib.wait_peak(curl, benchlib.PeakRSS(curl.pid))
 
     print("peak RSS while uploading a %d MiB file" % opts.size_mib)
     print("  healsync run              %8.1f MiB" % (peak_kib / 1024))

@@ -4,7 +4,7 @@ storage by healsync, and the same parts PUT by curl with the same
 parallelism, in the same run against the same server.
 
     bench/upload_throughput.py [--size-mib 1024] [--parallel 4] [--part-mib 16]
-                               [--tls [--small-files 1000]]
+                               [--tls] [--two-hosts] [--small-files 1000]
 
 healsync's figure is end to end (reading the file for SHA-256 and CRCs,
 presigning, PUTs, complete); its transfer phase alone (first PUT byte to the
@@ -20,7 +20,13 @@ server on TLS with a certificate it signed, healsync (ca_file) and curl
 handshake) that healsync opened for the 1 GiB upload and then, with a
 fresh daemon, for --small-files small files; curl's PUTs are counted too.
 The goal is no more than parallel + 2 each: connections kept alive and
-reused for the API calls and the PUTs alike."""
+reused for the API calls and the PUTs alike.
+
+--two-hosts serves the storage on a second port of the server
+(--storage-port), as in the field where the Upload API and the storage are
+different hosts: a client's connection cache keeps them apart. The
+connections and handshakes are then counted per host, and the goal is
+parallel + 2 for each. --small-files runs with --tls or --two-hosts."""
 import argparse
 import datetime
 import base64
@@ -57,11 +63,28 @@ def api(server, method, path, body=None):
 
 def connections(server):
     """Connections the server has accepted for the Upload API and its
-    storage (the benchmark's own admin calls left out), and TLS handshakes
-    in all."""
+    storage (the benchmark's own admin calls left out), TLS handshakes in
+    all, and per host {"api"|"storage": [connections, handshakes]} (the
+    same host twice without --two-hosts). The handshakes per host include
+    the admin calls' on the API's, this call's own among them."""
     stats = server.admin("GET", "/stats")
     by_api = stats.get("connections_by_api", {})
-    return sum(n for api_name, n in by_api.items() if api_name != "admin"), stats.get("tls_handshakes", 0)
+    by_port = stats.get("connections_by_port", {})
+    shakes = stats.get("tls_handshakes_by_port", {})
+    per_host = {}
+    for name, port in (("api", server.port), ("storage", server.storage_port)):
+        per_host[name] = [by_port.get(str(port), 0), shakes.get(str(port), 0)]
+    return (sum(n for api_name, n in by_api.items() if api_name != "admin"),
+            stats.get("tls_handshakes", 0), per_host)
+
+
+def per_host_since(server, before):
+    """Connections and handshakes per host since the counts before: the
+    figure the goal is about. One admin handshake (this call's) left out."""
+    after = connections(server)[2]
+    out = {k: [after[k][0] - before[k][0], after[k][1] - before[k][1]] for k in after}
+    out["api"][1] -= 1
+    return out
 
 
 def curl_baseline(env, path, size, part_size, parallel, cacert=None):
@@ -121,19 +144,21 @@ def curl_baseline(env, path, size, part_size, parallel, cacert=None):
 
 
 def small_files(env, count, parallel):
-    """count small files through a fresh daemon: (seconds, connections)."""
+    """count small files through a fresh daemon: (seconds, connections,
+    connections and handshakes per host)."""
     names = ["small/%04d.pdf" % i for i in range(count)]
     for i, name in enumerate(names):
         env.write_file(name, os.urandom(4096 + i))
     env.enqueue(*names)
-    before = connections(env.server)[0]
+    before = connections(env.server)
     with Timer() as t:
         d = env.daemon()
         ok = env.wait_jobs(timeout=1800, done=count + 1)
     d.stop()
     if not ok:
         sys.exit("healsync did not store the small files:\n" + d.output()[-2000:])
-    return t.elapsed, connections(env.server)[0] - before
+    per_host = per_host_since(env.server, before[2])
+    return t.elapsed, connections(env.server)[0] - before[0], per_host
 
 
 def main():
@@ -142,8 +167,11 @@ def main():
     ap.add_argument("--parallel", type=int, default=4)
     ap.add_argument("--part-mib", type=int, default=16)
     ap.add_argument("--tls", action="store_true", help="over HTTPS, counting connections")
+    ap.add_argument("--two-hosts", action="store_true",
+                    help="storage on a second port: connections counted per host")
     ap.add_argument("--small-files", type=int, default=1000,
-                    help="with --tls: small files whose connections are counted (0: none)")
+                    help="with --tls or --two-hosts: small files whose connections are "
+                    "counted (0: none)")
     opts = ap.parse_args()
     hstest.HEALSYNC = benchlib.healsync_binary()
     size = opts.size_mib * 1024 * 1024
@@ -160,6 +188,8 @@ def main():
         server_args = ["--tls-cert", cert, "--tls-key", key]
         cacert = upload["ca_file"] = ca.cert_file
         CONTEXT = ssl.create_default_context(cafile=cacert)
+    if opts.two_hosts:
+        server_args += ["--storage-port", "0"]
     try:
         run(opts, size, tap, upload, server_args, cacert)
     finally:
@@ -181,6 +211,7 @@ def run(opts, size, tap, upload, server_args, cacert):
             d = env.daemon()
             ok = env.wait_jobs(timeout=3600, done=1)
         d.stop()
+        hs_hosts = per_host_since(env.server, conns_before[2])
         hs_conns = connections(env.server)[0] - conns_before[0]
         if not ok or not env.stored("big.bin"):
             sys.exit("healsync did not store the file:\n" + d.output()[-2000:])
@@ -196,7 +227,7 @@ def run(opts, size, tap, upload, server_args, cacert):
         curl_total, curl_puts, curl_conns = curl_baseline(
             env, path, size, opts.part_mib * 1024 * 1024, opts.parallel, cacert)
         small = small_files(env, opts.small_files, opts.parallel) \
-            if opts.tls and opts.small_files else None
+            if (opts.tls or opts.two_hosts) and opts.small_files else None
         handshakes = connections(env.server)[1]
 
     print("upload throughput%s, %d MiB file, %d MiB parts, %d at once" %
@@ -211,9 +242,24 @@ def run(opts, size, tap, upload, server_args, cacert):
                                               mib(size) / curl_puts))
     print("  ratio healsync/baseline: end to end %.2f (goal <= 1.1), PUT phase %.2f" %
           (hs_elapsed / curl_total, (last - first) / curl_puts))
-    if opts.tls:
+    if opts.two_hosts:
         goal = opts.parallel + 2
-        print("  TLS connections (full handshakes), goal <= parallel + 2 = %d:" % goal)
+        print("  per host (API and storage on two ports), goal <= parallel + 2 = %d each:" % goal)
+        print("    %-36s %12s %12s" % ("", "API", "storage"))
+        rows = [("healsync, the %d MiB upload" % opts.size_mib, hs_hosts)]
+        if small:
+            rows.append(("healsync, %d small files" % opts.small_files, small[2]))
+        for name, hosts in rows:
+            cells = ["%d" % hosts[k][0] + (" (%d TLS)" % hosts[k][1] if opts.tls else "")
+                     for k in ("api", "storage")]
+            print("    %-36s %12s %12s" % (name, cells[0], cells[1]))
+        worst = max(h[k][0] for _, h in rows for k in ("api", "storage"))
+        print("  goal: at most %d connections per host -> %s"
+              % (goal, "met" if worst <= goal else "NOT met"))
+    if opts.tls or (opts.two_hosts and small):
+        goal = opts.parallel + 2
+        print("  %s, goal <= parallel + 2 = %d:" % (
+            "TLS connections (full handshakes)" if opts.tls else "connections", goal))
         print("    %-36s %8d" % ("healsync, the %d MiB upload" % opts.size_mib, hs_conns))
         print("    %-36s %8d" % ("curl's PUTs of the same parts", curl_conns))
         if small:

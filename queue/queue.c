@@ -610,8 +610,34 @@ fail:
 
 /* ---- claiming ---------------------------------------------------------------- */
 
-int hs_queue_claim(struct hs_queue *q, int64_t now, int64_t lease_ms, struct hs_job **ret,
-		   char **cause)
+/* Switches the connection's commits between FULL (fsync at every commit)
+ * and NORMAL (fsync when the WAL is checkpointed, or at the next FULL
+ * commit, which covers every frame before it). */
+static int set_synchronous(struct hs_queue *q, bool full, char **cause)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(q->sql.db,
+			 full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", NULL,
+			 NULL, &err) != SQLITE_OK) {
+		set_cause(cause, "setting synchronous: %s", err ? err : "?");
+		sqlite3_free(err);
+		return -1;
+	}
+	return 0;
+}
+
+/* After a write made with set_synchronous(q, false): back to FULL for
+ * every other write, so if the switch fails nothing else may run. */
+static int synced_again(struct hs_queue *q, int rc, char **cause)
+{
+	if (set_synchronous(q, true, rc == HS_Q_ERROR ? NULL : cause) != 0)
+		return HS_Q_ERROR;
+	return rc;
+}
+
+static int claim(struct hs_queue *q, int64_t now, int64_t lease_ms, struct hs_job **ret,
+		 char **cause)
 {
 	struct hs_job *job = NULL;
 	sqlite3_stmt *st;
@@ -651,6 +677,17 @@ fail:
 	hs_job_free(job);
 	hs_sqldb_rollback(&q->sql);
 	return HS_Q_ERROR;
+}
+
+int hs_queue_claim(struct hs_queue *q, int64_t now, int64_t lease_ms, struct hs_job **ret,
+		   char **cause)
+{
+	/* Unsynced (see "Durability" in queue.h): a claim lost to a power
+	 * failure leaves the job queued, where hs_queue_recover puts it anyway. */
+	*ret = NULL;
+	if (set_synchronous(q, false, cause) != 0)
+		return HS_Q_ERROR;
+	return synced_again(q, claim(q, now, lease_ms, ret, cause), cause);
 }
 
 int hs_queue_next_due(struct hs_queue *q, int64_t *ret_at, char **cause)
@@ -767,8 +804,8 @@ int hs_queue_renew(struct hs_queue *q, int64_t id, int64_t token, int64_t now, i
 	return held_end(q, rc, what, cause);
 }
 
-int hs_queue_set_facts(struct hs_queue *q, int64_t id, int64_t token, int64_t size,
-		       int64_t mtime_ns, int64_t inode, const char *sha256, char **cause)
+static int set_facts(struct hs_queue *q, int64_t id, int64_t token, int64_t size, int64_t mtime_ns,
+		     int64_t inode, const char *sha256, char **cause)
 {
 	const char *what = "recording the file's facts";
 	sqlite3_stmt *st;
@@ -795,6 +832,17 @@ int hs_queue_set_facts(struct hs_queue *q, int64_t id, int64_t token, int64_t si
 		rc = held_update(q, st, id, token, NEED_NOTHING, what, cause);
 	}
 	return held_end(q, rc, what, cause);
+}
+
+int hs_queue_set_facts(struct hs_queue *q, int64_t id, int64_t token, int64_t size,
+		       int64_t mtime_ns, int64_t inode, const char *sha256, char **cause)
+{
+	/* Unsynced: the uploader reads the facts from the file again after a
+	 * restart; the commit that completes the job syncs them with it. */
+	if (set_synchronous(q, false, cause) != 0)
+		return HS_Q_ERROR;
+	return synced_again(q, set_facts(q, id, token, size, mtime_ns, inode, sha256, cause),
+			    cause);
 }
 
 static int clear_parts(struct hs_queue *q, int64_t id, const char *what, char **cause)
@@ -967,8 +1015,8 @@ int hs_queue_release(struct hs_queue *q, int64_t id, int64_t token, int64_t at, 
 
 /* ---- multipart --------------------------------------------------------------- */
 
-int hs_queue_mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char *upload_id,
-		      int64_t part_size, uint32_t part_count, char **cause)
+static int mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char *upload_id,
+		    int64_t part_size, uint32_t part_count, char **cause)
 {
 	const char *what = "recording a multipart session";
 	sqlite3_stmt *st;
@@ -991,21 +1039,15 @@ int hs_queue_mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char 
 	return held_end(q, rc, what, cause);
 }
 
-/* Switches the connection's commits between FULL (fsync at every commit)
- * and NORMAL (fsync when the WAL is checkpointed, or at the next FULL
- * commit, which covers every frame before it). */
-static int set_synchronous(struct hs_queue *q, bool full, char **cause)
+int hs_queue_mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char *upload_id,
+		      int64_t part_size, uint32_t part_count, bool durable, char **cause)
 {
-	char *err = NULL;
-
-	if (sqlite3_exec(q->sql.db,
-			 full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", NULL,
-			 NULL, &err) != SQLITE_OK) {
-		set_cause(cause, "setting synchronous: %s", err ? err : "?");
-		sqlite3_free(err);
-		return -1;
-	}
-	return 0;
+	if (durable)
+		return mp_begin(q, id, token, upload_id, part_size, part_count, cause);
+	if (set_synchronous(q, false, cause) != 0)
+		return HS_Q_ERROR;
+	return synced_again(q, mp_begin(q, id, token, upload_id, part_size, part_count, cause),
+			    cause);
 }
 
 int hs_queue_mp_part_done(struct hs_queue *q, int64_t id, int64_t token, const struct hs_part *part,
@@ -1032,10 +1074,7 @@ int hs_queue_mp_part_done(struct hs_queue *q, int64_t id, int64_t token, const s
 		}
 		rc = held_end(q, rc, what, cause);
 	}
-	/* Every other write stays FULL: if this fails, nothing else may run. */
-	if (!durable && set_synchronous(q, true, rc == HS_Q_ERROR ? NULL : cause) != 0)
-		return HS_Q_ERROR;
-	return rc;
+	return durable ? rc : synced_again(q, rc, cause);
 }
 
 int hs_queue_mp_reset(struct hs_queue *q, int64_t id, int64_t token, char **cause)

@@ -22,6 +22,16 @@
  * Durability: WAL, synchronous=FULL (checked after setting it), every write
  * in BEGIN IMMEDIATE, busy_timeout so the daemon and CLI commands share the
  * file. Schema version in PRAGMA user_version, migrated forward on open.
+ * A few writes that a power failure may lose without harm are committed
+ * unsynced (synchronous=NORMAL for that one commit): claims, facts, a
+ * single upload's session and the parts in the middle of a multipart
+ * upload. The WAL keeps commits in order and the next synced commit
+ * (FULL) fsyncs every frame before it, so a power failure loses at most
+ * a run of the latest unsynced commits, never one before a synced one; a
+ * kill -9 loses none (the WAL is in the page cache). The uploader syncs
+ * before anything that must not be forgotten reaches the server: the
+ * finished PUT before it completes an upload, and the job's end. A small
+ * file thereby costs two fsyncs, not five.
  *
  * Times are Unix milliseconds passed in by the caller: the queue never reads
  * the clock. Calls never log; errors come back as an allocated *cause (the
@@ -156,9 +166,13 @@ int hs_queue_fail(struct hs_queue *q, int64_t id, int64_t token, const char *why
  * API). */
 int hs_queue_release(struct hs_queue *q, int64_t id, int64_t token, int64_t at, char **cause);
 
-/* Multipart progress. begin records the session and forgets old parts. */
+/* Multipart progress. begin records the session and forgets old parts.
+ * durable: fsync it (see "Durability"). A multipart session must be, so
+ * that a power failure does not make the parts the storage holds be sent
+ * again; a single upload's need not, as its PUT is recorded durably before
+ * the upload is completed. */
 int hs_queue_mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char *upload_id,
-		      int64_t part_size, uint32_t part_count, char **cause);
+		      int64_t part_size, uint32_t part_count, bool durable, char **cause);
 /* durable: fsync this commit (and every earlier one) before returning.
  * Parts in the middle of an upload need not be: after a power failure the
  * storage's own list of parts says what it holds. The uploader asks for it

@@ -38,7 +38,8 @@ TESTS += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/integration/clock_skew.py \
 	tests/integration/status_writes.py \
 	tests/integration/health.py \
-	tests/integration/metrics.py
+	tests/integration/metrics.py \
+	tests/integration/upload_connections.py
 EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -51,6 +52,7 @@ EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh
 	tests/integration/clock_skew.py \
 	tests/integration/health.py \
 	tests/integration/metrics.py \
+	tests/integration/upload_connections.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
 	tests/integration/upload_outage.py \

@@ -196,7 +196,7 @@ static int work_job(struct hs_queue *q, struct hs_job *job, uint64_t *rng, int l
 			if (!(job->upload_id = strdup(upload_id)))
 				WORKER_FAIL("out of memory");
 			rc = hs_queue_mp_begin(q, job->id, job->lease_token, upload_id, 1000, PARTS,
-					       &cause);
+					       true, &cause);
 			if (rc != HS_Q_OK)
 				goto result;
 		}

@@ -45,6 +45,7 @@ class ServerProcess:
         self.port = port
         self.tls = tls
         self.base = "%s://127.0.0.1:%d" % ("https" if tls else "http", port)
+        self.storage_port = port     # another with --storage-port
         # Admin calls are the test's own: they do not check the certificate,
         # which may be one made wrong on purpose (expired, other host name).
         self._context = None
@@ -114,6 +115,16 @@ def start(port=0, args=(), timeout=10.0, stderr=None, env=None):
     cmd = [sys.executable, SERVER, "--port", str(port)] + [str(a) for a in args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, env=env)
     deadline = time.monotonic() + timeout
+    lines = [_read_line(proc, deadline, timeout)]
+    if "--storage-port" in [str(a) for a in args]:
+        lines.append(_read_line(proc, deadline, timeout))
+    srv = ServerProcess(proc, int(lines[0]), tls="--tls-cert" in [str(a) for a in args])
+    srv.storage_port = int(lines[-1])
+    return srv
+
+
+def _read_line(proc, deadline, timeout):
+    """One line of the server's stdout (a port), unbuffered, by deadline."""
     line = b""
     while not line.endswith(b"\n"):
         left = deadline - time.monotonic()
@@ -127,4 +138,4 @@ def start(port=0, args=(), timeout=10.0, stderr=None, env=None):
             code = proc.wait()
             raise RuntimeError("healsync-testserver exited with %s before printing its port" % code)
         line += byte
-    return ServerProcess(proc, int(line), tls="--tls-cert" in [str(a) for a in args])
+    return line

@@ -408,7 +408,8 @@ static void test_migrate_from_v1(void **state)
 	/* The old jobs work as any other, multipart included. */
 	job = claim(q, 150, 1);
 	assert_int_equal(
-	    hs_queue_mp_begin(q, job->id, job->lease_token, "upl_1", 5 << 20, 2, &cause), HS_Q_OK);
+	    hs_queue_mp_begin(q, job->id, job->lease_token, "upl_1", 5 << 20, 2, true, &cause),
+	    HS_Q_OK);
 	struct hs_part part = {.number = 1, .size = 5 << 20, .etag = "e1"};
 	assert_int_equal(hs_queue_mp_part_done(q, job->id, job->lease_token, &part, true, &cause),
 			 HS_Q_OK);
@@ -1116,7 +1117,7 @@ static void test_lease_expiry(void **state)
 	assert_int_equal(hs_queue_fail(f->q, id, t, "x", false, 1901, &bo, 5, 0, &st, &cause),
 			 HS_Q_LOST);
 	assert_int_equal(hs_queue_release(f->q, id, t, 1901, &cause), HS_Q_LOST);
-	assert_int_equal(hs_queue_mp_begin(f->q, id, t, "u", 5, 1, &cause), HS_Q_LOST);
+	assert_int_equal(hs_queue_mp_begin(f->q, id, t, "u", 5, 1, true, &cause), HS_Q_LOST);
 	assert_int_equal(hs_queue_mp_part_done(f->q, id, t, &part, true, &cause), HS_Q_LOST);
 	assert_int_equal(hs_queue_mp_reset(f->q, id, t, &cause), HS_Q_LOST);
 	assert_null(cause);
@@ -1147,7 +1148,7 @@ static void test_recover(void **state)
 	enqueue(f->q, "/srv/c", 1, 0);
 	a = claim(f->q, 1, 0);
 	b = claim(f->q, 1, 0);
-	assert_int_equal(hs_queue_mp_begin(f->q, a->id, a->lease_token, "u", 5, 2, &cause),
+	assert_int_equal(hs_queue_mp_begin(f->q, a->id, a->lease_token, "u", 5, 2, true, &cause),
 			 HS_Q_OK);
 	assert_int_equal(hs_queue_recover(f->q, 50, &n, &cause), HS_Q_OK);
 	assert_int_equal(n, 2);
@@ -1275,8 +1276,9 @@ static void test_multipart(void **state)
 	assert_int_equal(n, 0);
 	assert_null(parts);
 
-	assert_int_equal(hs_queue_mp_begin(f->q, id, job->lease_token, "upl_1", 1 << 20, 3, &cause),
-			 HS_Q_OK);
+	assert_int_equal(
+	    hs_queue_mp_begin(f->q, id, job->lease_token, "upl_1", 1 << 20, 3, true, &cause),
+	    HS_Q_OK);
 	/* A part recorded without a sync leaves every later commit synced. */
 	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p3, false, &cause),
 			 HS_Q_OK);
@@ -1328,8 +1330,9 @@ static void test_multipart(void **state)
 	free(parts);
 
 	/* A new session forgets the old parts. */
-	assert_int_equal(hs_queue_mp_begin(f->q, id, job->lease_token, "upl_2", 2 << 20, 2, &cause),
-			 HS_Q_OK);
+	assert_int_equal(
+	    hs_queue_mp_begin(f->q, id, job->lease_token, "upl_2", 2 << 20, 2, true, &cause),
+	    HS_Q_OK);
 	assert_int_equal(hs_queue_mp_parts(f->q, id, &parts, &n, &cause), HS_Q_OK);
 	assert_int_equal(n, 0);
 	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p1, true, &cause),
@@ -1345,16 +1348,17 @@ static void test_multipart(void **state)
 	assert_int_equal(n, 0);
 
 	/* Completing drops them too. */
-	assert_int_equal(hs_queue_mp_begin(f->q, id, job->lease_token, "upl_3", 1 << 20, 3, &cause),
-			 HS_Q_OK);
+	assert_int_equal(
+	    hs_queue_mp_begin(f->q, id, job->lease_token, "upl_3", 1 << 20, 3, true, &cause),
+	    HS_Q_OK);
 	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p1, true, &cause),
 			 HS_Q_OK);
 	facts(f->q, job, SHA_A);
 	complete(f->q, job, 3);
 	hs_job_free(job);
 	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "SELECT count(*) FROM parts"), 0);
-	assert_int_equal(hs_queue_mp_begin(f->q, id, 1, "u", 1, 1, &cause), HS_Q_LOST);
-	assert_int_equal(hs_queue_mp_begin(f->q, id, 1, "", 1, 1, &cause), HS_Q_ERROR);
+	assert_int_equal(hs_queue_mp_begin(f->q, id, 1, "u", 1, 1, true, &cause), HS_Q_LOST);
+	assert_int_equal(hs_queue_mp_begin(f->q, id, 1, "", 1, 1, true, &cause), HS_Q_ERROR);
 	free(cause);
 }
 
