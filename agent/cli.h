@@ -51,5 +51,9 @@ int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv);
 int hs_cmd_retry(struct hs_cli *cli, int argc, char **argv);
 int hs_cmd_status(struct hs_cli *cli, int argc, char **argv);
 int hs_cmd_mirror(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_pause(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_resume(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_cancel(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_purge(struct hs_cli *cli, int argc, char **argv);
 
 #endif

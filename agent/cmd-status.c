@@ -219,6 +219,11 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		hs_cli_error("%s", cause ? cause : "out of memory");
 		goto out;
 	}
+	struct hs_pause pause;
+	if (hs_queue_pause_get(q, hs_wall_ms(), &pause, &cause) != HS_Q_OK) {
+		hs_cli_error("%s", cause ? cause : "out of memory");
+		goto out;
+	}
 	daemon = daemon_status(cli->cfg);
 	mirror = mirror_status(cli->cfg, daemon);
 
@@ -229,6 +234,11 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 			goto out;
 		for (int s = 0; s < HS_JOB_NSTATES; s++)
 			json_object_set_new(queue, hs_job_state_name(s), json_integer(counts[s]));
+		json_object_set_new(doc, "pause",
+				    pause.on ? json_pack("{s:s, s:I, s:I}", "by", pause.set_by,
+							 "set_at", (json_int_t)pause.set_at,
+							 "until", (json_int_t)pause.until)
+					     : json_null());
 		json_object_set(doc, "daemon", daemon ? daemon : json_null());
 		json_object_set(doc, "mirror", mirror ? mirror : json_null());
 		if (json_dumpf(doc, stdout, JSON_INDENT(2)) != 0 || putchar('\n') == EOF)
@@ -238,6 +248,12 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		for (int s = 0; s < HS_JOB_NSTATES; s++)
 			printf(" %" PRId64 " %s%s", counts[s], hs_job_state_name(s),
 			       s + 1 < HS_JOB_NSTATES ? "," : "\n");
+		if (pause.on && pause.until)
+			print_hm("paused: uploads held by the operator until ", pause.until);
+		else if (pause.on)
+			printf("paused: uploads held by the operator until resumed");
+		if (pause.on)
+			printf(" (paused by %s)\n", pause.set_by);
 		print_daemon(daemon);
 		print_mirror(mirror);
 	}

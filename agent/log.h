@@ -20,6 +20,8 @@
 #define HS_MSGID_MIRROR_FAILED "8b94cbbe52bb417cb621d5f81ffcf2e9"
 #define HS_MSGID_OUTAGE_BEGAN  "5b0e7c1f3a9d4e2c8f61a7b4d2c90e13"
 #define HS_MSGID_OUTAGE_ENDED  "c3f28a6d9e1b47f0a5d6e8b21c7f4a90"
+/* An operator's pause, resume, cancel or purge (HEALSYNC_USER= names who). */
+#define HS_MSGID_OPERATOR "7e2d9a41c5b84f3e9a06d1f2b8c7e315"
 
 struct hs_log_field {
 	const char *name; /* HEALSYNC_JOB, FILE, ...; NULL value: left out */

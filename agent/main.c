@@ -29,6 +29,10 @@ static const struct command commands[] = {
     {"jobs", hs_cmd_jobs, "[--state S] [--json]", "list jobs"},
     {"retry", hs_cmd_retry, "(JOB_ID... | --failed)", "put failed or dead jobs back in the queue"},
     {"mirror", hs_cmd_mirror, "", "one mirror run of the patient records, in the foreground"},
+    {"pause", hs_cmd_pause, "[--until TIME | --for D]", "hold uploads at a safe point"},
+    {"resume", hs_cmd_resume, "", "release a pause"},
+    {"cancel", hs_cmd_cancel, "JOB_ID...", "drop jobs that should not be sent"},
+    {"purge", hs_cmd_purge, "--state dead|done [--older-than D]", "delete finished jobs"},
 };
 
 static void usage(FILE *out)
