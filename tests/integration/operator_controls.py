@@ -65,6 +65,15 @@ with Env(tap) as env:
     d2.stop()
     tap.eq(env.job("b.pdf").get("state"), "gone", "a cancelled job stays cancelled")
 
+    ids = [j["id"] for j in env.jobs()]
+    latest = json.loads(env.cli("jobs", "--latest", "1", "--json")[1])
+    tap.eq([j["id"] for j in latest], [max(ids)], "jobs --latest 1 gives the newest job")
+    since = json.loads(env.cli("jobs", "--since", "1h", "--json")[1])
+    tap.eq([j["id"] for j in since], sorted(ids, reverse=True), "--since 1h: all, newest first")
+    tap.eq(json.loads(env.cli("jobs", "--since", "2999-01-01", "--json")[1]), [],
+           "--since a later date: none")
+    rc, out, err = env.cli("jobs", "--since", "yesterday", check=False)
+    tap.ok(rc == 2 and "--since" in err, "a bad --since names the option", err)
     rc, out, err = env.cli("purge", "--state", "queued", check=False)
     tap.eq(rc, 2, "only done or dead jobs may be purged")
     rc, out, err = env.cli("purge", "--state", "done", "--older-than", "1h")
