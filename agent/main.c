@@ -5,6 +5,8 @@
 #include "config.h"
 
 #include <curl/curl.h>
+#include <libconfig.h>
+#include <sqlite3.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,6 +54,23 @@ static void usage(FILE *out)
 	}
 }
 
+/* The libraries as loaded (not as built against): what a bug report needs. */
+static void print_version(void)
+{
+	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+	const char *sd = NULL;
+
+	printf("healsync %s\n", PACKAGE_VERSION);
+	printf("libcurl %s (%s)\n", cv->version, cv->ssl_version ? cv->ssl_version : "no TLS");
+	printf("SQLite %s\n", sqlite3_libversion());
+	printf("libconfig %d.%d.%d (built with)\n", LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR,
+	       LIBCONFIG_VER_REVISION);
+#ifdef HS_SYSTEMD_VERSION
+	sd = HS_SYSTEMD_VERSION;
+#endif
+	printf("libsystemd %s (built with)\n", sd ? sd : "unknown");
+}
+
 void hs_cli_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -89,7 +108,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return HS_EXIT_OK;
 		case 'V':
-			printf("healsync %s\n", PACKAGE_VERSION);
+			print_version();
 			return HS_EXIT_OK;
 		default:
 			usage(stderr);

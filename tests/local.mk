@@ -37,7 +37,8 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/s3_storage.py \
 	tests/integration/clock_skew.py \
 	tests/integration/status_writes.py \
-	tests/integration/operator_controls.py
+	tests/integration/operator_controls.py \
+	tests/integration/mirror_terminal.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -78,4 +79,5 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/mirror_crash.py \
 	tests/integration/mirror_daemon.py \
 	tests/integration/status_writes.py \
-	tests/integration/operator_controls.py
+	tests/integration/operator_controls.py \
+	tests/integration/mirror_terminal.py

@@ -52,6 +52,10 @@ printf 'other\n' >"$tmp/b.txt"
 
 hs --version
 check "--version prints the version" grep -q '^healsync [0-9]' "$tmp/out"
+check "--version names libcurl and its TLS library" grep -q '^libcurl [0-9.]* (.*)$' "$tmp/out"
+check "--version names SQLite" grep -q '^SQLite [0-9]' "$tmp/out"
+check "--version names libconfig" grep -q '^libconfig [0-9]' "$tmp/out"
+check "--version names libsystemd" grep -q '^libsystemd ' "$tmp/out"
 hs --help
 check "--help lists the commands" grep -q 'enqueue FILE' "$tmp/out"
 hs frobnicate
