@@ -38,7 +38,8 @@ TESTS += tests/cli/commands.sh \
 	tests/integration/clock_skew.py \
 	tests/integration/status_writes.py \
 	tests/integration/operator_controls.py \
-	tests/integration/mirror_terminal.py
+	tests/integration/mirror_terminal.py \
+	tests/integration/watch_case.py
 EXTRA_DIST += tests/cli/commands.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -80,4 +81,5 @@ EXTRA_DIST += tests/cli/commands.sh \
 	tests/integration/mirror_daemon.py \
 	tests/integration/status_writes.py \
 	tests/integration/operator_controls.py \
-	tests/integration/mirror_terminal.py
+	tests/integration/mirror_terminal.py \
+	tests/integration/watch_case.py
