@@ -68,4 +68,9 @@ struct hs_health_limits;
 int hs_cli_health(const struct hs_config *cfg, const struct hs_health_limits *lim, int64_t now,
 		  json_t **ret_daemon, struct hs_health *ret, char **ret_why);
 
+int hs_cmd_pause(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_resume(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_cancel(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_purge(struct hs_cli *cli, int argc, char **argv);
+
 #endif

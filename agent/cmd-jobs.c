@@ -1,4 +1,5 @@
-/* jobs [--state S] [--limit N] [--json]: list jobs, oldest first. */
+/* jobs [--state S] [--limit N | --latest N] [--since TIME] [--json]: list
+ * jobs; --limit takes the oldest N, --latest the newest N, newest first. */
 #include "config.h"
 
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "agent/cli.h"
@@ -70,14 +72,46 @@ static int append_json(const struct hs_job *job, void *arg)
 	return o ? json_array_append_new(arg, o) : -1;
 }
 
+static int list_jobs(struct hs_queue *q, int state, bool recent, int64_t since, size_t n,
+		     int (*fn)(const struct hs_job *job, void *arg), void *arg, char **cause)
+{
+	if (recent)
+		return hs_queue_list_recent(q, state, since, n, fn, arg, cause);
+	return hs_queue_list(q, state, n, fn, arg, cause);
+}
+
+/* "YYYY-MM-DD" or "YYYY-MM-DD HH:MM", local time, as Unix ms. */
+static int parse_since(const char *s, int64_t *ret)
+{
+	static const char *const forms[] = {"%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"};
+	struct tm tm;
+	const char *end;
+	time_t t;
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(s, forms[i], &tm);
+		if (end && !*end) {
+			tm.tm_isdst = -1;
+			if ((t = mktime(&tm)) == (time_t)-1)
+				return -1;
+			*ret = (int64_t)t * 1000;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"state", required_argument, NULL, 's'},
-	    {"limit", required_argument, NULL, 'n'},
-	    {"json", no_argument, NULL, 'j'},
-	    {NULL, 0, NULL, 0},
+	    {"state", required_argument, NULL, 's'},  {"limit", required_argument, NULL, 'n'},
+	    {"latest", required_argument, NULL, 'L'}, {"since", required_argument, NULL, 'S'},
+	    {"json", no_argument, NULL, 'j'},	      {NULL, 0, NULL, 0},
 	};
+	bool recent = false;
+	int64_t since = 0;
+	uint64_t ago;
 	struct hs_queue *q;
 	int open_rc;
 	json_t *list = NULL;
@@ -97,11 +131,26 @@ int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv)
 				return HS_EXIT_USAGE;
 			}
 			break;
+		case 'S':
+			recent = true;
+			if (hs_parse_duration_ms(optarg, &ago) == 0 && ago < INT64_MAX / 2) {
+				since = hs_wall_ms() - (int64_t)ago;
+			} else if (parse_since(optarg, &since) != 0) {
+				hs_cli_error("--since: '%s' is neither a duration (2h) nor a date "
+					     "(YYYY-MM-DD [HH:MM])",
+					     optarg);
+				return HS_EXIT_USAGE;
+			}
+			break;
+		case 'L':
+			recent = true;
+			/* fall through */
 		case 'n':
 			errno = 0;
 			limit = strtoul(optarg, &end, 10);
 			if (errno || end == optarg || *end) {
-				hs_cli_error("--limit wants a number, not '%s'", optarg);
+				hs_cli_error("%s wants a number, not '%s'",
+					     c == 'L' ? "--latest" : "--limit", optarg);
 				return HS_EXIT_USAGE;
 			}
 			break;
@@ -113,7 +162,8 @@ int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		hs_cli_error("usage: healsync jobs [--state S] [--limit N] [--json]");
+		hs_cli_error("usage: healsync jobs [--state S] [--limit N | --latest N] "
+			     "[--since TIME] [--json]");
 		return HS_EXIT_USAGE;
 	}
 	cli->load_flags |= HS_CONFIG_NO_KEYS; /* a monitor may not read them */
@@ -123,14 +173,15 @@ int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv)
 
 	if (as_json) {
 		list = json_array();
-		if (!list || hs_queue_list(q, state, limit, append_json, list, &cause) != HS_Q_OK)
+		if (!list ||
+		    list_jobs(q, state, recent, since, limit, append_json, list, &cause) != HS_Q_OK)
 			goto out;
 		if (json_dumpf(list, stdout, JSON_INDENT(2)) != 0 || putchar('\n') == EOF)
 			goto out;
 	} else {
 		printf("%-8s %-8s %8s %10s  %-19s  %s\n", "ID", "STATE", "ATTEMPTS", "SIZE",
 		       "UPDATED", "REMOTE NAME");
-		if (hs_queue_list(q, state, limit, print_row, NULL, &cause) != HS_Q_OK)
+		if (list_jobs(q, state, recent, since, limit, print_row, NULL, &cause) != HS_Q_OK)
 			goto out;
 	}
 	rc = fflush(stdout) == 0 ? HS_EXIT_OK : HS_EXIT_FAILURE;

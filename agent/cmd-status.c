@@ -275,6 +275,25 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		for (int s = 0; s < HS_JOB_NSTATES; s++)
 			counts[s] = json_integer_value(json_object_get(dq, hs_job_state_name(s)));
 	}
+	/* The pause lives in the queue; a monitor sees it as the daemon reported it. */
+	struct hs_pause pause = {0};
+	if (own) {
+		if (hs_queue_pause_get(q, now, &pause, &cause) != HS_Q_OK) {
+			hs_cli_error("%s", cause ? cause : "out of memory");
+			goto out;
+		}
+	} else {
+		json_t *dp = json_object_get(daemon, "pause");
+		if (json_is_object(dp)) {
+			pause.on = true;
+			pause.until = json_integer_value(json_object_get(dp, "until"));
+			pause.set_at = json_integer_value(json_object_get(dp, "set_at"));
+			snprintf(pause.set_by, sizeof(pause.set_by), "%s",
+				 json_string_value(json_object_get(dp, "by"))
+				     ? json_string_value(json_object_get(dp, "by"))
+				     : "");
+		}
+	}
 	mirror =
 	    own ? mirror_status(cli->cfg, daemon) : json_incref(json_object_get(daemon, "mirror"));
 
@@ -295,6 +314,11 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 				    oldest > 0 ? json_integer(((json_int_t)now - oldest) / 1000)
 					       : json_null());
 		json_object_set_new(doc, "apis", or_null(json_object_get(daemon, "apis")));
+		json_object_set_new(doc, "pause",
+				    pause.on ? json_pack("{s:s, s:I, s:I}", "by", pause.set_by,
+							 "set_at", (json_int_t)pause.set_at,
+							 "until", (json_int_t)pause.until)
+					     : json_null());
 		json_object_set(doc, "daemon", daemon ? daemon : json_null());
 		json_object_set(doc, "mirror", mirror ? mirror : json_null());
 		if (json_dumpf(doc, stdout, JSON_INDENT(2)) != 0 || putchar('\n') == EOF)
@@ -305,6 +329,12 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 			printf(" %" PRId64 " %s%s", counts[s], hs_job_state_name(s),
 			       s + 1 < HS_JOB_NSTATES ? "," : "\n");
 		print_health(&health, daemon);
+		if (pause.on && pause.until)
+			print_hm("paused: uploads held by the operator until ", pause.until);
+		else if (pause.on)
+			printf("paused: uploads held by the operator until resumed");
+		if (pause.on)
+			printf(" (paused by %s)\n", pause.set_by);
 		print_daemon(daemon);
 		print_mirror(mirror);
 	}

@@ -63,7 +63,9 @@ struct daemon {
 	int wake_fd;
 	sd_event_source *wake_src;
 	sd_event_source *timetable_timer;
-	time_t paused_until; /* the timetable's pause ends then; 0: no pause */
+	time_t paused_until;	  /* the timetable's pause ends then; 0: no pause */
+	struct hs_pause op_pause; /* the operator's (healsync pause), from the queue */
+	sd_event_source *op_pause_timer;
 	sd_event_source *status_timer;
 	int64_t started_at;
 	uint64_t last_sent;
@@ -121,7 +123,7 @@ static void apply_timetable(struct daemon *d)
 	else if (!until && d->paused_until)
 		hs_log(LOG_NOTICE, "the bandwidth timetable's pause is over; uploads resume");
 	d->paused_until = until;
-	hs_uploader_hold(d->up, until != 0);
+	hs_uploader_hold(d->up, until != 0 || d->op_pause.on);
 	if (next > 0) {
 		sd_event_source_set_time(d->timetable_timer, (uint64_t)next * 1000000);
 		sd_event_source_set_enabled(d->timetable_timer, SD_EVENT_ONESHOT);
@@ -133,6 +135,50 @@ static void apply_timetable(struct daemon *d)
 static int on_timetable(sd_event_source *s, uint64_t usec, void *arg)
 {
 	apply_timetable(arg);
+	return 0;
+}
+
+/* ---- the operator's pause (healsync pause / resume) ------------------- */
+
+/* Reads the pause the CLI keeps in the queue: at start, when woken, and
+ * when its end comes. Holding is the uploader's: transfers stop at a safe
+ * point and spend no attempt. */
+static void apply_op_pause(struct daemon *d)
+{
+	struct hs_pause p;
+	char *cause = NULL, at[32];
+	int64_t now = hs_wall_ms();
+
+	if (hs_queue_pause_get(d->q, now, &p, &cause) != HS_Q_OK) {
+		hs_log(LOG_WARNING, "queue: %s", cause ? cause : "out of memory");
+		free(cause);
+		return;
+	}
+	if (p.on && (!d->op_pause.on || p.until != d->op_pause.until)) {
+		if (p.until)
+			hs_log(LOG_NOTICE, "uploads paused by %s until %s", p.set_by,
+			       local_hm((time_t)(p.until / 1000), (time_t)(now / 1000), at,
+					sizeof(at)));
+		else
+			hs_log(LOG_NOTICE, "uploads paused by %s until resumed", p.set_by);
+	} else if (!p.on && d->op_pause.on) {
+		hs_log(LOG_NOTICE, "the operator's pause is over; uploads resume");
+	}
+	d->op_pause = p;
+	hs_uploader_hold(d->up, d->paused_until != 0 || p.on);
+	if (p.on && p.until) {
+		sd_event_source_set_time(d->op_pause_timer, (uint64_t)p.until * 1000);
+		sd_event_source_set_enabled(d->op_pause_timer, SD_EVENT_ONESHOT);
+	} else {
+		sd_event_source_set_enabled(d->op_pause_timer, SD_EVENT_OFF);
+	}
+}
+
+static int on_op_pause_end(sd_event_source *s, uint64_t usec, void *arg)
+{
+	(void)s;
+	(void)usec;
+	apply_op_pause(arg);
 	return 0;
 }
 
@@ -483,6 +529,15 @@ static void update_status(struct daemon *d)
 	else if (c.n)
 		snprintf(what, sizeof(what), "uploading %u file%s (%s/s), %" PRId64 " queued", c.n,
 			 c.n == 1 ? "" : "s", rate, counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
+	else if (d->op_pause.on && d->op_pause.until)
+		snprintf(what, sizeof(what), "paused by %s until %s, %" PRId64 " queued",
+			 d->op_pause.set_by,
+			 local_hm((time_t)(d->op_pause.until / 1000), time(NULL), pause_hm,
+				  sizeof(pause_hm)),
+			 counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
+	else if (d->op_pause.on)
+		snprintf(what, sizeof(what), "paused by %s until resumed, %" PRId64 " queued",
+			 d->op_pause.set_by, counts[HS_JOB_QUEUED] + counts[HS_JOB_FAILED]);
 	else if (d->paused_until)
 		snprintf(what, sizeof(what), "paused until %s, %" PRId64 " queued",
 			 local_hm(d->paused_until, time(NULL), pause_hm, sizeof(pause_hm)),
@@ -573,6 +628,13 @@ static void update_status(struct daemon *d)
 		json_object_set_new(json_object_get(doc, "bandwidth"), "paused_until",
 				    d->paused_until
 					? json_integer((json_int_t)d->paused_until * 1000)
+					: json_null());
+	if (doc)
+		json_object_set_new(doc, "pause",
+				    d->op_pause.on
+					? json_pack("{s:s, s:I, s:I}", "by", d->op_pause.set_by,
+						    "set_at", (json_int_t)d->op_pause.set_at,
+						    "until", (json_int_t)d->op_pause.until)
 					: json_null());
 	if (doc)
 		json_object_set_new(doc, "watch",
@@ -734,6 +796,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *arg)
 		}
 	}
 	if (wake) {
+		apply_op_pause(d);
 		hs_uploader_kick(d->up);
 		status_soon(d);
 	}
@@ -941,6 +1004,8 @@ static int start(struct daemon *d)
 	}
 	if (sd_event_add_time(d->ev, &d->timetable_timer, CLOCK_REALTIME, 0, 1000 * 1000,
 			      on_timetable, d) < 0 ||
+	    sd_event_add_time(d->ev, &d->op_pause_timer, CLOCK_REALTIME, 0, 1000 * 1000,
+			      on_op_pause_end, d) < 0 ||
 	    sd_event_add_time(d->ev, &d->status_timer, CLOCK_MONOTONIC, 0, 50 * 1000,
 			      on_status_timer, d) < 0 ||
 	    sd_event_add_time_relative(d->ev, &d->prune_timer, CLOCK_MONOTONIC, 60 * 1000 * 1000,
@@ -950,7 +1015,9 @@ static int start(struct daemon *d)
 		hs_log(LOG_ERR, "cannot add timers to the event loop");
 		return -1;
 	}
+	sd_event_source_set_enabled(d->op_pause_timer, SD_EVENT_OFF);
 	apply_timetable(d);
+	apply_op_pause(d);
 	return 0;
 }
 
@@ -982,6 +1049,7 @@ int hs_daemon_run(const char *config_path, struct hs_config *cfg)
 	hs_http_free(d.http);
 	sd_event_source_disable_unref(d.wake_src);
 	sd_event_source_disable_unref(d.timetable_timer);
+	sd_event_source_disable_unref(d.op_pause_timer);
 	sd_event_source_disable_unref(d.status_timer);
 	sd_event_source_disable_unref(d.prune_timer);
 	sd_event_source_disable_unref(d.health_timer);

@@ -23,29 +23,32 @@ static const char *const temporaries[] = {
     NULL,
 };
 
-static bool match(const char *pattern, const char *rel, const char *name)
+static bool match(const char *pattern, const char *rel, const char *name, int flags)
 {
 	if (strchr(pattern, '/'))
-		return fnmatch(pattern, rel, FNM_PATHNAME | FNM_PERIOD) == 0;
-	return fnmatch(pattern, name, 0) == 0;
+		return fnmatch(pattern, rel, FNM_PATHNAME | FNM_PERIOD | flags) == 0;
+	return fnmatch(pattern, name, flags) == 0;
 }
 
-static bool match_any(char *const *patterns, const char *rel, const char *name)
+static bool match_any(char *const *patterns, const char *rel, const char *name, int flags)
 {
 	for (; patterns && *patterns; patterns++)
-		if (match(*patterns, rel, name))
+		if (match(*patterns, rel, name, flags))
 			return true;
 	return false;
 }
 
 bool hs_filter_file(const struct hs_watch *w, const char *rel, const char *name)
 {
-	if (match_any((char *const *)temporaries, rel, name) || match_any(w->exclude, rel, name))
+	int f = w->ignore_case ? FNM_CASEFOLD : 0;
+
+	if (match_any((char *const *)temporaries, rel, name, 0) ||
+	    match_any(w->exclude, rel, name, f))
 		return false;
-	return !w->include || !w->include[0] || match_any(w->include, rel, name);
+	return !w->include || !w->include[0] || match_any(w->include, rel, name, f);
 }
 
 bool hs_filter_dir(const struct hs_watch *w, const char *rel, const char *name)
 {
-	return !match_any(w->exclude, rel, name);
+	return !match_any(w->exclude, rel, name, w->ignore_case ? FNM_CASEFOLD : 0);
 }

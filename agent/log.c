@@ -16,6 +16,7 @@
 
 static int log_level = LOG_INFO;
 static bool to_journal;
+static bool to_terminal; /* a person reads it: no "<N>" priority prefix */
 
 /* systemd sets JOURNAL_STREAM=dev:ino for the stream it connected; it may
  * have been inherited by a child whose stderr goes elsewhere, so compare. */
@@ -34,6 +35,7 @@ void hs_log_init(int level)
 {
 	log_level = level;
 	to_journal = stderr_is_journal();
+	to_terminal = !to_journal && isatty(STDERR_FILENO);
 }
 
 void hs_log_set_level(int level)
@@ -57,6 +59,10 @@ static void emit(int priority, const struct hs_log_field *fields, size_t n, cons
 	for (char *p = msg; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
+	if (to_terminal) {
+		fprintf(stderr, "%s%s\n", priority <= LOG_WARNING ? "healsync: " : "", msg);
+		return;
+	}
 	if (!to_journal) {
 		fprintf(stderr, "<%d>%s\n", priority, msg);
 		return;

@@ -24,6 +24,8 @@
 #define HS_MSGID_HEALTH_OK	 "213e45aae21b44cb926ed2db2f76b12e"
 #define HS_MSGID_HEALTH_WARNING	 "e638aaf69765459280b1c78676754473"
 #define HS_MSGID_HEALTH_CRITICAL "89b3f55fd1344e758dddc610a821b432"
+/* An operator's pause, resume, cancel or purge (HEALSYNC_USER= names who). */
+#define HS_MSGID_OPERATOR "7e2d9a41c5b84f3e9a06d1f2b8c7e315"
 
 struct hs_log_field {
 	const char *name; /* HEALSYNC_JOB, FILE, ...; NULL value: left out */

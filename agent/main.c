@@ -5,6 +5,8 @@
 #include "config.h"
 
 #include <curl/curl.h>
+#include <libconfig.h>
+#include <sqlite3.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +33,10 @@ static const struct command commands[] = {
     {"check", hs_cmd_check, "[-w AGE] [-c AGE]",
      "the health verdict for a monitor: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN"},
     {"mirror", hs_cmd_mirror, "", "one mirror run of the patient records, in the foreground"},
+    {"pause", hs_cmd_pause, "[--until TIME | --for D]", "hold uploads at a safe point"},
+    {"resume", hs_cmd_resume, "", "release a pause"},
+    {"cancel", hs_cmd_cancel, "JOB_ID...", "drop jobs that should not be sent"},
+    {"purge", hs_cmd_purge, "--state dead|done [--older-than D]", "delete finished jobs"},
 };
 
 static void usage(FILE *out)
@@ -48,6 +54,23 @@ static void usage(FILE *out)
 		snprintf(left, sizeof(left), "%s %s", commands[i].name, commands[i].args);
 		fprintf(out, "  %-36s %s\n", left, commands[i].help);
 	}
+}
+
+/* The libraries as loaded (not as built against): what a bug report needs. */
+static void print_version(void)
+{
+	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+	const char *sd = NULL;
+
+	printf("healsync %s\n", PACKAGE_VERSION);
+	printf("libcurl %s (%s)\n", cv->version, cv->ssl_version ? cv->ssl_version : "no TLS");
+	printf("SQLite %s\n", sqlite3_libversion());
+	printf("libconfig %d.%d.%d (built with)\n", LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR,
+	       LIBCONFIG_VER_REVISION);
+#ifdef HS_SYSTEMD_VERSION
+	sd = HS_SYSTEMD_VERSION;
+#endif
+	printf("libsystemd %s (built with)\n", sd ? sd : "unknown");
 }
 
 void hs_cli_error(const char *fmt, ...)
@@ -87,7 +110,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return HS_EXIT_OK;
 		case 'V':
-			printf("healsync %s\n", PACKAGE_VERSION);
+			print_version();
 			return HS_EXIT_OK;
 		default:
 			usage(stderr);

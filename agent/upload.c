@@ -113,9 +113,9 @@ void up_auth_pause(struct hs_uploader *u)
 	sd_event_source_set_time(p->timer, now + (uint64_t)delay * 1000);
 	sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT);
 	hs_log_fields(p->count == 1 ? LOG_ERR : LOG_DEBUG, f, 2,
-		      "upload API rejected the API key (HTTP 401); uploads paused for "
+		      "upload API rejected the API key (HTTP 401); check %s; uploads paused for "
 		      "%" PRId64 " s or until the configuration is reloaded",
-		      delay / 1000);
+		      u->cfg->upload.api.api_key_file, delay / 1000);
 }
 
 /* ---- slots ------------------------------------------------------------------- */

@@ -523,19 +523,21 @@ static void flush_batch(struct hs_watcher *w)
 		w->hooks.queued(w->hooks.arg);
 }
 
+/* job_id: the job that stored the file, 0 when a scan found it stored. */
 static void run_after(struct root *r, const char *path, const char *rel, int64_t size,
-		      int64_t mtime, int64_t inode)
+		      int64_t mtime, int64_t inode, int64_t job_id)
 {
-	char *dest = NULL, *cause = NULL;
+	char *dest = NULL, *cause = NULL, job[24];
 	int rc =
 	    hs_after_upload(r->w->after, r->conf, path, rel, size, mtime, inode, &dest, &cause);
-	const struct hs_log_field f[] = {{"FILE", path}};
+	const struct hs_log_field f[] = {{"FILE", path}, {"HEALSYNC_JOB", job_id > 0 ? job : NULL}};
 
+	snprintf(job, sizeof(job), "%" PRId64, job_id);
 	if (rc == HS_AFTER_DONE)
-		hs_log_fields(LOG_INFO, f, 1, "%s: %s%s", path, dest ? "moved to " : "deleted",
+		hs_log_fields(LOG_INFO, f, 2, "%s: %s%s", path, dest ? "moved to " : "deleted",
 			      dest ? dest : "");
 	else if (rc == HS_AFTER_FAILED)
-		hs_log_fields(LOG_ERR, f, 1, "after upload: %s", cause ? cause : "out of memory");
+		hs_log_fields(LOG_ERR, f, 2, "after upload: %s", cause ? cause : "out of memory");
 	free(dest);
 	free(cause);
 }
@@ -590,7 +592,7 @@ static void flush_candidates(struct hs_watcher *w)
 
 		if (seen[i] == HS_SEEN_STORED) {
 			run_after(c->r, sp->path, sp->path + c->rel_off, sp->size, sp->mtime_ns,
-				  sp->inode);
+				  sp->inode, 0);
 		} else if (seen[i] == HS_SEEN_NEW && c->check_writer &&
 			   being_written(c->r, sp->path + c->rel_off)) {
 			settle_facts(c->r, sp->path, true, sp->size, sp->mtime_ns);
@@ -922,7 +924,7 @@ static void interrupted(struct root *r, const char *rel, const struct stat *st)
 		       "%s: put back from %s, where a crash during its after-upload "
 		       "action left it",
 		       path, rel);
-		run_after(r, path, orig + plen, st->st_size, mtime_ns(st), (int64_t)st->st_ino);
+		run_after(r, path, orig + plen, st->st_size, mtime_ns(st), (int64_t)st->st_ino, 0);
 	} else if (rc == HS_AFTER_FAILED) {
 		hs_log(LOG_ERR, "after upload: %s", cause ? cause : "out of memory");
 	} else if (rc == HS_AFTER_NOTHING && !first_time(&r->left_said, rel, &others)) {
@@ -1343,7 +1345,7 @@ void hs_watcher_stored(struct hs_watcher *w, const struct hs_job *job, int64_t s
 		if (strcmp(job->watch_root, r->conf->path) != 0 ||
 		    strncmp(job->path, r->conf->path, len) != 0 || job->path[len] != '/')
 			continue;
-		run_after(r, job->path, job->path + len + 1, size, mtime_ns, inode);
+		run_after(r, job->path, job->path + len + 1, size, mtime_ns, inode, job->id);
 		return;
 	}
 }

@@ -48,8 +48,9 @@ static const char health_keys[] =
 static const char upload_keys[] =
     "base_url api_key_file multipart_threshold part_size parallel "
     "bandwidth max_attempts ca_file proxy connect_timeout stall_timeout";
-static const char watch_keys[] = "path remote_prefix recursive include exclude settle rescan "
-				 "after_upload";
+static const char watch_keys[] =
+    "path remote_prefix recursive ignore_case include exclude settle rescan "
+    "after_upload";
 static const char mirror_keys[] = "base_url api_key_file schedule jitter page_size fetch_details "
 				  "database export ca_file proxy";
 static const char log_keys[] = "level";
@@ -803,6 +804,9 @@ static int load_watch(struct loader *ld, const config_setting_t *group, size_t i
 		return -1;
 	if ((s = config_setting_get_member(group, "recursive")) &&
 	    get_bool(ld, s, &w->recursive) != 0)
+		return -1;
+	if ((s = config_setting_get_member(group, "ignore_case")) &&
+	    get_bool(ld, s, &w->ignore_case) != 0)
 		return -1;
 	if (get_globs(ld, config_setting_get_member(group, "include"), &w->include) != 0 ||
 	    get_globs(ld, config_setting_get_member(group, "exclude"), &w->exclude) != 0)

@@ -53,8 +53,9 @@ struct hs_watch {
 	char *path;	     /* absolute, no trailing slash */
 	char *remote_prefix; /* "" or ends with "/" as written */
 	bool recursive;
-	char **include; /* NULL-terminated globs; empty: everything */
-	char **exclude; /* NULL-terminated globs */
+	bool ignore_case; /* include and exclude match REPORT.PDF for *.pdf */
+	char **include;	  /* NULL-terminated globs; empty: everything */
+	char **exclude;	  /* NULL-terminated globs */
 	uint64_t settle_ms;
 	uint64_t rescan_ms; /* periodic safety rescan; default 1h */
 	enum hs_after_upload after_upload;

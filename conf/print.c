@@ -121,6 +121,7 @@ static void print_watch(FILE *out, const struct hs_watch *w, bool last)
 	print_setting(out, in, "path", w->path);
 	print_setting(out, in, "remote_prefix", w->remote_prefix);
 	fprintf(out, "%srecursive = %s;\n", in, w->recursive ? "true" : "false");
+	fprintf(out, "%signore_case = %s;\n", in, w->ignore_case ? "true" : "false");
 	print_globs(out, in, "include", w->include);
 	print_globs(out, in, "exclude", w->exclude);
 	print_duration(out, in, "settle", w->settle_ms);

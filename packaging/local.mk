@@ -8,6 +8,10 @@ dist_man_MANS = docs/healsync.8 docs/healsync.conf.5
 catalogdir = $(prefix)/lib/systemd/catalog
 dist_catalog_DATA = packaging/systemd/healsync.catalog
 
+# Both packages install it where bash-completion looks it up by name.
+bashcompletiondir = $(datadir)/bash-completion/completions
+dist_bashcompletion_DATA = packaging/bash-completion/healsync
+
 systemdsystemunit_DATA = packaging/systemd/healsync.service
 CLEANFILES += packaging/systemd/healsync.service
 packaging/systemd/healsync.service: $(srcdir)/packaging/systemd/healsync.service.in Makefile
@@ -34,7 +38,7 @@ EXTRA_DIST += packaging/systemd/healsync.service.in packaging/systemd/healsync.s
 	packaging/deb/changelog packaging/deb/control packaging/deb/copyright \
 	packaging/deb/rules packaging/deb/source/format packaging/deb/healsync.postinst \
 	packaging/deb/healsync.postrm packaging/deb/healsync.prerm \
-	packaging/deb/healsync.lintian-overrides \
+	packaging/deb/healsync.lintian-overrides packaging/deb/docs \
 	packaging/rpm/healsync.spec packaging/rpm/healsync.rpmlintrc \
 	packaging/check-files
 

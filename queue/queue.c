@@ -23,7 +23,7 @@
  * the finished parts of open multipart sessions.
  */
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 /* "hsQ1": marks the file as a healsync queue for file(1) and for us. */
 #define APPLICATION_ID 0x68735131
 #define WAITING	       "state IN ('queued','failed','active')"
@@ -126,7 +126,20 @@ static const char schema_v3[] =
     "  UPDATE jobs SET changed = 0, due_at = min(due_at, NEW.updated_at) WHERE id = NEW.id;\n"
     "END;\n";
 
-static const char *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
+/* v3 -> v4: the operator's controls. A job the operator cancelled ends
+ * `gone` and names who did it; the scans leave its file alone until the
+ * file changes. `controls` holds settings the CLI makes for the daemon,
+ * today the pause: `until` 0 holds until resumed. */
+static const char schema_v4[] =
+    "ALTER TABLE jobs ADD COLUMN cancelled_by TEXT CHECK (cancelled_by <> '');\n"
+    "CREATE TABLE controls (\n"
+    "  name TEXT PRIMARY KEY,\n"
+    "  until INTEGER NOT NULL DEFAULT 0 CHECK (until >= 0),\n"
+    "  set_by TEXT NOT NULL,\n"
+    "  set_at INTEGER NOT NULL\n"
+    ") WITHOUT ROWID;\n";
+
+static const char *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4};
 
 enum stmt_id {
 	S_ENQUEUE,
@@ -162,6 +175,11 @@ enum stmt_id {
 	S_PRUNE,
 	S_OLDEST_WAITING,
 	S_LAST_STORED,
+	S_PAUSE_GET,
+	S_PAUSE_SET,
+	S_PAUSE_CLEAR,
+	S_CANCEL,
+	S_PURGE,
 	S_COUNT
 };
 
@@ -253,7 +271,8 @@ static const char *const stmt_sql[S_COUNT] = {
     /* The newest job's state if it has these facts, and whether the ledger
      * holds them: one statement, as a scan asks it of every file. */
     [S_SEEN] = "SELECT (SELECT CASE WHEN size = ?2 AND mtime_ns = ?3 AND inode = ?4 "
-	       "THEN state END FROM jobs WHERE path = ?1 ORDER BY id DESC LIMIT 1), "
+	       "THEN iif(cancelled_by IS NULL, state, 'cancelled') END FROM jobs WHERE path = ?1 "
+	       "ORDER BY id DESC LIMIT 1), "
 	       "EXISTS (SELECT 1 FROM uploaded WHERE remote_name = ?5 AND size = ?2 "
 	       "AND mtime_ns = ?3 AND inode = ?4)",
     /* A skip proves the stored content is this file's too. */
@@ -261,7 +280,21 @@ static const char *const stmt_sql[S_COUNT] = {
 		       "(SELECT size, mtime_ns, inode FROM jobs WHERE id = ?1) "
 		       "WHERE (remote_name, sha256) = "
 		       "(SELECT remote_name, sha256 FROM jobs WHERE id = ?1)",
-    [S_PRUNE] = "DELETE FROM jobs WHERE state IN ('done', 'skipped', 'gone') AND updated_at < ?1",
+    /* A cancelled job stays: it keeps the scans from sending its file. */
+    [S_PRUNE] = "DELETE FROM jobs WHERE state IN ('done', 'skipped', 'gone') AND updated_at < ?1 "
+		"AND cancelled_by IS NULL",
+    [S_PAUSE_GET] = "SELECT until, set_by, set_at FROM controls WHERE name = 'pause'",
+    [S_PAUSE_SET] = "INSERT INTO controls (name, until, set_by, set_at) "
+		    "VALUES ('pause', ?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET "
+		    "until = excluded.until, set_by = excluded.set_by, set_at = excluded.set_at",
+    [S_PAUSE_CLEAR] = "DELETE FROM controls WHERE name = 'pause'",
+    /* An active job's holder finds its lease gone at its next write. */
+    [S_CANCEL] = "UPDATE jobs SET state = 'gone', due_at = NULL, upload_id = NULL, "
+		 "part_size = NULL, part_count = NULL, cancelled_by = ?2, "
+		 "last_error = 'cancelled by ' || ?2, lease_token = lease_token + 1, "
+		 "updated_at = ?3 WHERE id = ?1 AND state IN ('queued', 'active', 'failed', "
+		 "'dead') RETURNING remote_name",
+    [S_PURGE] = "DELETE FROM jobs WHERE state = ?1 AND updated_at < ?2",
 };
 
 struct hs_queue {
@@ -1343,6 +1376,164 @@ fail:
 	return HS_Q_ERROR;
 }
 
+/* ---- the operator's controls ------------------------------------------------ */
+
+int hs_queue_pause_get(struct hs_queue *q, int64_t now, struct hs_pause *ret, char **cause)
+{
+	const char *what = "reading the pause";
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_PAUSE_GET, what, cause);
+	const char *by;
+	int rc;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!st)
+		return HS_Q_ERROR;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		ret->until = sqlite3_column_int64(st, 0);
+		by = (const char *)sqlite3_column_text(st, 1);
+		snprintf(ret->set_by, sizeof(ret->set_by), "%s", by ? by : "");
+		ret->set_at = sqlite3_column_int64(st, 2);
+		ret->on = ret->until == 0 || ret->until > now;
+	} else if (rc != SQLITE_DONE) {
+		hs_sqldb_cause(&q->sql, cause, what);
+	}
+	hs_sqldb_finish(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? HS_Q_OK : HS_Q_ERROR;
+}
+
+/* Runs one of the queue's statements in a write transaction; *ret_n (may
+ * be NULL): rows changed. */
+static int write_one(struct hs_queue *q, sqlite3_stmt *st, const char *what, size_t *ret_n,
+		     char **cause)
+{
+	if (hs_sqldb_run(&q->sql, st, what, cause) != 0) {
+		hs_sqldb_rollback(&q->sql);
+		return HS_Q_ERROR;
+	}
+	if (ret_n)
+		*ret_n = (size_t)sqlite3_changes(q->sql.db);
+	return hs_sqldb_commit(&q->sql, what, cause) == 0 ? HS_Q_OK : HS_Q_ERROR;
+}
+
+int hs_queue_pause_set(struct hs_queue *q, int64_t until, const char *by, int64_t now, char **cause)
+{
+	const char *what = "pausing uploads";
+	sqlite3_stmt *st;
+
+	if (until < 0 || !by) {
+		set_cause(cause, "%s: no valid end or user", what);
+		return HS_Q_ERROR;
+	}
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+		return HS_Q_ERROR;
+	if (!(st = hs_sqldb_stmt(&q->sql, S_PAUSE_SET, what, cause))) {
+		hs_sqldb_rollback(&q->sql);
+		return HS_Q_ERROR;
+	}
+	sqlite3_bind_int64(st, 1, until);
+	sqlite3_bind_text(st, 2, by, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, now);
+	return write_one(q, st, what, NULL, cause);
+}
+
+int hs_queue_resume(struct hs_queue *q, bool *ret_was, char **cause)
+{
+	const char *what = "resuming uploads";
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int rc;
+
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+		return HS_Q_ERROR;
+	if (!(st = hs_sqldb_stmt(&q->sql, S_PAUSE_CLEAR, what, cause))) {
+		hs_sqldb_rollback(&q->sql);
+		return HS_Q_ERROR;
+	}
+	rc = write_one(q, st, what, &n, cause);
+	if (rc == HS_Q_OK && ret_was)
+		*ret_was = n > 0;
+	return rc;
+}
+
+int hs_queue_cancel(struct hs_queue *q, int64_t id, const char *by, int64_t now, char **ret_remote,
+		    char **cause)
+{
+	const char *what = "cancelling a job";
+	const unsigned char *name;
+	sqlite3_stmt *st;
+	char *remote = NULL;
+	int rc;
+
+	if (ret_remote)
+		*ret_remote = NULL;
+	if (!by || !by[0]) {
+		set_cause(cause, "%s: no user named", what);
+		return HS_Q_ERROR;
+	}
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+		return HS_Q_ERROR;
+	if (!(st = hs_sqldb_stmt(&q->sql, S_CANCEL, what, cause)))
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, by, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && (name = sqlite3_column_text(st, 0)) &&
+	    !(remote = strdup((const char *)name))) {
+		set_cause(cause, "%s: out of memory", what);
+		hs_sqldb_finish(st);
+		goto fail;
+	}
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		hs_sqldb_cause(&q->sql, cause, what);
+		hs_sqldb_finish(st);
+		goto fail;
+	}
+	hs_sqldb_finish(st);
+	if (!remote) {
+		hs_sqldb_rollback(&q->sql);
+		return HS_Q_EMPTY;
+	}
+	if (clear_parts(q, id, what, cause) != 0 || hs_sqldb_commit(&q->sql, what, cause) != 0) {
+		free(remote);
+		goto fail;
+	}
+	if (ret_remote)
+		*ret_remote = remote;
+	else
+		free(remote);
+	return HS_Q_OK;
+fail:
+	hs_sqldb_rollback(&q->sql);
+	return HS_Q_ERROR;
+}
+
+int hs_queue_purge(struct hs_queue *q, enum hs_job_state state, int64_t before, size_t *ret_n,
+		   char **cause)
+{
+	const char *what = "purging jobs";
+	sqlite3_stmt *st;
+
+	if (ret_n)
+		*ret_n = 0;
+	if (state != HS_JOB_DONE && state != HS_JOB_DEAD) {
+		set_cause(cause, "%s: only done or dead jobs may be purged", what);
+		return HS_Q_ERROR;
+	}
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+		return HS_Q_ERROR;
+	if (!(st = hs_sqldb_stmt(&q->sql, S_PURGE, what, cause))) {
+		hs_sqldb_rollback(&q->sql);
+		return HS_Q_ERROR;
+	}
+	sqlite3_bind_text(st, 1, state_names[state], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, before);
+	return write_one(q, st, what, ret_n, cause);
+}
+
 /* ---- read-only views --------------------------------------------------------- */
 
 int hs_queue_counts(struct hs_queue *q, int64_t ret_counts[HS_JOB_NSTATES], char **cause)
@@ -1369,8 +1560,8 @@ int hs_queue_counts(struct hs_queue *q, int64_t ret_counts[HS_JOB_NSTATES], char
 	return HS_Q_OK;
 }
 
-int hs_queue_list(struct hs_queue *q, int state, size_t limit,
-		  int (*fn)(const struct hs_job *job, void *arg), void *arg, char **cause)
+static int list_jobs(struct hs_queue *q, int state, int64_t since, size_t limit, bool newest_first,
+		     int (*fn)(const struct hs_job *job, void *arg), void *arg, char **cause)
 {
 	const char *what = "listing jobs";
 	sqlite3_stmt *st = NULL;
@@ -1382,16 +1573,20 @@ int hs_queue_list(struct hs_queue *q, int state, size_t limit,
 		return HS_Q_ERROR;
 	}
 	/* Not cached: fn may call back into the queue, even hs_queue_list. */
-	if (sqlite3_prepare_v2(q->sql.db,
-			       "SELECT " JOB_COLUMNS " FROM jobs WHERE ?1 IS NULL OR state = ?1 "
-			       "ORDER BY id LIMIT ?2",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		q->sql.db,
+		newest_first ? "SELECT " JOB_COLUMNS " FROM jobs WHERE (?1 IS NULL OR state = ?1) "
+			       "AND updated_at >= ?3 ORDER BY id DESC LIMIT ?2"
+			     : "SELECT " JOB_COLUMNS " FROM jobs WHERE (?1 IS NULL OR state = ?1) "
+			       "AND updated_at >= ?3 ORDER BY id LIMIT ?2",
+		-1, &st, NULL) != SQLITE_OK) {
 		hs_sqldb_cause(&q->sql, cause, what);
 		goto fail;
 	}
 	if (state >= 0)
 		sqlite3_bind_text(st, 1, state_names[state], -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
+	sqlite3_bind_int64(st, 3, since);
 	for (;;) {
 		int stop;
 
@@ -1416,6 +1611,18 @@ int hs_queue_list(struct hs_queue *q, int state, size_t limit,
 fail:
 	sqlite3_finalize(st);
 	return HS_Q_ERROR;
+}
+
+int hs_queue_list(struct hs_queue *q, int state, size_t limit,
+		  int (*fn)(const struct hs_job *job, void *arg), void *arg, char **cause)
+{
+	return list_jobs(q, state, INT64_MIN, limit, false, fn, arg, cause);
+}
+
+int hs_queue_list_recent(struct hs_queue *q, int state, int64_t since, size_t latest,
+			 int (*fn)(const struct hs_job *job, void *arg), void *arg, char **cause)
+{
+	return list_jobs(q, state, since, latest, true, fn, arg, cause);
 }
 
 int hs_queue_get(struct hs_queue *q, int64_t id, struct hs_job **ret, char **cause)

@@ -225,6 +225,34 @@ int hs_queue_prune(struct hs_queue *q, int64_t before, size_t *ret_n, char **cau
  * left alone (and counted out). */
 int hs_queue_retry(struct hs_queue *q, int64_t id, int64_t now, size_t *ret_n, char **cause);
 
+/* ---- the operator's controls (healsync pause, resume, cancel, purge) ----
+ * Kept here so that they hold across restarts and a CLI command can make
+ * them while the daemon runs; the daemon reads them when woken. */
+struct hs_pause {
+	bool on;	 /* false: no pause, or its `until` has passed */
+	int64_t until;	 /* Unix ms; 0: until resumed */
+	int64_t set_at;	 /* Unix ms */
+	char set_by[64]; /* who paused, "" when unknown */
+};
+/* The pause as of now. Read-only. */
+int hs_queue_pause_get(struct hs_queue *q, int64_t now, struct hs_pause *ret, char **cause);
+/* Pauses uploads until `until` (0: until resumed), replacing a pause. */
+int hs_queue_pause_set(struct hs_queue *q, int64_t until, const char *by, int64_t now,
+		       char **cause);
+/* Ends the pause; *ret_was (may be NULL): whether one was set. */
+int hs_queue_resume(struct hs_queue *q, bool *ret_was, char **cause);
+/* Ends a queued, failed, dead or active job: it becomes gone, names `by`,
+ * and the scans leave its file alone until the file changes. An active
+ * job's holder loses its lease. HS_Q_EMPTY when there is no such job in
+ * those states. *ret_remote (may be NULL; the caller frees it): its name. */
+int hs_queue_cancel(struct hs_queue *q, int64_t id, const char *by, int64_t now, char **ret_remote,
+		    char **cause);
+/* Deletes the jobs in state (done or dead) last updated before `before`. A
+ * dead job's file still in its folder is found by the next scan and
+ * queued afresh. */
+int hs_queue_purge(struct hs_queue *q, enum hs_job_state state, int64_t before, size_t *ret_n,
+		   char **cause);
+
 /* Read-only views for the CLI. */
 int hs_queue_counts(struct hs_queue *q, int64_t ret_counts[HS_JOB_NSTATES], char **cause);
 /* Calls fn for each job (state < 0: all) in id order, newest last, at most
@@ -238,6 +266,11 @@ int hs_queue_list(struct hs_queue *q, int state, size_t limit,
  * and follow hs_uploader_on_stored after. */
 int hs_queue_oldest_waiting(struct hs_queue *q, int64_t *ret_at, char **cause);
 int hs_queue_last_stored(struct hs_queue *q, int64_t *ret_at, char **cause);
+
+/* The same, newest first: the `latest` newest (0: all) of those updated at
+ * or after `since` (Unix ms; 0: any time). */
+int hs_queue_list_recent(struct hs_queue *q, int state, int64_t since, size_t latest,
+			 int (*fn)(const struct hs_job *job, void *arg), void *arg, char **cause);
 /* HS_Q_EMPTY (and *ret NULL) when there is no such job. */
 int hs_queue_get(struct hs_queue *q, int64_t id, struct hs_job **ret, char **cause);
 

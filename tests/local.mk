@@ -39,7 +39,10 @@ TESTS += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/integration/status_writes.py \
 	tests/integration/health.py \
 	tests/integration/metrics.py \
-	tests/integration/upload_connections.py
+	tests/integration/upload_connections.py \
+	tests/integration/operator_controls.py \
+	tests/integration/mirror_terminal.py \
+	tests/integration/watch_case.py
 EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -82,4 +85,7 @@ EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh
 	tests/integration/mirror_disk.py \
 	tests/integration/mirror_crash.py \
 	tests/integration/mirror_daemon.py \
-	tests/integration/status_writes.py
+	tests/integration/status_writes.py \
+	tests/integration/operator_controls.py \
+	tests/integration/mirror_terminal.py \
+	tests/integration/watch_case.py

@@ -208,6 +208,8 @@ struct slot {
 	bool busy;
 	uint16_t gen;
 	uint8_t step, tries; /* uploads: 0 presign, 1 PUT, 2 complete */
+	bool answered;	     /* the transfer had an answer below 500 */
+	uint32_t serial;     /* names the transfer to the outage rules */
 	uint64_t seq;
 };
 
@@ -226,6 +228,7 @@ struct agent {
 	bool pump_armed;
 	int64_t pump_at;
 	struct slot up[MAX_SLOTS];
+	uint32_t serial;
 	/* figures */
 	uint32_t sent_down; /* requests sent while the API was down */
 	int64_t noticed;    /* first answer below 500 after the fault */
@@ -403,6 +406,8 @@ static void pump(uint32_t i, int64_t now)
 		a->up[k].busy = true;
 		a->up[k].step = 0;
 		a->up[k].tries = 0;
+		a->up[k].answered = false;
+		a->up[k].serial = ++a->serial;
 		a->pending--;
 		a->active++;
 		up_send(i, k, now);
@@ -448,6 +453,7 @@ static void transfer_end(uint32_t i, unsigned k, int64_t now, bool give_back)
 {
 	struct agent *a = &agents[i];
 
+	hs_outage_forget(&a->outage, a->up[k].serial);
 	a->up[k].busy = false;
 	a->active--;
 	if (give_back)
@@ -512,6 +518,7 @@ static void up_answer(uint32_t i, unsigned k, int64_t now)
 				   retry_after >= 0 ? retry_after : HS_RETRY_AFTER_MIN_MS,
 				   before ? 0 : rnd());
 	if (status > 0 && status < 500) {
+		s->answered = true;
 		hs_outage_answered(&a->outage, local);
 		if (sit->fault && now >= sit->fault_to && a->noticed == 0)
 			a->noticed = now;
@@ -530,7 +537,8 @@ static void up_answer(uint32_t i, unsigned k, int64_t now)
 	/* A failure. */
 	bool news;
 	int64_t pause;
-	if (hs_outage_failed(&a->outage, local, rnd(), &news, &pause) == HS_OUTAGE_GIVE_BACK ||
+	if (hs_outage_failed(&a->outage, local, s->serial, s->answered, rnd(), &news, &pause) ==
+		HS_OUTAGE_GIVE_BACK ||
 	    ++s->tries >= STEP_TRIES) {
 		transfer_end(i, k, now, true);
 		return;

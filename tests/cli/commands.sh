@@ -52,6 +52,22 @@ printf 'other\n' >"$tmp/b.txt"
 
 hs --version
 check "--version prints the version" grep -q '^healsync [0-9]' "$tmp/out"
+check "--version names libcurl and its TLS library" grep -q '^libcurl [0-9.]* (.*)$' "$tmp/out"
+check "--version names SQLite" grep -q '^SQLite [0-9]' "$tmp/out"
+check "--version names libconfig" grep -q '^libconfig [0-9]' "$tmp/out"
+check "--version names libsystemd" grep -q '^libsystemd ' "$tmp/out"
+complete() { # complete WORD...: what the bash completion offers for the last word
+	bash -c '. "$HS_SRCDIR/packaging/bash-completion/healsync"; COMP_WORDS=("$@")
+		COMP_CWORD=$(($# - 1)); _healsync; echo "${COMPREPLY[*]}"' complete "$@"
+}
+if command -v bash >/dev/null && [ -n "${HS_SRCDIR:-}" ]; then
+	check "bash completion offers the commands" \
+		sh -c '[ "$1" = "pause purge" ]' - "$(complete healsync p)"
+	check "and purge's states" sh -c '[ "$1" = "dead done" ]' - "$(complete healsync purge --state '')"
+else
+	n=$((n + 1))
+	echo "ok $n - bash completion # SKIP needs bash and HS_SRCDIR"
+fi
 hs --help
 check "--help lists the commands" grep -q 'enqueue FILE' "$tmp/out"
 hs frobnicate

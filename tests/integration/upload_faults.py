@@ -84,6 +84,7 @@ with Env(tap, upload={"max_attempts": 3}) as env:
                "with a rejected key the job waits, not fails", env.job(name))
         out = d.output()
         tap.eq(out.count("rejected the API key"), 1, "the rejection is logged once")
+        tap.ok("check %s;" % env.upload_key_file in out, "naming the key file", out[-1500:])
         with open(env.upload_key_file, "w") as f:
             f.write("rotated-key-456\n")
         d.proc.send_signal(signal.SIGHUP)

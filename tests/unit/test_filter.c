@@ -48,6 +48,21 @@ static void test_include_exclude(void **state)
 	assert_true(hs_filter_dir(&w, "2026", "2026")); /* include is for files */
 }
 
+static void test_ignore_case(void **state)
+{
+	char *inc[] = {"*.pdf", "lab/*.hl7", NULL}, *exc[] = {"*.tmp", NULL};
+	struct hs_watch w = {.include = inc, .exclude = exc};
+
+	(void)state;
+	assert_false(file_ok(&w, "REPORT.PDF")); /* by default, case counts */
+	w.ignore_case = true;
+	assert_true(file_ok(&w, "REPORT.PDF"));
+	assert_true(file_ok(&w, "Report.Pdf"));
+	assert_true(file_ok(&w, "LAB/MSG.HL7"));
+	assert_false(file_ok(&w, "A.TMP")); /* exclude too */
+	assert_false(file_ok(&w, "xray.jpg"));
+}
+
 static void test_temporaries(void **state)
 {
 	struct hs_watch w = {0};
@@ -88,9 +103,8 @@ static void test_path_patterns(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_everything_by_default),
-	    cmocka_unit_test(test_include_exclude),
-	    cmocka_unit_test(test_temporaries),
+	    cmocka_unit_test(test_everything_by_default), cmocka_unit_test(test_include_exclude),
+	    cmocka_unit_test(test_ignore_case),		  cmocka_unit_test(test_temporaries),
 	    cmocka_unit_test(test_path_patterns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

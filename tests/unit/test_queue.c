@@ -259,7 +259,7 @@ static void test_open_settings(void **state)
 
 	assert_int_equal(sql_int(db, "PRAGMA synchronous"), 2); /* FULL */
 	assert_int_equal(sql_int(db, "PRAGMA foreign_keys"), 1);
-	assert_int_equal(sql_int(db, "PRAGMA user_version"), 3);
+	assert_int_equal(sql_int(db, "PRAGMA user_version"), 4);
 	assert_true(sql_int(db, "PRAGMA busy_timeout") >= 1000);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -380,7 +380,7 @@ static void test_migrate_from_v1(void **state)
 
 	if (hs_queue_open(p, &q, &cause) != HS_Q_OK)
 		fail_msg("open v1: %s", cause);
-	assert_int_equal(sql_int(hs_queue_sqlite(q), "PRAGMA user_version"), 3);
+	assert_int_equal(sql_int(hs_queue_sqlite(q), "PRAGMA user_version"), 4);
 	assert_int_equal(sql_int(hs_queue_sqlite(q), "SELECT count(*) FROM parts"), 0);
 	int64_t counts[HS_JOB_NSTATES];
 	assert_int_equal(hs_queue_counts(q, counts, &cause), HS_Q_OK);
@@ -424,7 +424,7 @@ static void test_migrate_from_v1(void **state)
 
 	/* Opening again changes nothing. */
 	assert_int_equal(hs_queue_open(p, &q, &cause), HS_Q_OK);
-	assert_int_equal(sql_int(hs_queue_sqlite(q), "PRAGMA user_version"), 3);
+	assert_int_equal(sql_int(hs_queue_sqlite(q), "PRAGMA user_version"), 4);
 	assert_int_equal(state_of(q, 1), HS_JOB_DONE);
 	hs_queue_close(q);
 }
@@ -1656,11 +1656,67 @@ static void test_concurrent_open(void **state)
 	}
 }
 
+/* The operator's controls: a pause kept with its end and author; a
+ * cancelled job ends gone, its holder loses the lease, and the scans leave
+ * its unchanged file alone; purge drops only the state it names. */
+static void test_operator_controls(void **state)
+{
+	struct fx *f = *state;
+	char *cause = NULL, *remote = NULL;
+	struct hs_pause p;
+	struct hs_job *job;
+	bool was = true;
+	size_t n = 99;
+
+	assert_int_equal(hs_queue_pause_get(f->q, 10, &p, &cause), HS_Q_OK);
+	assert_false(p.on);
+	assert_int_equal(hs_queue_pause_set(f->q, 100, "alice", 10, &cause), HS_Q_OK);
+	assert_int_equal(hs_queue_pause_get(f->q, 99, &p, &cause), HS_Q_OK);
+	assert_true(p.on);
+	assert_int_equal(p.until, 100);
+	assert_string_equal(p.set_by, "alice");
+	assert_int_equal(hs_queue_pause_get(f->q, 100, &p, &cause), HS_Q_OK);
+	assert_false(p.on); /* over at its end */
+	assert_int_equal(hs_queue_pause_set(f->q, 0, "bob", 11, &cause), HS_Q_OK);
+	assert_int_equal(hs_queue_pause_get(f->q, 1000000, &p, &cause), HS_Q_OK);
+	assert_true(p.on);
+	assert_int_equal(hs_queue_resume(f->q, &was, &cause), HS_Q_OK);
+	assert_true(was);
+	assert_int_equal(hs_queue_resume(f->q, &was, &cause), HS_Q_OK);
+	assert_false(was);
+
+	int64_t queued = enqueue(f->q, "/srv/c1", 1, 0);
+	int64_t active = enqueue(f->q, "/srv/c2", 1, 0);
+	job = claim(f->q, 1, queued); /* due first */
+	hs_job_free(job);
+	/* queued was claimed: cancel it while active. */
+	assert_int_equal(hs_queue_cancel(f->q, queued, "alice", 2, &remote, &cause), HS_Q_OK);
+	assert_non_null(remote);
+	free(remote);
+	assert_int_equal(state_of(f->q, queued), HS_JOB_GONE);
+	assert_int_equal(seen(f->q, "/srv/c1", 1), HS_SEEN_PENDING);
+	assert_int_equal(seen(f->q, "/srv/c1", 2), HS_SEEN_NEW); /* changed: new */
+	assert_int_equal(hs_queue_cancel(f->q, queued, "alice", 3, NULL, &cause), HS_Q_EMPTY);
+	assert_int_equal(hs_queue_cancel(f->q, 9999, "alice", 3, NULL, &cause), HS_Q_EMPTY);
+	assert_int_equal(hs_queue_cancel(f->q, active, "bob", 3, NULL, &cause), HS_Q_OK);
+	job = get(f->q, active);
+	assert_string_equal(job->last_error, "cancelled by bob");
+	hs_job_free(job);
+
+	/* Purge: only the state named, only older than `before`. */
+	assert_int_equal(hs_queue_purge(f->q, HS_JOB_DONE, 100, &n, &cause), HS_Q_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(hs_queue_purge(f->q, HS_JOB_GONE, 100, &n, &cause), HS_Q_ERROR);
+	free(cause);
+}
+
 int main(void)
 {
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 	    T(test_open_settings),
+	    T(test_operator_controls),
 	    T(test_file_mode),
 	    T(test_migrate_from_v1),
 	    T(test_refuse_newer_and_foreign),
