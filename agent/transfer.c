@@ -15,6 +15,7 @@
 #include "agent/beneath.h"
 #include "agent/clock.h"
 #include "agent/log.h"
+#include "agent/remote_name.h"
 #include "agent/transfer.h"
 #include "conf/units.h"
 
@@ -363,6 +364,26 @@ bool file_unchanged(const struct transfer *t)
 	       a.st_mtim.tv_nsec == t->st.st_mtim.tv_nsec && a.st_ino == t->st.st_ino;
 }
 
+/* A file in a watch folder changed less than its settle time ago is still
+ * being written (a job sent back by restart_changed, or a writer that
+ * came back after the watcher let it go): milliseconds until it has been
+ * quiet that long, else 0. A time ahead of the clock says nothing. */
+static int64_t still_written(const struct transfer *t)
+{
+	const struct hs_watch *w;
+	const char *rel;
+	char *path = NULL;
+	int64_t age, mtime = (int64_t)t->st.st_mtim.tv_sec * 1000 + t->st.st_mtim.tv_nsec / 1000000;
+
+	if (hs_watch_for_path(t->u->cfg, t->job->path, &w, &path, &rel) != 1)
+		return 0;
+	free(path);
+	age = hs_wall_ms() - mtime;
+	if (age < 0 || (uint64_t)age >= w->settle_ms)
+		return 0;
+	return (int64_t)w->settle_ms - age;
+}
+
 /* The file is not what was hashed: never complete, start from the new
  * content. If its facts did not change, the cause was elsewhere and it
  * counts as a failed attempt, so a broken server cannot loop us forever.
@@ -610,6 +631,13 @@ void transfer_begin(struct hs_uploader *u, struct hs_job *job)
 	}
 	if (!S_ISREG(t->st.st_mode)) {
 		job_gone(t, "no longer a regular file");
+		return;
+	}
+	int64_t quiet_in = still_written(t);
+	if (quiet_in > 0) {
+		log_job(LOG_DEBUG, t, 0, NULL, "still being written; read in %" PRId64 " ms",
+			quiet_in);
+		job_release(t, quiet_in);
 		return;
 	}
 
