@@ -23,11 +23,13 @@
  * the finished parts of open multipart sessions.
  */
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 /* "hsQ1": marks the file as a healsync queue for file(1) and for us. */
 #define APPLICATION_ID 0x68735131
 #define WAITING	       "state IN ('queued','failed','active')"
 #define HELD	       "id = ?1 AND state = 'active' AND lease_token = ?2"
+#define AFTER_COLUMNS                                                                              \
+	"path, watch_root, job_id, size, mtime_ns, inode, attempts, due_at, last_error, since"
 #define JOB_COLUMNS                                                                                \
 	"id, path, watch_root, remote_name, size, mtime_ns, inode, sha256, state, attempts, "      \
 	"due_at, lease_token, last_error, created_at, updated_at, upload_id, part_size, "          \
@@ -139,7 +141,28 @@ static const char schema_v4[] =
     "  set_at INTEGER NOT NULL\n"
     ") WITHOUT ROWID;\n";
 
-static const char *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4};
+/* v4 -> v5: after-upload actions that failed (a folder the service may not
+ * write), kept apart from the jobs: the upload is done and the ledger has
+ * it, only the delete or move is still to do. One row per path, retried at
+ * due_at; job_id names the job that stored the file (NULL when none is
+ * left), and is not a foreign key since pruning the job must not forget
+ * the action. */
+static const char schema_v5[] = "CREATE TABLE after_pending (\n"
+				"  path TEXT PRIMARY KEY CHECK (path <> ''),\n"
+				"  watch_root TEXT NOT NULL,\n"
+				"  job_id INTEGER,\n"
+				"  size INTEGER NOT NULL CHECK (size >= 0),\n"
+				"  mtime_ns INTEGER NOT NULL,\n"
+				"  inode INTEGER NOT NULL,\n"
+				"  attempts INTEGER NOT NULL CHECK (attempts >= 1),\n"
+				"  due_at INTEGER NOT NULL,\n"
+				"  last_error TEXT NOT NULL,\n"
+				"  since INTEGER NOT NULL\n"
+				") WITHOUT ROWID;\n"
+				"CREATE INDEX after_pending_due ON after_pending (due_at);\n";
+
+static const char *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4,
+						       schema_v5};
 
 enum stmt_id {
 	S_ENQUEUE,
@@ -180,6 +203,13 @@ enum stmt_id {
 	S_PAUSE_CLEAR,
 	S_CANCEL,
 	S_PURGE,
+	S_AFTER_GET,
+	S_AFTER_PUT,
+	S_AFTER_CLEAR,
+	S_AFTER_DUE,
+	S_AFTER_NEXT,
+	S_AFTER_NOW,
+	S_AFTER_COUNT,
 	S_COUNT
 };
 
@@ -295,6 +325,19 @@ static const char *const stmt_sql[S_COUNT] = {
 		 "updated_at = ?3 WHERE id = ?1 AND state IN ('queued', 'active', 'failed', "
 		 "'dead') RETURNING remote_name",
     [S_PURGE] = "DELETE FROM jobs WHERE state = ?1 AND updated_at < ?2",
+    [S_AFTER_GET] = "SELECT attempts, since, size = ?2 AND mtime_ns = ?3 AND inode = ?4, job_id "
+		    "FROM after_pending WHERE path = ?1",
+    /* A scan names no job: the newest that stored the path, if any is left. */
+    [S_AFTER_PUT] = "INSERT OR REPLACE INTO after_pending (path, watch_root, job_id, size, "
+		    "mtime_ns, inode, attempts, due_at, last_error, since) VALUES (?1, ?2, "
+		    "coalesce(?3, (SELECT max(id) FROM jobs WHERE path = ?1 "
+		    "AND state IN ('done', 'skipped'))), ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [S_AFTER_CLEAR] = "DELETE FROM after_pending WHERE path = ?1",
+    [S_AFTER_DUE] = "SELECT " AFTER_COLUMNS " FROM after_pending WHERE due_at <= ?1 "
+		    "ORDER BY due_at, path LIMIT ?2",
+    [S_AFTER_NEXT] = "SELECT min(due_at) FROM after_pending",
+    [S_AFTER_NOW] = "UPDATE after_pending SET due_at = ?1 WHERE due_at > ?1",
+    [S_AFTER_COUNT] = "SELECT count(*) FROM after_pending",
 };
 
 struct hs_queue {
@@ -1649,4 +1692,213 @@ int hs_queue_get(struct hs_queue *q, int64_t id, struct hs_job **ret, char **cau
 		hs_sqldb_cause(&q->sql, cause, what);
 	hs_sqldb_finish(st);
 	return rc == SQLITE_DONE ? HS_Q_EMPTY : HS_Q_ERROR;
+}
+
+/* ---- after-upload actions still to do ---------------------------------------- */
+
+struct hs_after_entry *hs_after_entries_free(struct hs_after_entry *e, size_t n)
+{
+	for (size_t i = 0; e && i < n; i++) {
+		free(e[i].path);
+		free(e[i].watch_root);
+		free(e[i].last_error);
+	}
+	free(e);
+	return NULL;
+}
+
+int hs_queue_after_defer(struct hs_queue *q, const struct hs_job_spec *spec, int64_t job_id,
+			 const char *why, int64_t now, const struct hs_backoff *backoff,
+			 uint64_t rnd, int64_t *ret_due, char **cause)
+{
+	const char *what = "keeping an after-upload action";
+	sqlite3_stmt *st;
+	int64_t attempts = 1, since = now, due;
+	int rc;
+
+	if (!spec->path || !spec->path[0] || !why || spec->size < 0) {
+		set_cause(cause, "%s: it needs a path, a size >= 0 and a reason", what);
+		return HS_Q_ERROR;
+	}
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+		return HS_Q_ERROR;
+	if (!(st = hs_sqldb_stmt(&q->sql, S_AFTER_GET, what, cause)))
+		goto fail;
+	sqlite3_bind_text(st, 1, spec->path, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, spec->size);
+	sqlite3_bind_int64(st, 3, spec->mtime_ns);
+	sqlite3_bind_int64(st, 4, spec->inode);
+	rc = sqlite3_step(st);
+	/* The same file failing again counts on; a new version starts over. */
+	if (rc == SQLITE_ROW && sqlite3_column_int(st, 2)) {
+		attempts = sqlite3_column_int64(st, 0) + 1;
+		since = sqlite3_column_int64(st, 1);
+		if (job_id <= 0 && sqlite3_column_type(st, 3) != SQLITE_NULL)
+			job_id = sqlite3_column_int64(st, 3);
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		hs_sqldb_cause(&q->sql, cause, what);
+		hs_sqldb_finish(st);
+		goto fail;
+	}
+	hs_sqldb_finish(st);
+	if (attempts > UINT_MAX)
+		attempts = UINT_MAX;
+	due = add_sat(now, hs_backoff_delay(backoff, (unsigned)attempts, rnd));
+	if (!(st = hs_sqldb_stmt(&q->sql, S_AFTER_PUT, what, cause)))
+		goto fail;
+	sqlite3_bind_text(st, 1, spec->path, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, spec->watch_root ? spec->watch_root : "", -1, SQLITE_TRANSIENT);
+	if (job_id > 0)
+		sqlite3_bind_int64(st, 3, job_id);
+	sqlite3_bind_int64(st, 4, spec->size);
+	sqlite3_bind_int64(st, 5, spec->mtime_ns);
+	sqlite3_bind_int64(st, 6, spec->inode);
+	sqlite3_bind_int64(st, 7, attempts);
+	sqlite3_bind_int64(st, 8, due);
+	sqlite3_bind_text(st, 9, why, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 10, since);
+	if (write_one(q, st, what, NULL, cause) != HS_Q_OK)
+		return HS_Q_ERROR;
+	if (ret_due)
+		*ret_due = due;
+	return HS_Q_OK;
+fail:
+	hs_sqldb_rollback(&q->sql);
+	return HS_Q_ERROR;
+}
+
+int hs_queue_after_clear(struct hs_queue *q, const char *path, bool *ret_was, char **cause)
+{
+	const char *what = "ending an after-upload action";
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_AFTER_GET, what, cause);
+	size_t n = 0;
+	int rc;
+
+	if (ret_was)
+		*ret_was = false;
+	if (!st)
+		return HS_Q_ERROR;
+	/* Read first: nearly every action succeeds with nothing to clear, and
+	 * a write transaction would cost an fsync each. */
+	sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	hs_sqldb_finish(st);
+	if (rc == SQLITE_DONE)
+		return HS_Q_OK;
+	if (rc != SQLITE_ROW) {
+		hs_sqldb_cause(&q->sql, cause, what);
+		return HS_Q_ERROR;
+	}
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+		return HS_Q_ERROR;
+	if (!(st = hs_sqldb_stmt(&q->sql, S_AFTER_CLEAR, what, cause))) {
+		hs_sqldb_rollback(&q->sql);
+		return HS_Q_ERROR;
+	}
+	sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT);
+	rc = write_one(q, st, what, &n, cause);
+	if (rc == HS_Q_OK && ret_was)
+		*ret_was = n > 0;
+	return rc;
+}
+
+int hs_queue_after_due(struct hs_queue *q, int64_t now, size_t limit, struct hs_after_entry **ret,
+		       size_t *ret_n, char **cause)
+{
+	const char *what = "listing after-upload actions";
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_AFTER_DUE, what, cause);
+	struct hs_after_entry *e = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (!st)
+		return HS_Q_ERROR;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		bool oom = false;
+
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 16;
+			struct hs_after_entry *m = reallocarray(e, c, sizeof(*e));
+			if (!m)
+				goto oom;
+			e = m;
+			cap = c;
+		}
+		struct hs_after_entry *x = &e[n];
+		memset(x, 0, sizeof(*x));
+		n++;
+		x->path = column_dup(st, 0, &oom);
+		x->watch_root = column_dup(st, 1, &oom);
+		x->job_id =
+		    sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 2);
+		x->size = sqlite3_column_int64(st, 3);
+		x->mtime_ns = sqlite3_column_int64(st, 4);
+		x->inode = sqlite3_column_int64(st, 5);
+		x->attempts = (unsigned)sqlite3_column_int64(st, 6);
+		x->due_at = sqlite3_column_int64(st, 7);
+		x->last_error = column_dup(st, 8, &oom);
+		x->since = sqlite3_column_int64(st, 9);
+		if (oom || !x->path || !x->watch_root || !x->last_error)
+			goto oom;
+	}
+	if (rc != SQLITE_DONE) {
+		hs_sqldb_cause(&q->sql, cause, what);
+		hs_sqldb_finish(st);
+		hs_after_entries_free(e, n);
+		return HS_Q_ERROR;
+	}
+	hs_sqldb_finish(st);
+	*ret = e;
+	*ret_n = n;
+	return HS_Q_OK;
+oom:
+	hs_sqldb_finish(st);
+	hs_after_entries_free(e, n);
+	set_cause(cause, "%s: out of memory", what);
+	return HS_Q_ERROR;
+}
+
+int hs_queue_after_next_due(struct hs_queue *q, int64_t *ret_at, char **cause)
+{
+	const char *what = "next after-upload action";
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_AFTER_NEXT, what, cause);
+	int rc;
+
+	*ret_at = -1;
+	if (!st)
+		return HS_Q_ERROR;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		hs_sqldb_cause(&q->sql, cause, what);
+		hs_sqldb_finish(st);
+		return HS_Q_ERROR;
+	}
+	if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*ret_at = sqlite3_column_int64(st, 0);
+	hs_sqldb_finish(st);
+	return HS_Q_OK;
+}
+
+int hs_queue_after_due_now(struct hs_queue *q, int64_t now, size_t *ret_n, char **cause)
+{
+	const char *what = "making after-upload actions due";
+	sqlite3_stmt *st;
+
+	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+		return HS_Q_ERROR;
+	if (!(st = hs_sqldb_stmt(&q->sql, S_AFTER_NOW, what, cause))) {
+		hs_sqldb_rollback(&q->sql);
+		return HS_Q_ERROR;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	return write_one(q, st, what, ret_n, cause);
+}
+
+int hs_queue_after_count(struct hs_queue *q, int64_t *ret_n, char **cause)
+{
+	return one_time(q, S_AFTER_COUNT, "counting after-upload actions", ret_n, cause);
 }

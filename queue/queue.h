@@ -277,4 +277,45 @@ int hs_queue_get(struct hs_queue *q, int64_t id, struct hs_job **ret, char **cau
 /* Accepts NULL; returns NULL. */
 struct hs_job *hs_job_free(struct hs_job *job);
 
+/* ---- after-upload actions still to do ----
+ * A delete or move that the system refused (a folder the service may not
+ * write) stays to do: the job is done (the server holds the file, the
+ * ledger says so), and this list, one entry per path, says the action is
+ * pending, why, and when it is tried again. The daemon retries at due_at
+ * and at a reload; an action that ends (done, or the file changed or went
+ * away) clears the entry. Example: scan.pdf stored by job 41, its move
+ * refused with EACCES at 10:00: entry {path, job_id 41, attempts 1,
+ * due_at 10:00 + backoff, last_error "cannot rename ..."}; refused again,
+ * attempts 2 and a longer backoff; moved, the entry goes. */
+struct hs_after_entry {
+	char *path;
+	char *watch_root;
+	int64_t job_id;		       /* the job that stored the file; 0 when none is left */
+	int64_t size, mtime_ns, inode; /* the stored file's facts */
+	unsigned attempts;
+	int64_t due_at;
+	char *last_error;
+	int64_t since; /* the first refusal of this version of the file */
+};
+/* Records a refused action for spec's file (path, watch_root and facts;
+ * remote_name unused): attempts + 1 when the entry has the same facts,
+ * else 1; due at now + the backoff of that attempt (*ret_due, may be
+ * NULL). job_id <= 0: the newest done or skipped job for the path. */
+int hs_queue_after_defer(struct hs_queue *q, const struct hs_job_spec *spec, int64_t job_id,
+			 const char *why, int64_t now, const struct hs_backoff *backoff,
+			 uint64_t rnd, int64_t *ret_due, char **cause);
+/* Forgets the path's entry; *ret_was (may be NULL) says whether there was
+ * one. Writes only when there is one. */
+int hs_queue_after_clear(struct hs_queue *q, const char *path, bool *ret_was, char **cause);
+/* The entries due at now (now = INT64_MAX: all), soonest first, at most
+ * limit (0: all), in *ret (free with hs_after_entries_free) and *ret_n. */
+int hs_queue_after_due(struct hs_queue *q, int64_t now, size_t limit, struct hs_after_entry **ret,
+		       size_t *ret_n, char **cause);
+struct hs_after_entry *hs_after_entries_free(struct hs_after_entry *e, size_t n);
+/* When the next entry is due (Unix ms), -1 when there is none. */
+int hs_queue_after_next_due(struct hs_queue *q, int64_t *ret_at, char **cause);
+/* Every entry due at now (a reload: the operator may have fixed it). */
+int hs_queue_after_due_now(struct hs_queue *q, int64_t now, size_t *ret_n, char **cause);
+int hs_queue_after_count(struct hs_queue *q, int64_t *ret_n, char **cause);
+
 #endif

@@ -259,7 +259,7 @@ static void test_open_settings(void **state)
 
 	assert_int_equal(sql_int(db, "PRAGMA synchronous"), 2); /* FULL */
 	assert_int_equal(sql_int(db, "PRAGMA foreign_keys"), 1);
-	assert_int_equal(sql_int(db, "PRAGMA user_version"), 4);
+	assert_int_equal(sql_int(db, "PRAGMA user_version"), 5);
 	assert_true(sql_int(db, "PRAGMA busy_timeout") >= 1000);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -380,7 +380,7 @@ static void test_migrate_from_v1(void **state)
 
 	if (hs_queue_open(p, &q, &cause) != HS_Q_OK)
 		fail_msg("open v1: %s", cause);
-	assert_int_equal(sql_int(hs_queue_sqlite(q), "PRAGMA user_version"), 4);
+	assert_int_equal(sql_int(hs_queue_sqlite(q), "PRAGMA user_version"), 5);
 	assert_int_equal(sql_int(hs_queue_sqlite(q), "SELECT count(*) FROM parts"), 0);
 	int64_t counts[HS_JOB_NSTATES];
 	assert_int_equal(hs_queue_counts(q, counts, &cause), HS_Q_OK);
@@ -424,7 +424,7 @@ static void test_migrate_from_v1(void **state)
 
 	/* Opening again changes nothing. */
 	assert_int_equal(hs_queue_open(p, &q, &cause), HS_Q_OK);
-	assert_int_equal(sql_int(hs_queue_sqlite(q), "PRAGMA user_version"), 4);
+	assert_int_equal(sql_int(hs_queue_sqlite(q), "PRAGMA user_version"), 5);
 	assert_int_equal(state_of(q, 1), HS_JOB_DONE);
 	hs_queue_close(q);
 }
@@ -1659,6 +1659,84 @@ static void test_concurrent_open(void **state)
 /* The operator's controls: a pause kept with its end and author; a
  * cancelled job ends gone, its holder loses the lease, and the scans leave
  * its unchanged file alone; purge drops only the state it names. */
+/* A refused after-upload action stays pending: counted on while the file
+ * is the same, started over for a new version, due at once after a reload
+ * (due_now), gone once cleared; a scan's entry finds the job that stored
+ * the path. */
+static void test_after_pending(void **state)
+{
+	struct fx *f = *state;
+	const struct hs_backoff b = {.base_ms = 1000, .cap_ms = 8000};
+	struct hs_job_spec s = spec("/srv/lab/scan.pdf", 7);
+	struct hs_after_entry *e = NULL;
+	struct hs_job *job;
+	char *cause = NULL;
+	int64_t at = 0, n = -1, due = 0;
+	size_t got = 9;
+	bool was = true;
+
+	assert_int_equal(hs_queue_after_next_due(f->q, &at, &cause), HS_Q_OK);
+	assert_int_equal(at, -1);
+	assert_int_equal(hs_queue_after_clear(f->q, s.path, &was, &cause), HS_Q_OK);
+	assert_false(was);
+
+	int64_t id = enqueue(f->q, s.path, 7, 0);
+	job = claim(f->q, 1, id);
+	facts(f->q, job, SHA_C);
+	complete(f->q, job, 2);
+	hs_job_free(job);
+
+	/* rnd the ceiling draws the ceiling: 1 s, then 2 s. */
+	assert_int_equal(hs_queue_after_defer(f->q, &s, 0, "refused", 100, &b, 1000, &due, &cause),
+			 HS_Q_OK);
+	assert_int_equal(due, 100 + 1000);
+	assert_int_equal(
+	    hs_queue_after_defer(f->q, &s, 0, "refused again", 200, &b, 2000, &due, &cause),
+	    HS_Q_OK);
+	assert_int_equal(due, 200 + 2000);
+	assert_int_equal(hs_queue_after_count(f->q, &n, &cause), HS_Q_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(hs_queue_after_due(f->q, 2199, 0, &e, &got, &cause), HS_Q_OK);
+	assert_int_equal(got, 0);
+	assert_int_equal(hs_queue_after_due(f->q, INT64_MAX, 0, &e, &got, &cause), HS_Q_OK);
+	assert_int_equal(got, 1);
+	assert_string_equal(e[0].path, s.path);
+	assert_string_equal(e[0].watch_root, "/srv");
+	assert_int_equal(e[0].job_id, id); /* found by path: the job that stored it */
+	assert_int_equal(e[0].attempts, 2);
+	assert_int_equal(e[0].since, 100);
+	assert_int_equal(e[0].size, 7);
+	assert_string_equal(e[0].last_error, "refused again");
+	e = hs_after_entries_free(e, got);
+
+	/* A new version of the file starts over. */
+	s.size = 8;
+	assert_int_equal(hs_queue_after_defer(f->q, &s, id, "new", 300, &b, 1000, &due, &cause),
+			 HS_Q_OK);
+	assert_int_equal(due, 300 + 1000);
+	/* A reload: due at once. */
+	assert_int_equal(hs_queue_after_due_now(f->q, 301, &got, &cause), HS_Q_OK);
+	assert_int_equal(got, 1);
+	assert_int_equal(hs_queue_after_next_due(f->q, &at, &cause), HS_Q_OK);
+	assert_int_equal(at, 301);
+	assert_int_equal(hs_queue_after_due(f->q, 301, 0, &e, &got, &cause), HS_Q_OK);
+	assert_int_equal(got, 1);
+	assert_int_equal(e[0].attempts, 1);
+	assert_int_equal(e[0].since, 300);
+	e = hs_after_entries_free(e, got);
+
+	assert_int_equal(hs_queue_after_clear(f->q, s.path, &was, &cause), HS_Q_OK);
+	assert_true(was);
+	assert_int_equal(hs_queue_after_count(f->q, &n, &cause), HS_Q_OK);
+	assert_int_equal(n, 0);
+	/* Refused input names what is wrong. */
+	s.path = "";
+	assert_int_equal(hs_queue_after_defer(f->q, &s, 0, "x", 1, &b, 0, NULL, &cause),
+			 HS_Q_ERROR);
+	assert_non_null(cause);
+	free(cause);
+}
+
 static void test_operator_controls(void **state)
 {
 	struct fx *f = *state;
@@ -1717,6 +1795,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    T(test_open_settings),
 	    T(test_operator_controls),
+	    T(test_after_pending),
 	    T(test_file_mode),
 	    T(test_migrate_from_v1),
 	    T(test_refuse_newer_and_foreign),
