@@ -19,6 +19,7 @@
 #include "agent/after.h"
 #include "agent/beneath.h"
 #include "agent/cause.h"
+#include "agent/refusal.h"
 
 #define MAX_NUMBER  9999	  /* "scan.9999.pdf" and then we give up */
 #define SLICE	    (1024 * 1024) /* bytes copied per turn of the loop */
@@ -31,7 +32,9 @@ struct move { /* a copy across file systems under way */
 	struct move *next;
 	char *path;	/* the original, for messages */
 	char *dest_dir; /* move_dir and the relative folder, for messages */
-	char *name;	/* the original's last component */
+	char *src_top;	/* the watch folder and move_dir, for refusals */
+	char *dst_top;
+	char *name; /* the original's last component */
 	int src_dir, src, dst_dir, tmp;
 	char tmp_name[NAME_MAX + 1]; /* "" once renamed into place */
 	struct stat st;		     /* the original, checked */
@@ -39,6 +42,7 @@ struct move { /* a copy across file systems under way */
 	int like;		     /* a file in place that may be a copy, or -1 */
 	unsigned like_n;	     /* which candidate name like has */
 	bool plain;		     /* read and write: copy_file_range cannot here */
+	int err;		     /* why the temporary could not be made */
 };
 
 struct seen_dir { /* a destination folder cleaned of old temporaries */
@@ -69,6 +73,25 @@ static void close_fd(int *fd)
 	if (*fd >= 0)
 		close(*fd);
 	*fd = -1;
+}
+
+/* Notes where the system refused (see after.h): the folder of the file
+ * path for a change in the source folder, dir itself for the destination. */
+static void note_refusal(struct hs_after_refusal *r, int err, bool dest, const char *path_or_dir,
+			 const char *top, long owner)
+{
+	const char *slash;
+	int len;
+
+	if (!r || !hs_refusal_errno(err))
+		return;
+	r->err = err;
+	r->dest = dest;
+	r->owner = owner;
+	slash = dest ? NULL : strrchr(path_or_dir, '/');
+	len = slash ? (int)(slash - path_or_dir) : (int)strlen(path_or_dir);
+	snprintf(r->dir, sizeof(r->dir), "%.*s", slash == path_or_dir ? 1 : len, path_or_dir);
+	snprintf(r->top, sizeof(r->top), "%s", top);
 }
 
 /* The n-th candidate for a file name: "scan.pdf", "scan.1.pdf", ... A dot
@@ -149,7 +172,8 @@ static int put_back(int dir, const char *tmp, const char *name)
  * unchanged and not open for writing. Returns TAKEN, or HS_AFTER_NOTHING
  * when it is not that file any more (put back), or HS_AFTER_FAILED. */
 static int take(int dir, const char *name, int fd, int64_t size, int64_t mtime_ns, int64_t inode,
-		char *tmp, size_t len, const char *path, char **cause)
+		char *tmp, size_t len, const char *path, const char *top,
+		struct hs_after_refusal *ref, char **cause)
 {
 	struct stat now = {0}, st;
 
@@ -162,7 +186,11 @@ static int take(int dir, const char *name, int fd, int64_t size, int64_t mtime_n
 		if (errno == ENOENT)
 			return HS_AFTER_NOTHING;
 		if (errno != EEXIST || tries == 100) {
-			hs_cause(cause, "cannot rename %s: %s", path, strerror(errno));
+			int e = errno;
+			struct stat own;
+			hs_cause(cause, "cannot rename %s: %s", path, strerror(e));
+			note_refusal(ref, e, false, path, top,
+				     fstat(fd, &own) == 0 ? (long)own.st_uid : -1);
 			return HS_AFTER_FAILED;
 		}
 	}
@@ -197,7 +225,8 @@ static int not_opened(const char *path, char **cause)
 
 /* ---- moves across file systems ----------------------------------------- */
 
-static void move_end(struct move *m, int rc, const char *dest, const char *cause)
+static void move_end_refused(struct move *m, int rc, const char *dest, const char *cause,
+			     const struct hs_after_refusal *ref)
 {
 	struct hs_after *a = m->a;
 
@@ -215,28 +244,47 @@ static void move_end(struct move *m, int rc, const char *dest, const char *cause
 	close_fd(&m->src_dir);
 	close_fd(&m->dst_dir);
 	if (a->done && rc != HS_AFTER_PENDING)
-		a->done(m->path, rc, dest, cause, a->arg);
+		a->done(m->path, rc, dest, cause, ref && ref->err ? ref : NULL, a->arg);
 	free(m->path);
 	free(m->dest_dir);
+	free(m->src_top);
+	free(m->dst_top);
 	free(m->name);
 	free(m);
 	if (!a->moves)
 		sd_event_source_set_enabled(a->copy_src, SD_EVENT_OFF);
 }
 
+static void move_end(struct move *m, int rc, const char *dest, const char *cause)
+{
+	move_end_refused(m, rc, dest, cause, NULL);
+}
+
+/* The end of a move that failed with errno err in the destination folder. */
+static void move_refused(struct move *m, int err, const char *cause)
+{
+	struct hs_after_refusal ref = {0};
+
+	note_refusal(&ref, err, true, m->dest_dir, m->dst_top, (long)m->st.st_uid);
+	move_end_refused(m, HS_AFTER_FAILED, NULL, cause, &ref);
+}
+
 /* Removes the original once its copy is in place as placed. */
 static void move_finish_original(struct move *m, const char *placed)
 {
 	char tmp[NAME_MAX + 1], *dest = NULL, *cause = NULL;
+	struct hs_after_refusal ref = {0};
 	int64_t mtime = (int64_t)m->st.st_mtim.tv_sec * 1000000000 + m->st.st_mtim.tv_nsec;
 	int rc = take(m->src_dir, m->name, m->src, m->st.st_size, mtime, (int64_t)m->st.st_ino, tmp,
-		      sizeof(tmp), m->path, &cause);
+		      sizeof(tmp), m->path, m->src_top, &ref, &cause);
 
 	if (asprintf(&dest, "%s/%s", m->dest_dir, placed) < 0)
 		dest = NULL;
 	if (rc == TAKEN && unlinkat(m->src_dir, tmp, 0) != 0) {
+		int e = errno;
 		hs_cause(&cause, "copied to %s, but cannot remove %s: %s",
-			 dest ? dest : m->dest_dir, m->path, strerror(errno));
+			 dest ? dest : m->dest_dir, m->path, strerror(e));
+		note_refusal(&ref, e, false, m->path, m->src_top, (long)m->st.st_uid);
 		put_back(m->src_dir, tmp, m->name);
 		rc = HS_AFTER_FAILED;
 	} else if (rc == TAKEN) {
@@ -248,7 +296,7 @@ static void move_finish_original(struct move *m, const char *placed)
 			 dest ? dest : m->dest_dir, m->path);
 		rc = HS_AFTER_FAILED;
 	}
-	move_end(m, rc, dest, cause);
+	move_end_refused(m, rc, dest, cause, &ref);
 	free(dest);
 	free(cause);
 }
@@ -276,8 +324,9 @@ static void move_copied(struct move *m)
 		return;
 	}
 	if (place(m->dst_dir, m->tmp_name, m->dst_dir, m->name, placed, sizeof(placed)) != 0) {
-		hs_cause(&cause, "%s/%s: %s", m->dest_dir, m->name, strerror(errno));
-		move_end(m, HS_AFTER_FAILED, NULL, cause);
+		int e = errno;
+		hs_cause(&cause, "%s/%s: %s", m->dest_dir, m->name, strerror(e));
+		move_refused(m, e, cause);
 		free(cause);
 		return;
 	}
@@ -365,9 +414,10 @@ static int next_candidate(struct move *m, char **cause)
 			break;
 	}
 	if (m->tmp < 0) {
+		m->err = errno;
 		m->tmp_name[0] = '\0';
 		hs_cause(cause, "cannot create a temporary file in %s: %s", m->dest_dir,
-			 strerror(errno));
+			 strerror(m->err));
 		return -1;
 	}
 	return 0;
@@ -412,7 +462,7 @@ static void compare_slice(struct hs_after *a, struct move *m)
 	}
 	m->like_n++; /* not the copy (or unreadable): the next one */
 	if (next_candidate(m, &cause) != 0) {
-		move_end(m, HS_AFTER_FAILED, NULL, cause);
+		move_refused(m, m->err, cause);
 		free(cause);
 	}
 }
@@ -539,7 +589,8 @@ static void clean_once(struct hs_after *a, int dir)
 
 /* Starts a copy across file systems; takes the descriptors over. */
 static int move_start(struct hs_after *a, const char *path, const char *name, int src_dir, int src,
-		      const struct stat *st, int dst_dir, const char *dest_dir, char **cause)
+		      const struct stat *st, int dst_dir, const char *dest_dir,
+		      const struct hs_watch *w, struct hs_after_refusal *ref, char **cause)
 {
 	struct move *m;
 
@@ -562,13 +613,16 @@ static int move_start(struct hs_after *a, const char *path, const char *name, in
 			   .like = -1,
 			   .st = *st};
 	if (!(m->path = strdup(path)) || !(m->dest_dir = strdup(dest_dir)) ||
-	    !(m->name = strdup(name))) {
+	    !(m->name = strdup(name)) || !(m->src_top = strdup(w->path)) ||
+	    !(m->dst_top = strdup(w->move_dir))) {
 		hs_cause(cause, "%s: out of memory", path);
 		goto fail;
 	}
 	clean_once(a, dst_dir);
-	if (next_candidate(m, cause) != 0)
+	if (next_candidate(m, cause) != 0) {
+		note_refusal(ref, m->err, true, dest_dir, w->move_dir, (long)st->st_uid);
 		goto fail;
+	}
 	m->next = a->moves;
 	a->moves = m;
 	a->n_moves++;
@@ -582,6 +636,8 @@ fail:
 	close_fd(&m->tmp);
 	free(m->path);
 	free(m->dest_dir);
+	free(m->src_top);
+	free(m->dst_top);
 	free(m->name);
 	free(m);
 	return HS_AFTER_FAILED;
@@ -666,7 +722,8 @@ out:
 }
 
 int hs_after_upload(struct hs_after *a, const struct hs_watch *w, const char *path, const char *rel,
-		    int64_t size, int64_t mtime_ns, int64_t inode, char **ret_dest, char **cause)
+		    int64_t size, int64_t mtime_ns, int64_t inode, char **ret_dest,
+		    struct hs_after_refusal *ref, char **cause)
 {
 	char tmp[NAME_MAX + 1], placed[NAME_MAX + 1], *rel_dir = NULL, *dest_dir = NULL;
 	const char *name;
@@ -675,6 +732,8 @@ int hs_after_upload(struct hs_after *a, const struct hs_watch *w, const char *pa
 
 	if (ret_dest)
 		*ret_dest = NULL;
+	if (ref)
+		ref->err = 0;
 	if (w->after_upload == HS_AFTER_KEEP)
 		return HS_AFTER_NOTHING;
 	if ((src_dir = hs_beneath_parent(w->path, rel, &name)) < 0)
@@ -688,9 +747,12 @@ int hs_after_upload(struct hs_after *a, const struct hs_watch *w, const char *pa
 		goto out;
 
 	if (w->after_upload == HS_AFTER_DELETE) {
-		rc = take(src_dir, name, fd, size, mtime_ns, inode, tmp, sizeof(tmp), path, cause);
+		rc = take(src_dir, name, fd, size, mtime_ns, inode, tmp, sizeof(tmp), path, w->path,
+			  ref, cause);
 		if (rc == TAKEN && unlinkat(src_dir, tmp, 0) != 0) {
-			hs_cause(cause, "cannot delete %s: %s", path, strerror(errno));
+			int e = errno;
+			hs_cause(cause, "cannot delete %s: %s", path, strerror(e));
+			note_refusal(ref, e, false, path, w->path, (long)st.st_uid);
 			put_back(src_dir, tmp, name);
 			rc = HS_AFTER_FAILED;
 		} else if (rc == TAKEN) {
@@ -708,15 +770,18 @@ int hs_after_upload(struct hs_after *a, const struct hs_watch *w, const char *pa
 		rc = HS_AFTER_FAILED;
 		goto out;
 	}
-	if ((dst_dir = hs_beneath_dir(w->move_dir, rel_dir, true)) < 0 ||
+	if ((dst_dir = hs_beneath_dir_like(w->move_dir, rel_dir, w->path)) < 0 ||
 	    fstat(dst_dir, &dst) != 0) {
+		int e = errno;
 		hs_cause(cause, "cannot create the folder %s: %s", dest_dir,
-			 errno == ELOOP ? "a symbolic link is on its path" : strerror(errno));
+			 e == ELOOP ? "a symbolic link is on its path" : strerror(e));
+		note_refusal(ref, e, true, dest_dir, w->move_dir, (long)st.st_uid);
 		rc = HS_AFTER_FAILED;
 		goto out;
 	}
 	if (dst.st_dev == st.st_dev) {
-		rc = take(src_dir, name, fd, size, mtime_ns, inode, tmp, sizeof(tmp), path, cause);
+		rc = take(src_dir, name, fd, size, mtime_ns, inode, tmp, sizeof(tmp), path, w->path,
+			  ref, cause);
 		if (rc != TAKEN)
 			goto out;
 		if (place(src_dir, tmp, dst_dir, name, placed, sizeof(placed)) == 0) {
@@ -729,6 +794,9 @@ int hs_after_upload(struct hs_after *a, const struct hs_watch *w, const char *pa
 		put_back(src_dir, tmp, name);
 		if (e != EXDEV) { /* EXDEV: another mount of the same file system */
 			hs_cause(cause, "cannot move %s to %s: %s", path, dest_dir, strerror(e));
+			/* The source folder let the file go to a private name, so
+			 * it is the destination that refused. */
+			note_refusal(ref, e, true, dest_dir, w->move_dir, (long)st.st_uid);
 			rc = HS_AFTER_FAILED;
 			goto out;
 		}
@@ -742,7 +810,7 @@ int hs_after_upload(struct hs_after *a, const struct hs_watch *w, const char *pa
 		rc = HS_AFTER_FAILED;
 		goto out;
 	}
-	rc = move_start(a, path, name, src_dir, fd, &st, dst_dir, dest_dir, cause);
+	rc = move_start(a, path, name, src_dir, fd, &st, dst_dir, dest_dir, w, ref, cause);
 	src_dir = fd = dst_dir = -1;
 out:
 	close_fd(&fd);

@@ -41,6 +41,8 @@
 #ifndef HS_AGENT_AFTER_H
 #define HS_AGENT_AFTER_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
@@ -58,10 +60,23 @@ enum {
 
 struct hs_after;
 
+/* A failure that the system refused (EACCES, EPERM, EROFS): where, so that
+ * the caller can find out why (refusal.h) and say the fix once per folder.
+ * The folder that refused is the file's own for a rename or unlink there,
+ * else the destination folder (or the one a folder could not be made in). */
+struct hs_after_refusal {
+	int err;	    /* 0: the failure was no refusal */
+	bool dest;	    /* in the move folder's tree, not the watch folder's */
+	long owner;	    /* the file's owner (uid) */
+	char dir[PATH_MAX]; /* the folder that refused (cut short past PATH_MAX) */
+	char top[PATH_MAX]; /* the configured folder above it */
+};
+
 /* The end of a pending move: rc is HS_AFTER_DONE (dest says where),
- * HS_AFTER_NOTHING or HS_AFTER_FAILED (cause says why). */
+ * HS_AFTER_NOTHING or HS_AFTER_FAILED (cause says why; refusal, NULL when
+ * it was no refusal, where the system refused). */
 typedef void (*hs_after_done_fn)(const char *path, int rc, const char *dest, const char *cause,
-				 void *arg);
+				 const struct hs_after_refusal *refusal, void *arg);
 
 struct hs_after *hs_after_new(sd_event *ev, hs_after_done_fn done, void *arg);
 /* Abandons the copies under way (their temporaries are removed; the
@@ -72,9 +87,17 @@ unsigned hs_after_pending(const struct hs_after *a);
 
 /* path: the file (for messages); rel: its path below w->path. *ret_dest
  * (may be NULL) gets the new path after a move; the caller frees it. The
- * watch's strings are copied: w may go away while a copy runs. */
+ * watch's strings are copied: w may go away while a copy runs. On
+ * HS_AFTER_FAILED, *ret_refusal (may be NULL) says where the system
+ * refused, if it did (err 0 otherwise).
+ *
+ * Folders made below move_dir take the permission bits of the folder they
+ * mirror (set with fchmod: the service's umask would mask mkdir's mode),
+ * so that a move keeps who may read what; move_dir's own for a folder
+ * whose mirror cannot be read. */
 int hs_after_upload(struct hs_after *a, const struct hs_watch *w, const char *path, const char *rel,
-		    int64_t size, int64_t mtime_ns, int64_t inode, char **ret_dest, char **cause);
+		    int64_t size, int64_t mtime_ns, int64_t inode, char **ret_dest,
+		    struct hs_after_refusal *ret_refusal, char **cause);
 
 /* A ".healsync-del-*" file at rel that a crash left between the private
  * rename and the action's end, whose facts the ledger says were stored as

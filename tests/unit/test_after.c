@@ -32,11 +32,13 @@ struct ended {
 	bool called;
 };
 
-static void on_done(const char *path, int rc, const char *dest, const char *cause, void *arg)
+static void on_done(const char *path, int rc, const char *dest, const char *cause,
+		    const struct hs_after_refusal *refusal, void *arg)
 {
 	struct ended *e = arg;
 
 	(void)path;
+	(void)refusal;
 	if (cause)
 		print_message("# %s\n", cause);
 	e->rc = rc;
@@ -124,7 +126,7 @@ static int act(const struct hs_watch *w, const char *rel, const struct stat *st,
 	assert_int_equal(sd_event_new(&ev), 0);
 	assert_non_null(a = hs_after_new(ev, on_done, &e));
 	snprintf(path, sizeof(path), "%s/%s", w->path, rel);
-	rc = hs_after_upload(a, w, path, rel, st->st_size, mns(st), (int64_t)st->st_ino, dest,
+	rc = hs_after_upload(a, w, path, rel, st->st_size, mns(st), (int64_t)st->st_ino, dest, NULL,
 			     &cause);
 	if (rc == HS_AFTER_PENDING) {
 		while (!e.called)
@@ -291,7 +293,7 @@ static void test_move_sliced(void **state)
 	assert_int_equal(sd_event_new(&ev), 0);
 	assert_non_null(after = hs_after_new(ev, on_done, &e));
 	assert_int_equal(hs_after_upload(after, &w, src, "big.bin", st.st_size, mns(&st),
-					 (int64_t)st.st_ino, &dest, &cause),
+					 (int64_t)st.st_ino, &dest, NULL, &cause),
 			 HS_AFTER_PENDING);
 	assert_null(dest);
 	assert_int_equal(hs_after_pending(after), 1);
@@ -697,7 +699,7 @@ static void race(struct fx *f, const struct hs_watch *w, const char *dst)
 		for (volatile unsigned spin = race_spin(i, 104729); spin > 0; spin--)
 			;
 		rc = hs_after_upload(a, w, path, rel, st.st_size, mns(&st), (int64_t)st.st_ino,
-				     dst ? &dest : NULL, &cause);
+				     dst ? &dest : NULL, NULL, &cause);
 		if (rc == HS_AFTER_FAILED)
 			fail_msg("round %d: %s", i, cause ? cause : "?");
 		assert_true(rc == HS_AFTER_DONE || rc == HS_AFTER_NOTHING);
