@@ -44,17 +44,40 @@ static bool has_dotdot(const char *rel, size_t len)
 	return false;
 }
 
+/* The mode for a folder made below parent: that of its mirror (the same
+ * component below like, a folder; -1 for none) else the parent's own;
+ * permission bits only, never setuid. */
+static mode_t mode_like(int parent, int like, const char *comp)
+{
+	struct stat st;
+	int fd = like >= 0 ? openat(like, comp, DIR_FLAGS) : -1;
+	bool ok = fd >= 0 && fstat(fd, &st) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	if (!ok && fstat(parent, &st) != 0)
+		return 0750;
+	return st.st_mode & 07777 & ~(mode_t)S_ISUID;
+}
+
 /* One component below fd, a folder; a symlink there is ELOOP, whatever
- * the open said (O_DIRECTORY answers ENOTDIR first). */
-static int open_component(int fd, const char *comp, bool create)
+ * the open said (O_DIRECTORY answers ENOTDIR first). A folder made here
+ * gets its mode with fchmod: mkdirat's is masked by the umask (the
+ * service's is 0077), which would leave it unreadable to all others. */
+static int open_component(int fd, const char *comp, bool create, int like)
 {
 	int next = openat(fd, comp, DIR_FLAGS);
 	struct stat st;
 
 	if (next < 0 && errno == ENOENT && create) {
-		if (mkdirat(fd, comp, 0750) != 0 && errno != EEXIST)
+		mode_t mode = like >= -1 ? mode_like(fd, like, comp) : 0750;
+		bool made = mkdirat(fd, comp, 0700) == 0;
+
+		if (!made && errno != EEXIST)
 			return -1;
 		next = openat(fd, comp, DIR_FLAGS);
+		if (next >= 0 && made && like >= -1 && fchmod(next, mode) != 0)
+			return close_keep_errno(next);
 	}
 	if (next < 0 && errno == ENOTDIR && fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    S_ISLNK(st.st_mode))
@@ -62,8 +85,10 @@ static int open_component(int fd, const char *comp, bool create)
 	return next;
 }
 
-/* Walks rel[0, len) from fd one component at a time; takes fd over. */
-static int walk(int fd, const char *rel, size_t len, bool create)
+/* Walks rel[0, len) from fd one component at a time; takes fd over. like:
+ * the folder whose tree made folders mirror (-1: none, take the parent's
+ * mode; -2: mode 0750 as masked by the umask). */
+static int walk(int fd, const char *rel, size_t len, bool create, int like)
 {
 	char comp[NAME_MAX + 1];
 
@@ -73,6 +98,8 @@ static int walk(int fd, const char *rel, size_t len, bool create)
 			j++;
 		if (j - i > NAME_MAX) {
 			errno = ENAMETOOLONG;
+			if (like >= 0)
+				close(like);
 			return close_keep_errno(fd);
 		}
 		memcpy(comp, rel + i, j - i);
@@ -80,12 +107,22 @@ static int walk(int fd, const char *rel, size_t len, bool create)
 		i = j + 1;
 		if (!comp[0] || strcmp(comp, ".") == 0)
 			continue;
-		int next = open_component(fd, comp, create);
+		int next = open_component(fd, comp, create, like);
 		close_keep_errno(fd);
-		if (next < 0)
+		if (like >= 0) { /* the mirror follows along while it can */
+			int l = openat(like, comp, DIR_FLAGS);
+			close_keep_errno(like);
+			like = l >= 0 ? l : -1;
+		}
+		if (next < 0) {
+			if (like >= 0)
+				close_keep_errno(like);
 			return -1;
+		}
 		fd = next;
 	}
+	if (like >= 0)
+		close_keep_errno(like);
 	return fd;
 }
 
@@ -140,9 +177,9 @@ static int make_root(const char *root)
 	return rc;
 }
 
-static int open_dir(const char *root, const char *rel, size_t len, bool create)
+static int open_dir(const char *root, const char *rel, size_t len, bool create, const char *like)
 {
-	int fd, r;
+	int fd, r, like_fd = -2;
 
 	if (has_dotdot(rel, len)) {
 		errno = EINVAL;
@@ -164,7 +201,9 @@ static int open_dir(const char *root, const char *rel, size_t len, bool create)
 		close_keep_errno(fd);
 		return r;
 	}
-	return walk(fd, rel, len, create);
+	if (create && like) /* a mirror that cannot be opened: the parents' modes */
+		like_fd = open(like, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return walk(fd, rel, len, create, like_fd);
 }
 
 int hs_beneath_parent(const char *root, const char *rel, const char **ret_name)
@@ -177,12 +216,17 @@ int hs_beneath_parent(const char *root, const char *rel, const char **ret_name)
 		return -1;
 	}
 	*ret_name = name;
-	return open_dir(root, rel, slash ? (size_t)(slash - rel) : 0, false);
+	return open_dir(root, rel, slash ? (size_t)(slash - rel) : 0, false, NULL);
 }
 
 int hs_beneath_dir(const char *root, const char *rel_dir, bool create)
 {
-	return open_dir(root, rel_dir, strlen(rel_dir), create);
+	return open_dir(root, rel_dir, strlen(rel_dir), create, NULL);
+}
+
+int hs_beneath_dir_like(const char *root, const char *rel_dir, const char *like)
+{
+	return open_dir(root, rel_dir, strlen(rel_dir), true, like);
 }
 
 int hs_beneath_open_file(int dirfd, const char *name)

@@ -31,6 +31,14 @@ int hs_beneath_parent(const char *root, const char *rel, const char **ret_name);
  * each component missing when create is set. */
 int hs_beneath_dir(const char *root, const char *rel_dir, bool create);
 
+/* The same, creating what is missing, each folder made with the
+ * permission bits (setuid apart) of the folder at the same relative path
+ * below like, or of its parent where like has none: set with fchmod, so
+ * the umask does not mask them. Example: like "/srv/lab" holding
+ * "2026/ward3" as 0755, root "/srv/sent": /srv/sent/2026/ward3 is made
+ * 0755 under any umask. Folders that exist are left as they are. */
+int hs_beneath_dir_like(const char *root, const char *rel_dir, const char *like);
+
 /* rel's last component opened for reading from its folder dirfd: a
  * symlink is refused (ELOOP), a FIFO or device does not block. */
 int hs_beneath_open_file(int dirfd, const char *name);
