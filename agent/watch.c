@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "agent/after.h"
+#include "agent/after_run.h"
 #include "agent/beneath.h"
 #include "agent/clock.h"
 #include "agent/filter.h"
@@ -122,7 +123,7 @@ struct hs_watcher {
 	bool ready_sent;
 	bool warned_leases; /* cannot take file leases: said once */
 	uint64_t files_queued;
-	struct hs_after *after; /* moves across file systems under way */
+	struct hs_after_run *after; /* after-upload actions, kept until done */
 };
 
 static void root_lost(struct root *r, const char *why);
@@ -523,35 +524,12 @@ static void flush_batch(struct hs_watcher *w)
 		w->hooks.queued(w->hooks.arg);
 }
 
-/* job_id: the job that stored the file, 0 when a scan found it stored. */
+/* job_id: the job that stored the file, 0 when a scan found it stored.
+ * after_run.h logs it and keeps a refused action pending. */
 static void run_after(struct root *r, const char *path, const char *rel, int64_t size,
 		      int64_t mtime, int64_t inode, int64_t job_id)
 {
-	char *dest = NULL, *cause = NULL, job[24];
-	int rc =
-	    hs_after_upload(r->w->after, r->conf, path, rel, size, mtime, inode, &dest, &cause);
-	const struct hs_log_field f[] = {{"FILE", path}, {"HEALSYNC_JOB", job_id > 0 ? job : NULL}};
-
-	snprintf(job, sizeof(job), "%" PRId64, job_id);
-	if (rc == HS_AFTER_DONE)
-		hs_log_fields(LOG_INFO, f, 2, "%s: %s%s", path, dest ? "moved to " : "deleted",
-			      dest ? dest : "");
-	else if (rc == HS_AFTER_FAILED)
-		hs_log_fields(LOG_ERR, f, 2, "after upload: %s", cause ? cause : "out of memory");
-	free(dest);
-	free(cause);
-}
-
-/* The end of a move across file systems. */
-static void after_done(const char *path, int rc, const char *dest, const char *cause, void *arg)
-{
-	const struct hs_log_field f[] = {{"FILE", path}};
-
-	(void)arg;
-	if (rc == HS_AFTER_DONE)
-		hs_log_fields(LOG_INFO, f, 1, "%s: moved to %s", path, dest ? dest : "?");
-	else if (rc == HS_AFTER_FAILED)
-		hs_log_fields(LOG_ERR, f, 1, "after upload: %s", cause ? cause : "out of memory");
+	hs_after_run(r->w->after, r->conf, path, rel, size, mtime, inode, job_id);
 }
 
 static void settle_facts(struct root *r, const char *path, bool known, int64_t size, int64_t mtime)
@@ -1250,7 +1228,7 @@ struct hs_watcher *hs_watcher_new(sd_event *ev, const struct hs_config *cfg, str
 	w->q = q;
 	if (hooks)
 		w->hooks = *hooks;
-	if (!(w->settle = hs_settle_new()) || !(w->after = hs_after_new(ev, after_done, w)) ||
+	if (!(w->settle = hs_settle_new()) || !(w->after = hs_after_run_new(ev, q, cfg)) ||
 	    !(w->batch = calloc(BATCH_MAX, sizeof(*w->batch))) ||
 	    !(w->cands = calloc(BATCH_MAX, sizeof(*w->cands))) ||
 	    !(w->specs = calloc(BATCH_MAX, sizeof(*w->specs))) ||
@@ -1293,7 +1271,7 @@ struct hs_watcher *hs_watcher_free(struct hs_watcher *w)
 	free(w->specs);
 	free(w->seen);
 	hs_settle_free(w->settle);
-	hs_after_free(w->after);
+	hs_after_run_free(w->after);
 	sd_event_source_disable_unref(w->settle_timer);
 	sd_event_source_disable_unref(w->scan_src);
 	free(w);
@@ -1334,6 +1312,8 @@ void hs_watcher_reconfigure(struct hs_watcher *w, const struct hs_config *cfg)
 		root_free(r);
 	}
 	w->roots = kept;
+	if (w->after)
+		hs_after_run_reconfigure(w->after, cfg);
 	arm_settle(w);
 }
 
