@@ -1,5 +1,8 @@
-/* jobs [--state S] [--limit N | --latest N] [--since TIME] [--json]: list
- * jobs; --limit takes the oldest N, --latest the newest N, newest first. */
+/* jobs [--state S] [--limit N | --latest N] [--since TIME] [--after-pending]
+ * [--json]: list jobs; --limit takes the oldest N, --latest the newest N,
+ * newest first. A done or skipped job whose after-upload action (delete,
+ * move) is still to do says so, with the reason; --after-pending lists only
+ * those. */
 #include "config.h"
 
 #include <errno.h>
@@ -25,21 +28,46 @@ static const char *format_time(int64_t ms, char *buf, size_t len)
 	return buf;
 }
 
+/* The pending after-upload actions, looked up by job. */
+struct listing {
+	struct hs_after_entry *after;
+	size_t n_after;
+	bool only_pending;
+	json_t *list; /* --json */
+};
+
+static const struct hs_after_entry *pending_of(const struct listing *l, const struct hs_job *job)
+{
+	if (job->state != HS_JOB_DONE && job->state != HS_JOB_SKIPPED)
+		return NULL;
+	for (size_t i = 0; i < l->n_after; i++)
+		if (l->after[i].job_id == job->id)
+			return &l->after[i];
+	return NULL;
+}
+
 static int print_row(const struct hs_job *job, void *arg)
 {
-	char size[32], updated[32];
+	const struct listing *l = arg;
+	const struct hs_after_entry *e = pending_of(l, job);
+	char size[32], updated[32], next[32];
 
-	(void)arg;
+	if (l->only_pending && !e)
+		return 0;
 	printf("%-8" PRId64 " %-8s %8u %10s  %s  %s\n", job->id, hs_job_state_name(job->state),
 	       job->attempts, hs_format_size((uint64_t)job->size, size, sizeof(size)),
 	       format_time(job->updated_at, updated, sizeof(updated)), job->remote_name);
 	if (job->last_error &&
 	    (job->state == HS_JOB_FAILED || job->state == HS_JOB_DEAD || job->state == HS_JOB_GONE))
 		printf("         error: %s\n", job->last_error);
+	if (e)
+		printf("         after upload pending (%u attempt%s, next at %s): %s\n",
+		       e->attempts, e->attempts == 1 ? "" : "s",
+		       format_time(e->due_at, next, sizeof(next)), e->last_error);
 	return 0;
 }
 
-static json_t *job_json(const struct hs_job *job)
+static json_t *job_json(const struct hs_job *job, const struct hs_after_entry *e)
 {
 	json_t *o =
 	    json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:I, s:I}", "id",
@@ -57,6 +85,11 @@ static json_t *job_json(const struct hs_job *job)
 	json_object_set_new(o, "next_attempt_at",
 			    job->state == HS_JOB_FAILED ? json_integer(job->next_attempt_at)
 							: json_null());
+	json_object_set_new(o, "after_upload_pending",
+			    e ? json_pack("{s:I, s:i, s:I, s:s}", "since", (json_int_t)e->since,
+					  "attempts", (int)e->attempts, "next_attempt_at",
+					  (json_int_t)e->due_at, "error", e->last_error)
+			      : json_null());
 	if (job->upload_id)
 		json_object_set_new(o, "multipart",
 				    json_pack("{s:s, s:I, s:i}", "upload_id", job->upload_id,
@@ -67,9 +100,14 @@ static json_t *job_json(const struct hs_job *job)
 
 static int append_json(const struct hs_job *job, void *arg)
 {
-	json_t *o = job_json(job);
+	const struct listing *l = arg;
+	const struct hs_after_entry *e = pending_of(l, job);
+	json_t *o;
 
-	return o ? json_array_append_new(arg, o) : -1;
+	if (l->only_pending && !e)
+		return 0;
+	o = job_json(job, e);
+	return o ? json_array_append_new(l->list, o) : -1;
 }
 
 static int list_jobs(struct hs_queue *q, int state, bool recent, int64_t since, size_t n,
@@ -105,10 +143,15 @@ static int parse_since(const char *s, int64_t *ret)
 int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"state", required_argument, NULL, 's'},  {"limit", required_argument, NULL, 'n'},
-	    {"latest", required_argument, NULL, 'L'}, {"since", required_argument, NULL, 'S'},
-	    {"json", no_argument, NULL, 'j'},	      {NULL, 0, NULL, 0},
+	    {"state", required_argument, NULL, 's'},
+	    {"limit", required_argument, NULL, 'n'},
+	    {"latest", required_argument, NULL, 'L'},
+	    {"since", required_argument, NULL, 'S'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"after-pending", no_argument, NULL, 'A'},
+	    {NULL, 0, NULL, 0},
 	};
+	struct listing l = {0};
 	bool recent = false;
 	int64_t since = 0;
 	uint64_t ago;
@@ -157,31 +200,36 @@ int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv)
 		case 'j':
 			as_json = true;
 			break;
+		case 'A':
+			l.only_pending = true;
+			break;
 		default:
 			return HS_EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
 		hs_cli_error("usage: healsync jobs [--state S] [--limit N | --latest N] "
-			     "[--since TIME] [--json]");
+			     "[--since TIME] [--after-pending] [--json]");
 		return HS_EXIT_USAGE;
 	}
 	cli->load_flags |= HS_CONFIG_NO_KEYS; /* a monitor may not read them */
 	open_rc = hs_cli_open_queue(cli, &q);
 	if (open_rc != HS_EXIT_OK)
 		return open_rc;
+	if (hs_queue_after_due(q, INT64_MAX, 0, &l.after, &l.n_after, &cause) != HS_Q_OK)
+		goto out;
 
 	if (as_json) {
-		list = json_array();
+		l.list = list = json_array();
 		if (!list ||
-		    list_jobs(q, state, recent, since, limit, append_json, list, &cause) != HS_Q_OK)
+		    list_jobs(q, state, recent, since, limit, append_json, &l, &cause) != HS_Q_OK)
 			goto out;
 		if (json_dumpf(list, stdout, JSON_INDENT(2)) != 0 || putchar('\n') == EOF)
 			goto out;
 	} else {
 		printf("%-8s %-8s %8s %10s  %-19s  %s\n", "ID", "STATE", "ATTEMPTS", "SIZE",
 		       "UPDATED", "REMOTE NAME");
-		if (list_jobs(q, state, recent, since, limit, print_row, NULL, &cause) != HS_Q_OK)
+		if (list_jobs(q, state, recent, since, limit, print_row, &l, &cause) != HS_Q_OK)
 			goto out;
 	}
 	rc = fflush(stdout) == 0 ? HS_EXIT_OK : HS_EXIT_FAILURE;
@@ -190,6 +238,7 @@ out:
 		hs_cli_error("%s", cause ? cause : "cannot list jobs");
 	free(cause);
 	json_decref(list);
+	hs_after_entries_free(l.after, l.n_after);
 	hs_queue_close(q);
 	return rc;
 }

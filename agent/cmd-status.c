@@ -230,7 +230,7 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 	    {"json", no_argument, NULL, 'j'},
 	    {NULL, 0, NULL, 0},
 	};
-	int64_t counts[HS_JOB_NSTATES] = {0};
+	int64_t counts[HS_JOB_NSTATES] = {0}, after_pending = 0;
 	struct hs_queue *q = NULL;
 	int open_rc;
 	bool own;
@@ -260,7 +260,8 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		open_rc = hs_cli_open_queue(cli, &q);
 		if (open_rc != HS_EXIT_OK)
 			return open_rc;
-		if (hs_queue_counts(q, counts, &cause) != HS_Q_OK) {
+		if (hs_queue_counts(q, counts, &cause) != HS_Q_OK ||
+		    hs_queue_after_count(q, &after_pending, &cause) != HS_Q_OK) {
 			hs_cli_error("%s", cause ? cause : "out of memory");
 			goto out;
 		}
@@ -274,6 +275,7 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		json_t *dq = json_object_get(daemon, "queue");
 		for (int s = 0; s < HS_JOB_NSTATES; s++)
 			counts[s] = json_integer_value(json_object_get(dq, hs_job_state_name(s)));
+		after_pending = json_integer_value(json_object_get(daemon, "after_upload_pending"));
 	}
 	/* The pause lives in the queue; a monitor sees it as the daemon reported it. */
 	struct hs_pause pause = {0};
@@ -304,6 +306,7 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 			goto out;
 		for (int s = 0; s < HS_JOB_NSTATES; s++)
 			json_object_set_new(queue, hs_job_state_name(s), json_integer(counts[s]));
+		json_object_set_new(doc, "after_upload_pending", json_integer(after_pending));
 		json_object_set_new(doc, "health", health_json(&health));
 		json_int_t oldest = json_integer_value(
 		    json_object_get(json_object_get(daemon, "health_facts"), "oldest_waiting_at"));
@@ -328,6 +331,10 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		for (int s = 0; s < HS_JOB_NSTATES; s++)
 			printf(" %" PRId64 " %s%s", counts[s], hs_job_state_name(s),
 			       s + 1 < HS_JOB_NSTATES ? "," : "\n");
+		if (after_pending)
+			printf("after upload: %" PRId64 " stored file%s still to delete or move "
+			       "(healsync jobs --after-pending; the journal says why)\n",
+			       after_pending, after_pending == 1 ? "" : "s");
 		print_health(&health, daemon);
 		if (pause.on && pause.until)
 			print_hm("paused: uploads held by the operator until ", pause.until);

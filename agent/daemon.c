@@ -621,6 +621,15 @@ static void update_status(struct daemon *d)
 		json_object_set_new(doc, "stored",
 				    json_pack("{s:I, s:I}", "files", (json_int_t)d->stored_files,
 					      "bytes", (json_int_t)d->stored_bytes));
+		/* Stored files whose delete or move waits (a refused folder). */
+		int64_t after_pending = 0;
+		char *why = NULL;
+		if (hs_queue_after_count(d->q, &after_pending, &why) != HS_Q_OK) {
+			hs_log(LOG_WARNING, "queue: %s", why ? why : "out of memory");
+			free(why);
+		}
+		json_object_set_new(doc, "after_upload_pending",
+				    json_integer((json_int_t)after_pending));
 	} else {
 		json_decref(apis);
 	}
