@@ -18,6 +18,7 @@ TESTS += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
+	tests/integration/after_refused.py \
 	tests/integration/watch_swap.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
@@ -71,6 +72,7 @@ EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh
 	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
+	tests/integration/after_refused.py \
 	tests/integration/watch_swap.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
