@@ -2,19 +2,35 @@
  * check-config [--quiet]: load and validate the configuration, print it
  * redacted. --quiet loads it as a reload does and prints only an error.
  *
+ * Then the folders. A watch folder (or move: folder) that does not exist
+ * is a warning: the daemon waits for it, but it is most often a typo. It
+ * gets no write-access advice, since a ReadWritePaths= naming a missing
+ * folder keeps the unit from starting. For delete: and move:, every
+ * folder the service user must write (the watch folder and the folders
+ * below it now, the move folder and its folders) is tried as that user in
+ * a child process (ACLs count), and each it may not write is named with
+ * the fix (refusal.h), the first few per folder and then a count.
+ *
+ * The service user is the unit's User= where healsync.service is loaded;
+ * else the user running check-config, or, for root, user healsync if
+ * there is one (the packages make it).
+ *
  * Where healsync.service is loaded, it also checks the configuration
  * against the service's sandbox as systemd reports it (its unit's
  * properties over D-Bus; as root over systemd's own socket, so that it
  * works without a D-Bus daemon, as systemctl does):
  * a watch folder the service cannot see (PrivateTmp), one whose
- * after_upload needs write access the sandbox or the file modes refuse,
- * and a ReadWritePaths= folder that does not exist (the unit would fail to
- * start, status 226/NAMESPACE). Each problem is one line on stderr with the
- * fix, and the exit code is then 78.
+ * after_upload needs write access the sandbox refuses, and a
+ * ReadWritePaths= folder that does not exist (the unit would fail to
+ * start, status 226/NAMESPACE).
+ *
+ * Each problem is one line on stderr with the fix, and the exit code is
+ * then 78; warnings alone leave it 0.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdbool.h>
@@ -28,6 +44,7 @@
 #include <systemd/sd-bus.h>
 
 #include "agent/cli.h"
+#include "agent/refusal.h"
 
 #define UNIT "healsync.service"
 
@@ -155,44 +172,107 @@ static bool read_only_in_sandbox(const struct unit_view *u, const char *path)
 	return ro && !in_rw_paths(u, path);
 }
 
-/* Whether user may create and delete entries in dir: tried as that user in
- * a child process (ACLs included). -1: cannot tell. */
-static int user_can_write(const char *user, const char *dir)
+#define SAY_MAX	 5	/* folders named per tree; then a count */
+#define WALK_MAX 100000 /* folders looked at per tree */
+
+/* The walk below one folder, in the child (nftw takes no argument). */
+static struct {
+	const char *top, *what;
+	unsigned said, more, seen;
+} walk;
+
+static int walk_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
-	const struct passwd *pw = getpwnam(user);
+	char *line = NULL;
+
+	(void)st;
+	(void)ftw;
+	if (++walk.seen > WALK_MAX)
+		return 1; /* enough: a huge archive must not make this slow */
+	if (type != FTW_D && type != FTW_DNR)
+		return 0;
+	if (hs_refusal_probe(path) == 0)
+		return 0;
+	if (walk.said == SAY_MAX) {
+		walk.more++;
+		return 0;
+	}
+	if (hs_refusal_explain(path, walk.top, EACCES, -1, &line) == HS_REFUSAL_NONE)
+		return 0;
+	hs_cli_error("%s needs write access to %s: %s", walk.what, path,
+		     line ? line : "out of memory");
+	free(line);
+	walk.said++;
+	return 0;
+}
+
+/* The service user (see the top of this file); NULL: no one to check for. */
+static const struct passwd *service_user(const struct unit_view *u)
+{
+	if (u->loaded)
+		return u->user && u->user[0] ? getpwnam(u->user) : NULL;
+	if (geteuid() != 0)
+		return getpwuid(geteuid());
+	return getpwnam("healsync");
+}
+
+/* Every folder from dir down that pw may not write, named as a problem.
+ * Returns the number of folders at fault (capped); 0 when it cannot tell. */
+static int check_tree(const struct passwd *pw, const char *dir, const char *top, const char *what)
+{
 	int status;
 	pid_t pid;
 
-	if (!pw)
-		return -1;
-	if (geteuid() == pw->pw_uid)
-		return access(dir, W_OK | X_OK) == 0;
-	if (geteuid() != 0)
-		return -1;
+	if (!pw || pw->pw_uid == 0)
+		return 0; /* root may write anywhere the sandbox allows */
+	if (geteuid() != 0 && geteuid() != pw->pw_uid)
+		return 0;
+	fflush(stderr);
 	pid = fork();
 	if (pid < 0)
-		return -1;
+		return 0;
 	if (pid == 0) {
-		if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
-		    setuid(pw->pw_uid) != 0)
-			_exit(2);
-		_exit(access(dir, W_OK | X_OK) == 0 ? 0 : 1);
+		if (geteuid() != pw->pw_uid && (initgroups(pw->pw_name, pw->pw_gid) != 0 ||
+						setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0))
+			_exit(0);
+		walk.top = top;
+		walk.what = what;
+		nftw(dir, walk_one, 16, FTW_PHYS);
+		if (walk.more)
+			hs_cli_error("%s needs write access to %u more folders below %s that user "
+				     "%s may not write; the same fix covers them",
+				     what, walk.more, top, pw->pw_name);
+		_exit(walk.said + walk.more > 100 ? 100 : (int)(walk.said + walk.more));
 	}
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
-			return -1;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) == 2)
-		return -1;
-	return WEXITSTATUS(status) == 0;
+			return 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 0;
 }
 
 /* A folder the service must write to (after_upload): the sandbox, then the
- * modes. Returns the number of problems printed. */
-static int check_writable(const struct unit_view *u, const char *dir, const char *why)
+ * modes of it and the folders below. A missing one is a warning, with no
+ * ReadWritePaths= advice: systemd refuses to start a unit whose
+ * ReadWritePaths= names a folder that does not exist. Returns the number
+ * of problems printed. */
+static int check_writable(const struct unit_view *u, const char *dir, const char *noun,
+			  const char *why, const char *missing)
 {
 	struct stat st;
 
-	if (read_only_in_sandbox(u, dir)) {
+	if (stat(dir, &st) != 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			hs_cli_error("warning: %s %s does not exist (%s)", noun, dir, missing);
+		else
+			hs_cli_error("warning: %s %s cannot be looked at: %s", noun, dir,
+				     strerror(errno));
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		hs_cli_error("%s %s is not a folder", noun, dir);
+		return 1;
+	}
+	if (u->loaded && read_only_in_sandbox(u, dir)) {
 		hs_cli_error("%s: %s needs write access, but the service sees it read-only "
 			     "(ProtectSystem=%s); run \"systemctl edit healsync\", add the two "
 			     "lines \"[Service]\" and \"ReadWritePaths=%s\", then \"systemctl "
@@ -200,27 +280,19 @@ static int check_writable(const struct unit_view *u, const char *dir, const char
 			     dir, why, u->protect_system, dir);
 		return 1;
 	}
-	if (!u->user || !u->user[0] || stat(dir, &st) != 0)
-		return 0;
-	if (user_can_write(u->user, dir) == 0) {
-		hs_cli_error("%s: %s needs write access, but user %s cannot write there (mode "
-			     "%04o); run \"chown %s: %s\" or give group %s write access",
-			     dir, why, u->user, (unsigned)(st.st_mode & 07777), u->user, dir,
-			     u->user);
-		return 1;
-	}
-	return 0;
+	return check_tree(service_user(u), dir, dir, why);
 }
 
-static int check_service(const struct hs_config *cfg)
+static int check_folders(const struct hs_config *cfg)
 {
 	struct unit_view u;
 	int problems = 0;
 
 	if (!read_unit(&u))
-		return 0;
+		memset(&u, 0, sizeof(u));
 	for (size_t i = 0; i < cfg->n_watches; i++) {
 		const struct hs_watch *w = &cfg->watches[i];
+		struct stat st;
 
 		if (u.private_tmp && (under(w->path, "/tmp") || under(w->path, "/var/tmp"))) {
 			hs_cli_error("watch folder %s: the service cannot see it (PrivateTmp=yes "
@@ -230,11 +302,24 @@ static int check_service(const struct hs_config *cfg)
 			problems++;
 			continue;
 		}
-		if (w->after_upload == HS_AFTER_DELETE)
-			problems += check_writable(&u, w->path, "after_upload = \"delete\"");
-		else if (w->after_upload == HS_AFTER_MOVE)
-			problems += check_writable(&u, w->path, "after_upload = \"move:...\"") +
-				    check_writable(&u, w->move_dir, "the move: folder");
+		if (w->after_upload == HS_AFTER_KEEP) {
+			if (stat(w->path, &st) != 0 && (errno == ENOENT || errno == ENOTDIR))
+				hs_cli_error("warning: watch folder %s does not exist (a typo? "
+					     "the daemon waits for it to appear)",
+					     w->path);
+			continue;
+		}
+		problems += check_writable(&u, w->path, "watch folder",
+					   w->after_upload == HS_AFTER_DELETE
+					       ? "after_upload = \"delete\""
+					       : "after_upload = \"move:...\"",
+					   "a typo? the daemon waits for it to appear; create it "
+					   "before naming it in ReadWritePaths=");
+		if (w->after_upload == HS_AFTER_MOVE)
+			problems += check_writable(
+			    &u, w->move_dir, "move: folder", "the move: folder",
+			    "the first move makes it where the service user may; to name it "
+			    "in ReadWritePaths=, create it first, owned by that user");
 	}
 	for (char **p = u.rw_paths; p && *p; p++) {
 		const char *t = *p;
@@ -270,6 +355,6 @@ int hs_cmd_check_config(struct hs_cli *cli, int argc, char **argv)
 	hs_config_print(cli->cfg, stdout);
 	if (fflush(stdout) != 0)
 		return HS_EXIT_FAILURE;
-	problems = check_service(cli->cfg);
+	problems = check_folders(cli->cfg);
 	return problems ? HS_EXIT_CONFIG : HS_EXIT_OK;
 }

@@ -196,10 +196,10 @@ enum hs_refusal hs_refusal_explain(const char *dir, const char *top, int err, lo
 		    "%s: user %s (group %s) may not write there (owner %s, group %s, mode %04o; "
 		    "it needs write and search, w and x); fix: setfacl -R -m u:%s:rwX -m "
 		    "d:u:%s:rwX %s (this folder, the others below %s and those made there "
-		    "later)",
+		    "later), or where only healsync writes: chown -R %s: %s",
 		    at, user, group, user_name(st.st_uid, b3, sizeof(b3)),
 		    group_name(st.st_gid, b4, sizeof(b4)), (unsigned)(st.st_mode & 07777), user,
-		    user, top, top);
+		    user, top, top, user, top);
 		return HS_REFUSAL_ACCESS;
 	}
 	if ((st.st_mode & S_ISVTX) && st.st_uid != geteuid() && owner_uid >= 0 &&

@@ -26,7 +26,8 @@
  *   write there (owner alice, group lab, mode 0755; it needs write and
  *   search, w and x); fix: setfacl -R -m u:healsync:rwX -m
  *   d:u:healsync:rwX /srv/exports/lab (this folder, the others below
- *   /srv/exports/lab and those made there later)
+ *   /srv/exports/lab and those made there later), or where only healsync
+ *   writes: chown -R healsync: /srv/exports/lab
  */
 #ifndef HS_AGENT_REFUSAL_H
 #define HS_AGENT_REFUSAL_H

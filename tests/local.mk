@@ -2,6 +2,7 @@
 
 # The reference server's own contract test, then healsync against it.
 TESTS += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
+	tests/cli/check_moves.sh \
 	tests/server/test_contract.py \
 	tests/integration/upload_basic.py \
 	tests/integration/upload_faults.py \
@@ -45,6 +46,7 @@ TESTS += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/integration/mirror_terminal.py \
 	tests/integration/watch_case.py
 EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
+	tests/cli/check_moves.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
 	tests/integration/hstest.py tests/integration/tlsca.py \
