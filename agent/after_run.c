@@ -137,7 +137,7 @@ static void ended(struct hs_after_run *r, const char *path, const char *watch_ro
 				   .size = size,
 				   .mtime_ns = mtime_ns,
 				   .inode = inode};
-	bool was = false;
+	bool was = false, has = false, same = false;
 	int q_rc;
 
 	snprintf(job, sizeof(job), "%" PRId64, job_id);
@@ -148,7 +148,17 @@ static void ended(struct hs_after_run *r, const char *path, const char *watch_ro
 					    hs_wall_ms(), &retry_backoff, hs_random64(), NULL,
 					    &qcause);
 		arm(r);
+	} else if (rc == HS_AFTER_FAILED && !retry && job_id <= 0 &&
+		   hs_queue_after_has(r->q, &spec, &has, &same, &qcause) == HS_Q_OK && same) {
+		/* A scan found a file whose action waits already: the timer
+		 * keeps its schedule, and a large refused folder costs no
+		 * write per file at every rescan. */
+		hs_log_fields(LOG_DEBUG, f, 2, "after upload: %s; still waiting",
+			      cause ? cause : "refused");
+		return;
 	} else if (rc == HS_AFTER_FAILED) {
+		free(qcause);
+		qcause = NULL;
 		if (ref && ref->err)
 			log_refusal(r, f, 2, cause, ref);
 		else

@@ -1767,6 +1767,33 @@ fail:
 	return HS_Q_ERROR;
 }
 
+int hs_queue_after_has(struct hs_queue *q, const struct hs_job_spec *spec, bool *ret_has,
+		       bool *ret_same, char **cause)
+{
+	const char *what = "looking up an after-upload action";
+	sqlite3_stmt *st = hs_sqldb_stmt(&q->sql, S_AFTER_GET, what, cause);
+	int rc;
+
+	*ret_has = *ret_same = false;
+	if (!st)
+		return HS_Q_ERROR;
+	sqlite3_bind_text(st, 1, spec->path, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, spec->size);
+	sqlite3_bind_int64(st, 3, spec->mtime_ns);
+	sqlite3_bind_int64(st, 4, spec->inode);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret_has = true;
+		*ret_same = sqlite3_column_int(st, 2) != 0;
+	}
+	hs_sqldb_finish(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		hs_sqldb_cause(&q->sql, cause, what);
+		return HS_Q_ERROR;
+	}
+	return HS_Q_OK;
+}
+
 int hs_queue_after_clear(struct hs_queue *q, const char *path, bool *ret_was, char **cause)
 {
 	const char *what = "ending an after-upload action";

@@ -304,6 +304,11 @@ struct hs_after_entry {
 int hs_queue_after_defer(struct hs_queue *q, const struct hs_job_spec *spec, int64_t job_id,
 			 const char *why, int64_t now, const struct hs_backoff *backoff,
 			 uint64_t rnd, int64_t *ret_due, char **cause);
+/* Whether spec's path has an entry (*ret_has) and with spec's very facts
+ * (*ret_same). Read-only: a scan that finds a refused file again need not
+ * write. */
+int hs_queue_after_has(struct hs_queue *q, const struct hs_job_spec *spec, bool *ret_has,
+		       bool *ret_same, char **cause);
 /* Forgets the path's entry; *ret_was (may be NULL) says whether there was
  * one. Writes only when there is one. */
 int hs_queue_after_clear(struct hs_queue *q, const char *path, bool *ret_was, char **cause);

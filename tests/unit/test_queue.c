@@ -1696,6 +1696,13 @@ static void test_after_pending(void **state)
 	assert_int_equal(due, 200 + 2000);
 	assert_int_equal(hs_queue_after_count(f->q, &n, &cause), HS_Q_OK);
 	assert_int_equal(n, 1);
+	bool has = false, same = false;
+	assert_int_equal(hs_queue_after_has(f->q, &s, &has, &same, &cause), HS_Q_OK);
+	assert_true(has && same);
+	s.inode++;
+	assert_int_equal(hs_queue_after_has(f->q, &s, &has, &same, &cause), HS_Q_OK);
+	assert_true(has && !same);
+	s.inode--;
 	assert_int_equal(hs_queue_after_due(f->q, 2199, 0, &e, &got, &cause), HS_Q_OK);
 	assert_int_equal(got, 0);
 	assert_int_equal(hs_queue_after_due(f->q, INT64_MAX, 0, &e, &got, &cause), HS_Q_OK);
