@@ -110,6 +110,40 @@ static int append_json(const struct hs_job *job, void *arg)
 	return o ? json_array_append_new(l->list, o) : -1;
 }
 
+/* Pending actions whose job is gone (purged or pruned): listed by path
+ * after the jobs, so --after-pending shows every one status counts. */
+static int list_orphans(struct hs_queue *q, const struct listing *l, char **cause)
+{
+	char next[32];
+
+	for (size_t i = 0; i < l->n_after; i++) {
+		const struct hs_after_entry *e = &l->after[i];
+		struct hs_job *job = NULL;
+		int rc = e->job_id > 0 ? hs_queue_get(q, e->job_id, &job, cause) : HS_Q_EMPTY;
+
+		hs_job_free(job);
+		if (rc == HS_Q_OK)
+			continue;
+		if (rc != HS_Q_EMPTY)
+			return rc;
+		if (l->list) {
+			json_t *o = json_pack("{s:n, s:s, s:s, s:{s:I, s:i, s:I, s:s}}", "id",
+					      "path", e->path, "watch", e->watch_root,
+					      "after_upload_pending", "since", (json_int_t)e->since,
+					      "attempts", (int)e->attempts, "next_attempt_at",
+					      (json_int_t)e->due_at, "error", e->last_error);
+			if (!o || json_array_append_new(l->list, o) != 0)
+				return HS_Q_ERROR;
+		} else {
+			printf("%-8s %-8s %8s %10s  %-19s  %s\n", "-", "-", "-", "-", "-", e->path);
+			printf("         after upload pending (%u attempt%s, next at %s): %s\n",
+			       e->attempts, e->attempts == 1 ? "" : "s",
+			       format_time(e->due_at, next, sizeof(next)), e->last_error);
+		}
+	}
+	return HS_Q_OK;
+}
+
 static int list_jobs(struct hs_queue *q, int state, bool recent, int64_t since, size_t n,
 		     int (*fn)(const struct hs_job *job, void *arg), void *arg, char **cause)
 {
@@ -222,14 +256,16 @@ int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv)
 	if (as_json) {
 		l.list = list = json_array();
 		if (!list ||
-		    list_jobs(q, state, recent, since, limit, append_json, &l, &cause) != HS_Q_OK)
+		    list_jobs(q, state, recent, since, limit, append_json, &l, &cause) != HS_Q_OK ||
+		    (l.only_pending && list_orphans(q, &l, &cause) != HS_Q_OK))
 			goto out;
 		if (json_dumpf(list, stdout, JSON_INDENT(2)) != 0 || putchar('\n') == EOF)
 			goto out;
 	} else {
 		printf("%-8s %-8s %8s %10s  %-19s  %s\n", "ID", "STATE", "ATTEMPTS", "SIZE",
 		       "UPDATED", "REMOTE NAME");
-		if (list_jobs(q, state, recent, since, limit, print_row, &l, &cause) != HS_Q_OK)
+		if (list_jobs(q, state, recent, since, limit, print_row, &l, &cause) != HS_Q_OK ||
+		    (l.only_pending && list_orphans(q, &l, &cause) != HS_Q_OK))
 			goto out;
 	}
 	rc = fflush(stdout) == 0 ? HS_EXIT_OK : HS_EXIT_FAILURE;

@@ -6,7 +6,7 @@ user may not write.
 - the first refusal in a folder is one journal line naming the folder, the
   user, the access it needs and the fix; a second file there adds none;
 - the job stays done, its after-action pending: `jobs` and `status` show
-  it; nothing is uploaded again;
+  it, also once the job is purged; nothing is uploaded again;
 - fixed and reloaded, the pending actions run at once; fixed without a
   reload, the backoff's retry runs them;
 - folders made in the move folder take the modes of those they mirror,
@@ -123,6 +123,12 @@ with Env(tap) as env:
         text = env.cli("jobs", "--after-pending")[1]
         tap.ok(text.count("after upload pending") == 3, "jobs --after-pending lists them", text)
         tap.ok(os.path.exists(os.path.join(ward, "scan.pdf")), "the files stay in place")
+        # The done jobs purged: the actions are kept, listed by path.
+        subprocess.run([user, "-c", env.config_path, "purge", "--state", "done"], check=True,
+                       capture_output=True, timeout=60)
+        left = json.loads(env.cli("jobs", "--after-pending", "--json")[1])
+        tap.eq(sorted((j["id"], j["path"]) for j in left), sorted((None, p) for p in want),
+               "purged jobs' pending actions are still listed, by path")
 
         # Fixed, and reloaded: the pending actions run at once.
         stored = completes()
