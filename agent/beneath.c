@@ -179,6 +179,7 @@ static int make_root(const char *root)
 
 static int open_dir(const char *root, const char *rel, size_t len, bool create, const char *like)
 {
+	struct stat st;
 	int fd, r, like_fd = -2;
 
 	if (has_dotdot(rel, len)) {
@@ -186,8 +187,13 @@ static int open_dir(const char *root, const char *rel, size_t len, bool create, 
 		return -1;
 	}
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && create && make_root(root) == 0)
+	if (fd < 0 && errno == ENOENT && create && make_root(root) == 0) {
 		fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		/* The root made now mirrors like itself, as the folders below. */
+		if (fd >= 0 && like && stat(like, &st) == 0 &&
+		    fchmod(fd, st.st_mode & 07777 & ~(mode_t)S_ISUID) != 0)
+			return close_keep_errno(fd);
+	}
 	if (fd < 0)
 		return -1;
 	while (len && rel[0] == '/') {

@@ -36,7 +36,8 @@ int hs_beneath_dir(const char *root, const char *rel_dir, bool create);
  * below like, or of its parent where like has none: set with fchmod, so
  * the umask does not mask them. Example: like "/srv/lab" holding
  * "2026/ward3" as 0755, root "/srv/sent": /srv/sent/2026/ward3 is made
- * 0755 under any umask. Folders that exist are left as they are. */
+ * 0755 under any umask. A root made now takes like's own bits. Folders
+ * that exist are left as they are. */
 int hs_beneath_dir_like(const char *root, const char *rel_dir, const char *like);
 
 /* rel's last component opened for reading from its folder dirfd: a

@@ -148,6 +148,53 @@ static void test_create(void **state)
 	close(fd);
 }
 
+/* Folders made for a move mirror the modes of the watch folder's tree
+ * whatever the umask (the unit's is 0077); where the mirror has no such
+ * folder, the parent's mode; folders that exist keep theirs; and a root
+ * made now takes the mirror's own mode. */
+static void test_create_like(void **state)
+{
+	char like[160], dst[160], path[200];
+	struct stat st;
+	mode_t old = umask(077);
+	int fd;
+
+	(void)state;
+	snprintf(like, sizeof(like), "%s/lab", root);
+	snprintf(path, sizeof(path), "%s/lab/2026", root);
+	assert_int_equal(mkdir(like, 0700), 0);
+	assert_int_equal(chmod(like, 0750), 0);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(chmod(path, 02751), 0);
+	snprintf(path, sizeof(path), "%s/lab/2026/ward3", root);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(chmod(path, 0755), 0);
+
+	snprintf(dst, sizeof(dst), "%s/sent", root);
+	assert_true((fd = hs_beneath_dir_like(dst, "2026/ward3/extra", like)) >= 0);
+	close(fd);
+	umask(old);
+	assert_int_equal(stat(dst, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0750);
+	snprintf(path, sizeof(path), "%s/sent/2026", root);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 02751);
+	snprintf(path, sizeof(path), "%s/sent/2026/ward3", root);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+	snprintf(path, sizeof(path), "%s/sent/2026/ward3/extra", root);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0755); /* no mirror: its parent's */
+
+	/* An existing folder keeps its mode. */
+	snprintf(path, sizeof(path), "%s/sent/2026", root);
+	assert_int_equal(chmod(path, 0700), 0);
+	assert_true((fd = hs_beneath_dir_like(dst, "2026/ward3", like)) >= 0);
+	close(fd);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+}
+
 /* Deeper than PATH_MAX: walked a folder at a time, and a symlink deep
  * down is still refused. */
 static void test_long(void **state)
@@ -241,6 +288,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_symlinks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dotdot, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_create, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create_like, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_long, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_without_openat2, setup, teardown),
 	    cmocka_unit_test(test_split),
