@@ -56,14 +56,17 @@ tests_unit_test_upload_api_LDADD = libhsconf.a $(CMOCKA_LIBS) $(JANSSON_LIBS) $(
 endif
 
 if HAVE_CMOCKA
-check_PROGRAMS += tests/unit/test_settle tests/unit/test_filter tests/unit/test_after
-TESTS += tests/unit/test_settle tests/unit/test_filter tests/unit/test_after
+check_PROGRAMS += tests/unit/test_settle tests/unit/test_filter tests/unit/test_after tests/unit/test_refusal
+TESTS += tests/unit/test_settle tests/unit/test_filter tests/unit/test_after tests/unit/test_refusal
 tests_unit_test_settle_SOURCES = tests/unit/test_settle.c agent/settle.c
 tests_unit_test_settle_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_settle_LDADD = $(CMOCKA_LIBS)
 tests_unit_test_filter_SOURCES = tests/unit/test_filter.c agent/filter.c
 tests_unit_test_filter_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_filter_LDADD = $(CMOCKA_LIBS)
+tests_unit_test_refusal_SOURCES = tests/unit/test_refusal.c agent/refusal.c
+tests_unit_test_refusal_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_refusal_LDADD = $(CMOCKA_LIBS)
 tests_unit_test_after_SOURCES = tests/unit/test_after.c tests/unit/deep.h agent/after.c agent/beneath.c agent/refusal.c \
 	agent/cause.c
 tests_unit_test_after_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SYSTEMD_CFLAGS) -pthread
