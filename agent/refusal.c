@@ -176,7 +176,12 @@ enum hs_refusal hs_refusal_explain(const char *dir, const char *top, int err, lo
 	group = group_name(getegid(), b2, sizeof(b2));
 	probe = hs_refusal_probe(at);
 	if (err == EROFS || probe == EROFS) {
-		if (mount_of(at, &ro, &fs_ro) == 0 && ro && !fs_ro) {
+		/* mountinfo has the mounts' real paths, not a symlinked one. */
+		char *real = realpath(at, NULL);
+		int found = mount_of(real ? real : at, &ro, &fs_ro);
+
+		free(real);
+		if (found == 0 && ro && !fs_ro) {
 			*ret_line = line_of(
 			    "%s is read-only in the service's view (systemd's ProtectSystem= "
 			    "sandbox, or a read-only bind mount; the file system itself is "
