@@ -17,7 +17,7 @@
 #include "agent/refusal.h"
 #include "agent/remote_name.h"
 
-#define DUE_BATCH 64   /* pending actions tried per turn of the timer */
+#define DUE_BATCH 16   /* pending actions tried per turn: each may fsync */
 #define SAID_MAX  1024 /* folders remembered as explained; then all are */
 
 static const struct hs_backoff retry_backoff = {.base_ms = 10 * 1000, .cap_ms = 3600 * 1000};
