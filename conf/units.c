@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "conf/units.h"
 
@@ -98,6 +99,52 @@ int hs_parse_duration_ms(const char *s, uint64_t *ret)
 {
 	return parse_with_units(s, duration_units,
 				sizeof(duration_units) / sizeof(duration_units[0]), ret);
+}
+
+/*
+ * Local time, which curl_getdate() cannot give: it reads a date without a
+ * zone as GMT, and a sysadmin writing "2026-12-01 18:00" means the clinic's
+ * evening. The shape is checked character by character, so "2026-1-5" or
+ * "2026-12-01 18" is refused rather than guessed at; mktime() then decides
+ * the offset, and a date it had to normalise did not exist.
+ */
+int hs_parse_local_time(const char *s, int64_t *ret)
+{
+	/* d: a digit; other characters stand for themselves, 'T' for 'T' or ' '. */
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	struct tm tm = {0}, want;
+	size_t len = s ? strlen(s) : 0;
+	int y, mo, d, h = 0, mi = 0, sec = 0;
+	time_t t;
+
+	if (len != 10 && len != 16 && len != 19)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		char c = shape[i];
+		if (c == 'd'   ? !(s[i] >= '0' && s[i] <= '9')
+		    : c == 'T' ? s[i] != 'T' && s[i] != ' '
+			       : s[i] != c)
+			return -1;
+	}
+	if (sscanf(s, "%4d-%2d-%2d", &y, &mo, &d) != 3 ||
+	    (len >= 16 && sscanf(s + 11, "%2d:%2d", &h, &mi) != 2) ||
+	    (len == 19 && sscanf(s + 17, "%2d", &sec) != 1))
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	tm.tm_isdst = -1;
+	want = tm;
+	if ((t = mktime(&tm)) == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31))
+		return -1;
+	if (tm.tm_year != want.tm_year || tm.tm_mon != want.tm_mon || tm.tm_mday != want.tm_mday ||
+	    tm.tm_hour != want.tm_hour || tm.tm_min != want.tm_min || tm.tm_sec != want.tm_sec)
+		return -1;
+	*ret = (int64_t)t;
+	return 0;
 }
 
 /*
