@@ -62,7 +62,7 @@ tests_unit_test_settle_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_settle_LDADD = $(CMOCKA_LIBS)
 tests_unit_test_filter_SOURCES = tests/unit/test_filter.c agent/filter.c
 tests_unit_test_filter_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_filter_LDADD = $(CMOCKA_LIBS)
+tests_unit_test_filter_LDADD = libhsconf.a $(LIBCONFIG_LIBS) $(CMOCKA_LIBS)
 tests_unit_test_after_SOURCES = tests/unit/test_after.c tests/unit/deep.h agent/after.c agent/beneath.c \
 	agent/cause.c
 tests_unit_test_after_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SYSTEMD_CFLAGS) -pthread
