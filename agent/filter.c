@@ -108,6 +108,7 @@ static const struct {
     [HS_REASON_STORED] = {"stored", "already stored"},
     [HS_REASON_SETTLING] = {"settling", "too new (settling)"},
     [HS_REASON_UNNAMEABLE] = {"unnameable", "no remote name"},
+    [HS_REASON_NOT_REGULAR] = {"not_regular", "not regular files"},
     [HS_REASON_TEMPORARY] = {"temporary", "temporary files"},
     [HS_REASON_EXCLUDED] = {"excluded", "excluded"},
     [HS_REASON_NOT_INCLUDED] = {"not_included", "not included"},

@@ -39,12 +39,13 @@
 #include "conf/conf.h"
 
 enum hs_reason {
-	HS_REASON_SEND,	      /* passes: a new job (unless the queue knows it) */
-	HS_REASON_QUEUED,     /* the queue already holds a job for these facts */
-	HS_REASON_STORED,     /* the server already holds exactly this file */
-	HS_REASON_SETTLING,   /* written less than `settle` ago: not yet */
-	HS_REASON_UNNAMEABLE, /* its path is too long or has no remote name */
-	HS_REASON_TEMPORARY,  /* the checks of hs_filter_decide, in order */
+	HS_REASON_SEND,	       /* passes: a new job (unless the queue knows it) */
+	HS_REASON_QUEUED,      /* the queue already holds a job for these facts */
+	HS_REASON_STORED,      /* the server already holds exactly this file */
+	HS_REASON_SETTLING,    /* written less than `settle` ago: not yet */
+	HS_REASON_UNNAMEABLE,  /* its path is too long or has no remote name */
+	HS_REASON_NOT_REGULAR, /* a symlink, socket, device: never followed or sent */
+	HS_REASON_TEMPORARY,   /* the checks of hs_filter_decide, in order */
 	HS_REASON_EXCLUDED,
 	HS_REASON_NOT_INCLUDED,
 	HS_REASON_TOO_SMALL,
@@ -83,14 +84,15 @@ bool hs_filter_dir_rule(const struct hs_watch *w, const char *rel, const char *n
 bool hs_filter_dir(const struct hs_watch *w, const char *rel, const char *name);
 
 /* The stable name of a reason, for JSON and journal fields: "send",
- * "queued", "stored", "settling", "unnameable", "temporary", "excluded",
+ * "queued", "stored", "settling", "unnameable", "not_regular", "temporary",
+ * "excluded",
  * "not_included", "too_small", "too_large", "not_before", "too_old". */
 const char *hs_reason_name(enum hs_reason r);
 /* The same for people: "already stored", "too old", "not included"... */
 const char *hs_reason_text(enum hs_reason r);
 /* The folder's setting behind a reason, for a reader to check:
  * "max_age 30d", "include *.pdf, *.hl7", "settle 2s"; "" when there is
- * none (send, queued, stored, temporary, unnameable). Writes buf (len > 0). */
+ * none (send, queued, stored, unnameable, not_regular, temporary). Writes buf (len > 0). */
 const char *hs_reason_rule(const struct hs_watch *w, enum hs_reason r, char *buf, size_t len);
 
 #endif

@@ -233,3 +233,23 @@ const char *hs_format_duration(uint64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "%llums", (unsigned long long)ms);
 	return buf;
 }
+
+const char *hs_format_count(uint64_t n, char *buf, size_t len)
+{
+	char digits[24];
+	int nd = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)n);
+	size_t o = 0;
+
+	if (len == 0)
+		return buf;
+	for (int i = 0; i < nd && o + 1 < len; i++) {
+		if (i && (nd - i) % 3 == 0) {
+			if (o + 2 >= len)
+				break;
+			buf[o++] = ',';
+		}
+		buf[o++] = digits[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}

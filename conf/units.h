@@ -33,6 +33,8 @@ const char *hs_format_size(uint64_t bytes, char *buf, size_t len);
 /* Writes a byte count exactly, in the largest binary unit that divides it
  * ("64MiB", "1000"), so hs_parse_size() reads the same value back. */
 const char *hs_format_size_exact(uint64_t bytes, char *buf, size_t len);
+/* A count with thousands separators: "1,234,567". */
+const char *hs_format_count(uint64_t n, char *buf, size_t len);
 /* In the largest unit that divides it: "2s", "10m", "1h", "250ms". */
 const char *hs_format_duration(uint64_t ms, char *buf, size_t len);
 
