@@ -108,8 +108,8 @@ static const struct {
     [HS_REASON_STORED] = {"stored", "already stored"},
     [HS_REASON_SETTLING] = {"settling", "too new (settling)"},
     [HS_REASON_UNNAMEABLE] = {"unnameable", "no remote name"},
-    [HS_REASON_NOT_REGULAR] = {"not_regular", "not regular files"},
-    [HS_REASON_TEMPORARY] = {"temporary", "temporary files"},
+    [HS_REASON_NOT_REGULAR] = {"not_regular", "not regular"},
+    [HS_REASON_TEMPORARY] = {"temporary", "temporary"},
     [HS_REASON_EXCLUDED] = {"excluded", "excluded"},
     [HS_REASON_NOT_INCLUDED] = {"not_included", "not included"},
     [HS_REASON_TOO_SMALL] = {"too_small", "too small"},
@@ -147,20 +147,27 @@ const char *hs_reason_rule(const struct hs_watch *w, enum hs_reason r, char *buf
 		snprintf(buf, len, "settle %s", hs_format_duration(w->settle_ms, v, sizeof(v)));
 		break;
 	case HS_REASON_EXCLUDED:
-		return globs("exclude", w->exclude, buf, len);
+		return w->exclude && w->exclude[0] ? globs("exclude", w->exclude, buf, len) : buf;
 	case HS_REASON_NOT_INCLUDED:
-		return globs("include", w->include, buf, len);
+		return w->include && w->include[0] ? globs("include", w->include, buf, len) : buf;
 	case HS_REASON_TOO_SMALL:
-		snprintf(buf, len, "min_size %s", hs_format_size_exact(w->min_size, v, sizeof(v)));
+		if (w->min_size)
+			snprintf(buf, len, "min_size %s",
+				 hs_format_size_exact(w->min_size, v, sizeof(v)));
 		break;
 	case HS_REASON_TOO_LARGE:
-		snprintf(buf, len, "max_size %s", hs_format_size_exact(w->max_size, v, sizeof(v)));
+		if (w->max_size)
+			snprintf(buf, len, "max_size %s",
+				 hs_format_size_exact(w->max_size, v, sizeof(v)));
 		break;
 	case HS_REASON_NOT_BEFORE:
-		snprintf(buf, len, "not_before %s", w->not_before_text ? w->not_before_text : "");
+		if (w->has_not_before && w->not_before_text)
+			snprintf(buf, len, "not_before %s", w->not_before_text);
 		break;
 	case HS_REASON_TOO_OLD:
-		snprintf(buf, len, "max_age %s", hs_format_duration(w->max_age_ms, v, sizeof(v)));
+		if (w->max_age_ms)
+			snprintf(buf, len, "max_age %s",
+				 hs_format_duration(w->max_age_ms, v, sizeof(v)));
 		break;
 	default:
 		break;

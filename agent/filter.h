@@ -92,7 +92,8 @@ const char *hs_reason_name(enum hs_reason r);
 const char *hs_reason_text(enum hs_reason r);
 /* The folder's setting behind a reason, for a reader to check:
  * "max_age 30d", "include *.pdf, *.hl7", "settle 2s"; "" when there is
- * none (send, queued, stored, unnameable, not_regular, temporary). Writes buf (len > 0). */
+ * none (send, queued, stored, unnameable, not_regular, temporary, or the
+ * setting is off). Writes buf (len > 0). */
 const char *hs_reason_rule(const struct hs_watch *w, enum hs_reason r, char *buf, size_t len);
 
 #endif

@@ -3,7 +3,7 @@ bin_PROGRAMS += healsync
 healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/cmd-check-config.c agent/cmd-enqueue.c agent/cmd-jobs.c \
 	agent/cmd-retry.c agent/cmd-status.c agent/cmd-check.c agent/cli-health.c \
-	agent/cmd-control.c \
+	agent/cmd-control.c agent/cmd-scan.c \
 	agent/remote_name.c agent/remote_name.h \
 	agent/cmd-run.c agent/daemon.c agent/daemon.h agent/clock.h \
 	agent/log.c agent/log.h agent/http.c agent/http.h \

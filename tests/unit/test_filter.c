@@ -212,6 +212,7 @@ static void test_reason_names(void **state)
 	struct hs_watch w = {.include = inc,
 			     .settle_ms = 2000,
 			     .max_age_ms = 30 * DAY,
+			     .has_not_before = true,
 			     .not_before_text = "2026-12-01 18:00",
 			     .min_size = KiB,
 			     .max_size = 16 * 1024 * KiB};
@@ -238,6 +239,12 @@ static void test_reason_names(void **state)
 	assert_string_equal(hs_reason_rule(&w, HS_REASON_STORED, buf, sizeof(buf)), "");
 	/* A short buffer is cut, never overrun. */
 	assert_string_equal(hs_reason_rule(&w, HS_REASON_NOT_INCLUDED, buf, 12), "include *.p");
+	/* A setting that is off is no rule. */
+	w = (struct hs_watch){.settle_ms = 0};
+	for (int r = 0; r < HS_REASON_COUNT; r++)
+		if (r != HS_REASON_SETTLING)
+			assert_string_equal(hs_reason_rule(&w, (enum hs_reason)r, buf, sizeof(buf)),
+					    "");
 }
 
 int main(void)
