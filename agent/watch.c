@@ -36,6 +36,7 @@
 #define MISSING_RETRY_MS 10000	 /* a vanished folder is looked for this often */
 #define QUEUE_RETRY_MS	 30000	 /* after the queue refused files (a full disk) */
 #define RECENT_MS	 3600000 /* files this fresh are checked for writers */
+#define LIMIT_SAID	 20	 /* files named as outside the limits between scans */
 
 #define DIR_MASK                                                                                   \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_MODIFY | IN_ATTRIB |        \
@@ -97,6 +98,7 @@ struct root {
 
 	struct hs_scan_tally tally; /* of the full scan under way */
 	struct hs_scan_tally last;  /* of the last one that finished */
+	unsigned limit_said;	    /* files named as outside the limits since */
 };
 
 struct candidate { /* a quiet file to ask the queue about */
@@ -593,7 +595,6 @@ static void flush_candidates(struct hs_watcher *w)
 		struct candidate *c = &w->cands[i];
 		struct hs_job_spec *sp = &c->spec;
 		bool queue_it = false;
-
 		enum hs_reason fate = HS_REASON_QUEUED;
 
 		if (seen[i] == HS_SEEN_STORED) {
@@ -681,7 +682,10 @@ static void arm_settle(struct hs_watcher *w)
 }
 
 /* A file that settled after an event: the folder's limits, which need its
- * facts, decide now. One line for each skipped, since no scan counts it. */
+ * facts, decide now. Each skipped one is named in a line, since no scan
+ * counted it, up to LIMIT_SAID between full scans: an old archive copied
+ * in with its dates kept is then one line more, and the next full scan
+ * counts the files all the same. */
 static bool passes(struct root *r, const char *rel, const struct stat *st)
 {
 	const char *name = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
@@ -691,8 +695,17 @@ static bool passes(struct root *r, const char *rel, const struct stat *st)
 
 	if (why == HS_REASON_SEND)
 		return true;
-	hs_log(LOG_INFO, "%s/%s: not sent: %s (%s)", r->conf->path, rel, hs_reason_text(why),
-	       hs_reason_rule(r->conf, why, rule, sizeof(rule)));
+	if (r->limit_said < LIMIT_SAID) {
+		hs_reason_rule(r->conf, why, rule, sizeof(rule));
+		hs_log(LOG_INFO, "%s/%s: not sent: %s%s%s%s", r->conf->path, rel,
+		       hs_reason_text(why), rule[0] ? " (" : "", rule, rule[0] ? ")" : "");
+	} else if (r->limit_said == LIMIT_SAID) {
+		hs_log(LOG_INFO,
+		       "%s: more new files outside the folder's limits; not named one by one, "
+		       "the next scan counts them",
+		       r->conf->path);
+	}
+	r->limit_said++;
 	return false;
 }
 
@@ -998,9 +1011,11 @@ static void scan_entry(struct root *r, const struct dirent *de, int64_t now_wall
 	if (!rel)
 		return;
 	if (de->d_type == DT_DIR) {
-		if (r->conf->recursive && !hs_filter_dir(r->conf, rel, de->d_name) && r->full)
+		bool enter = r->conf->recursive && hs_filter_dir(r->conf, rel, de->d_name);
+
+		if (r->conf->recursive && !enter && r->full)
 			r->tally.dirs_excluded++;
-		if (r->conf->recursive && hs_filter_dir(r->conf, rel, de->d_name)) {
+		if (enter) {
 			struct frame *f = calloc(1, sizeof(*f));
 			if (f) {
 				f->rel = rel;
@@ -1012,11 +1027,13 @@ static void scan_entry(struct root *r, const struct dirent *de, int64_t now_wall
 		}
 		goto out;
 	}
+	bool known = (de->d_type == DT_REG || de->d_type == DT_UNKNOWN) &&
+		     fstatat(dirfd(r->dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (known && S_ISDIR(st.st_mode)) /* no d_type from this file system */
+		goto out;
 	if (r->full)
 		r->tally.files++;
-	if ((de->d_type != DT_REG && de->d_type != DT_UNKNOWN) ||
-	    fstatat(dirfd(r->dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-	    !S_ISREG(st.st_mode)) {
+	if (!known || !S_ISREG(st.st_mode)) {
 		tally(r, HS_REASON_NOT_REGULAR); /* or gone since it was listed */
 		goto out;
 	}
@@ -1163,6 +1180,7 @@ static void scan_finished(struct root *r)
 		r->full = false;
 		r->tally.at = hs_wall_ms();
 		r->last = r->tally;
+		r->limit_said = 0;
 		log_tally(r);
 		hs_log(LOG_DEBUG, "%s: scanned; %zu directories watched", r->conf->path, r->dirs);
 		if (r->unwatched)

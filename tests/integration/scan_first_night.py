@@ -132,6 +132,18 @@ with Env(tap) as env:
                        30, "status to show the rescan")
         scans_st = last_scans()
         rc, status_text, _ = env.cli("status")
+        # Written while the daemon runs, with an old date kept (cp -p):
+        # the limits decide when it settles, and it is named.
+        late = os.path.join(scans, "late-old.pdf")
+        put(late, 500, now - 10 * DAY, b"late")
+        tap.ok(env.wait_until(lambda: "%s: not sent: too old (max_age 7d)" % late in d.output(),
+                              30, "the late file's line"),
+               "a file written later outside the limits is named in one line",
+               d.output()[-2000:])
+        tap.ok(env.wait_until(lambda: ("scan of %s: 6 files, 0 queued, 2 already stored, "
+                                       "4 too old (max_age 7d)" % scans) in d.output(),
+                              30, "the next rescan"),
+               "and the next rescan counts it", d.output()[-2000:])
     out = d.output()
     tap.eq(sorted(f["filename"] for f in env.server_files()), would_send,
            "the server got exactly what scan said, under the names scan gave")
@@ -159,7 +171,7 @@ with Env(tap) as env:
     del want_a["send"]
     tap.eq(nonzero(a["counts"]), dict(want_a, stored=7, queued=1, settling=1),
            "scan: already stored, already queued and too new are told apart")
-    tap.eq(nonzero(folder(doc, scans)["counts"]), {"stored": 2, "too_old": 3},
+    tap.eq(nonzero(folder(doc, scans)["counts"]), {"stored": 2, "too_old": 4},
            "scan: scans' files stored")
     counts_before = env.counts()
     env.cli("scan")
