@@ -128,7 +128,7 @@ int hs_parse_local_time(const char *s, int64_t *ret)
 	}
 	if (sscanf(s, "%4d-%2d-%2d", &y, &mo, &d) != 3 ||
 	    (len >= 16 && sscanf(s + 11, "%2d:%2d", &h, &mi) != 2) ||
-	    (len == 19 && sscanf(s + 17, "%2d", &sec) != 1))
+	    (len == 19 && sscanf(s + 17, "%2d", &sec) != 1) || y < 1970)
 		return -1;
 	tm.tm_year = y - 1900;
 	tm.tm_mon = mo - 1;
@@ -138,8 +138,9 @@ int hs_parse_local_time(const char *s, int64_t *ret)
 	tm.tm_sec = sec;
 	tm.tm_isdst = -1;
 	want = tm;
-	if ((t = mktime(&tm)) == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31))
-		return -1;
+	/* (time_t)-1 is also 00:59:59 on the first day of 1970 east of UTC:
+	 * the fields, given back unchanged, tell it from a failure. */
+	t = mktime(&tm);
 	if (tm.tm_year != want.tm_year || tm.tm_mon != want.tm_mon || tm.tm_mday != want.tm_mday ||
 	    tm.tm_hour != want.tm_hour || tm.tm_min != want.tm_min || tm.tm_sec != want.tm_sec)
 		return -1;

@@ -25,7 +25,7 @@ int hs_parse_rate(const char *s, uint64_t *ret);
 /* A date, or a date and time, in local time: "2026-12-01",
  * "2026-12-01 18:00", "2026-12-01 18:00:30" ("T" may replace the space).
  * Dates that do not exist ("2026-02-30", a time skipped by a change to
- * summer time) are refused. *ret: Unix seconds. Reads the time zone. */
+ * summer time) and years before 1970 are refused. *ret: Unix seconds. Reads the time zone. */
 int hs_parse_local_time(const char *s, int64_t *ret);
 
 /* Writes a human form of a byte count ("14.2 MiB") into buf. */

@@ -260,7 +260,9 @@ static void test_local_time(void **state)
 					  "2026-12-01x17:00",
 					  " 2026-12-01",
 					  "2026-12-01 17:00:00Z",
-					  "+026-12-01"};
+					  "+026-12-01",
+					  "0226-12-01",
+					  "1969-12-31"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (hs_parse_local_time(bad[i], &t) == 0)
 			fail_msg("\"%s\" was accepted", bad[i]);
