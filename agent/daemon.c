@@ -379,6 +379,28 @@ static bool weigh_health(struct daemon *d, const struct hs_health_facts *f, int6
 	return changed;
 }
 
+/* One folder's last full scan: every reason with its count, and the
+ * setting behind each, so `status` can say "too old (max_age 30d)". */
+static void scan_json(const struct hs_watch *conf, const struct hs_scan_tally *t, void *arg)
+{
+	json_t *counts = json_object(), *rules = json_object();
+	char rule[512];
+
+	for (int i = 0; i < HS_REASON_COUNT; i++) {
+		json_object_set_new(counts, hs_reason_name((enum hs_reason)i),
+				    json_integer((json_int_t)t->n[i]));
+		if (hs_reason_rule(conf, (enum hs_reason)i, rule, sizeof(rule))[0])
+			json_object_set_new(rules, hs_reason_name((enum hs_reason)i),
+					    json_string(rule));
+	}
+	json_array_append_new(
+	    arg, json_pack("{s:s, s:o, s:I, s:o, s:o, s:I}", "path", conf->path, "at",
+			   t->at ? json_integer((json_int_t)t->at) : json_null(), "files",
+			   (json_int_t)t->files, "counts", counts ? counts : json_object(), "rules",
+			   rules ? rules : json_object(), "dirs_excluded",
+			   (json_int_t)t->dirs_excluded));
+}
+
 static json_t *health_json(const struct hs_health *h)
 {
 	json_t *reasons = json_array();
@@ -645,6 +667,12 @@ static void update_status(struct daemon *d)
 					      (json_int_t)ws.unwatched, "settling",
 					      (json_int_t)ws.settling, "scanning", ws.scanning,
 					      "files_queued", (json_int_t)ws.files_queued));
+	if (doc && d->watcher) {
+		json_t *scans = json_array();
+		hs_watcher_foreach_scan(d->watcher, scan_json, scans);
+		json_object_set_new(json_object_get(doc, "watch"), "scans",
+				    scans ? scans : json_array());
+	}
 	if (doc && mi.enabled)
 		json_object_set_new(doc, "mirror",
 				    json_pack("{s:b, s:I, s:s?, s:I, s:I, s:I, s:I}", "running",

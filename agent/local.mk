@@ -3,7 +3,7 @@ bin_PROGRAMS += healsync
 healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/cmd-check-config.c agent/cmd-enqueue.c agent/cmd-jobs.c \
 	agent/cmd-retry.c agent/cmd-status.c agent/cmd-check.c agent/cli-health.c \
-	agent/cmd-control.c \
+	agent/cmd-control.c agent/cmd-scan.c \
 	agent/remote_name.c agent/remote_name.h \
 	agent/cmd-run.c agent/daemon.c agent/daemon.h agent/clock.h \
 	agent/log.c agent/log.h agent/http.c agent/http.h \
@@ -62,7 +62,7 @@ tests_unit_test_settle_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_settle_LDADD = $(CMOCKA_LIBS)
 tests_unit_test_filter_SOURCES = tests/unit/test_filter.c agent/filter.c
 tests_unit_test_filter_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_filter_LDADD = $(CMOCKA_LIBS)
+tests_unit_test_filter_LDADD = libhsconf.a $(LIBCONFIG_LIBS) $(CMOCKA_LIBS)
 tests_unit_test_after_SOURCES = tests/unit/test_after.c tests/unit/deep.h agent/after.c agent/beneath.c \
 	agent/cause.c
 tests_unit_test_after_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SYSTEMD_CFLAGS) -pthread

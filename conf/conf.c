@@ -50,7 +50,7 @@ static const char upload_keys[] =
     "bandwidth max_attempts ca_file proxy connect_timeout stall_timeout";
 static const char watch_keys[] =
     "path remote_prefix recursive ignore_case include exclude settle rescan "
-    "after_upload";
+    "after_upload max_age not_before min_size max_size";
 static const char mirror_keys[] = "base_url api_key_file schedule jitter page_size fetch_details "
 				  "database export ca_file proxy";
 static const char log_keys[] = "level";
@@ -763,6 +763,8 @@ static int get_after_upload(struct loader *ld, const config_setting_t *s, struct
 	return 0;
 }
 
+static int load_limits(struct loader *ld, const config_setting_t *group, struct hs_watch *w);
+
 static int load_watch(struct loader *ld, const config_setting_t *group, size_t index)
 {
 	struct hs_watch *w = &ld->cfg->watches[index];
@@ -823,6 +825,54 @@ static int load_watch(struct loader *ld, const config_setting_t *group, size_t i
 	if ((s = config_setting_get_member(group, "after_upload")) &&
 	    get_after_upload(ld, s, w) != 0)
 		return -1;
+	return load_limits(ld, group, w);
+}
+
+/* An empty string: the limit is off, as the sample writes it. */
+static bool is_unset(const config_setting_t *s)
+{
+	return config_setting_type(s) == CONFIG_TYPE_STRING && !config_setting_get_string(s)[0];
+}
+
+/* max_age, not_before, min_size, max_size (filter.h applies them). */
+static int load_limits(struct loader *ld, const config_setting_t *group, struct hs_watch *w)
+{
+	const config_setting_t *s, *max;
+	char a[32], b[32];
+
+	if ((s = config_setting_get_member(group, "max_age")) && !is_unset(s)) {
+		if (get_duration(ld, s, &w->max_age_ms) != 0)
+			return -1;
+		if (w->max_age_ms == 0)
+			return fail_at(ld, s, "must be longer than 0s (write \"\" for no limit)");
+	}
+	if ((s = config_setting_get_member(group, "not_before")) && !is_unset(s)) {
+		const char *text;
+
+		if (get_string(ld, s, &text) != 0)
+			return -1;
+		if (hs_parse_local_time(text, &w->not_before) != 0)
+			return fail_at(ld, s,
+				       "bad date \"%s\" (want local time as \"2026-12-01\" or "
+				       "\"2026-12-01 18:00\")",
+				       text);
+		if (!(w->not_before_text = strdup(text)))
+			return -1;
+		w->has_not_before = true;
+	}
+	if ((s = config_setting_get_member(group, "min_size")) && !is_unset(s) &&
+	    get_size(ld, s, &w->min_size) != 0)
+		return -1;
+	if ((max = config_setting_get_member(group, "max_size")) && !is_unset(max)) {
+		if (get_size(ld, max, &w->max_size) != 0)
+			return -1;
+		if (w->max_size == 0)
+			return fail_at(ld, max, "must be more than 0 (write \"\" for no limit)");
+		if (w->min_size > w->max_size)
+			return fail_at(ld, max, "%s is below min_size %s; no file could be sent",
+				       hs_format_size_exact(w->max_size, a, sizeof(a)),
+				       hs_format_size_exact(w->min_size, b, sizeof(b)));
+	}
 	return 0;
 }
 
@@ -1194,6 +1244,7 @@ struct hs_config *hs_config_free(struct hs_config *cfg)
 		strv_free(w->include);
 		strv_free(w->exclude);
 		free(w->move_dir);
+		free(w->not_before_text);
 	}
 	free(cfg->watches);
 	api_free(&cfg->mirror.api);

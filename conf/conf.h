@@ -60,6 +60,15 @@ struct hs_watch {
 	uint64_t rescan_ms; /* periodic safety rescan; default 1h */
 	enum hs_after_upload after_upload;
 	char *move_dir; /* absolute; only for HS_AFTER_MOVE */
+	/* What is never sent from this folder (agent/filter.h); 0 or false:
+	 * no limit. The first night of a workstation holding years of exports
+	 * is why these exist. */
+	uint64_t max_age_ms;   /* modified longer ago than this */
+	bool has_not_before;   /* not_before is set */
+	int64_t not_before;    /* Unix seconds: modified before this */
+	char *not_before_text; /* as written, local time; NULL when unset */
+	uint64_t min_size;     /* bytes: smaller files */
+	uint64_t max_size;     /* bytes: larger files; 0: none */
 };
 
 struct hs_config {

@@ -126,6 +126,20 @@ static void print_watch(FILE *out, const struct hs_watch *w, bool last)
 	print_globs(out, in, "exclude", w->exclude);
 	print_duration(out, in, "settle", w->settle_ms);
 	print_duration(out, in, "rescan", w->rescan_ms);
+	/* The limits as the sample writes them: "" when off. */
+	if (w->max_age_ms)
+		print_duration(out, in, "max_age", w->max_age_ms);
+	else
+		print_setting(out, in, "max_age", "");
+	print_setting(out, in, "not_before", w->has_not_before ? w->not_before_text : "");
+	if (w->min_size)
+		print_size(out, in, "min_size", w->min_size);
+	else
+		print_setting(out, in, "min_size", "");
+	if (w->max_size)
+		print_size(out, in, "max_size", w->max_size);
+	else
+		print_setting(out, in, "max_size", "");
 	if (w->after_upload == HS_AFTER_MOVE) {
 		fprintf(out, "%safter_upload = \"move:", in);
 		print_escaped(out, w->move_dir, strlen(w->move_dir));

@@ -42,7 +42,8 @@ TESTS += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/integration/upload_connections.py \
 	tests/integration/operator_controls.py \
 	tests/integration/mirror_terminal.py \
-	tests/integration/watch_case.py
+	tests/integration/watch_case.py \
+	tests/integration/scan_first_night.py
 EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
 	tests/server/test_contract.py tests/server/README.md \
@@ -88,4 +89,5 @@ EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh
 	tests/integration/status_writes.py \
 	tests/integration/operator_controls.py \
 	tests/integration/mirror_terminal.py \
-	tests/integration/watch_case.py
+	tests/integration/watch_case.py \
+	tests/integration/scan_first_night.py

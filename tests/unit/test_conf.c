@@ -210,6 +210,8 @@ static const char full_config[] =
     "    exclude = [ \"*.tmp\", \".*\", \"~*\" ];\n"
     "    settle = \"2s\";\n"
     "    after_upload = \"keep\";\n"
+    "    max_age = \"30d\"; not_before = \"2026-12-01\";\n"
+    "    min_size = \"1KiB\"; max_size = \"2GiB\";\n"
     "  },\n"
     "  { path = \"/srv/exports/scans/\";\n"
     "    remote_prefix = \"scans/2026/\";\n"
@@ -486,6 +488,10 @@ static const char printed_full[] = "# healsync: effective configuration of @F@\n
 				   "    exclude = [ \"*.tmp\", \".*\", \"~*\" ];\n"
 				   "    settle = \"2s\";\n"
 				   "    rescan = \"1h\";\n"
+				   "    max_age = \"30d\";\n"
+				   "    not_before = \"2026-12-01\";\n"
+				   "    min_size = \"1KiB\";\n"
+				   "    max_size = \"2GiB\";\n"
 				   "    after_upload = \"keep\";\n"
 				   "  },\n"
 				   "  {\n"
@@ -497,6 +503,10 @@ static const char printed_full[] = "# healsync: effective configuration of @F@\n
 				   "    exclude = [ ];\n"
 				   "    settle = \"250ms\";\n"
 				   "    rescan = \"15m\";\n"
+				   "    max_age = \"\";\n"
+				   "    not_before = \"\";\n"
+				   "    min_size = \"\";\n"
+				   "    max_size = \"\";\n"
 				   "    after_upload = \"move:/srv/sent/scans\";\n"
 				   "  },\n"
 				   "  {\n"
@@ -508,6 +518,10 @@ static const char printed_full[] = "# healsync: effective configuration of @F@\n
 				   "    exclude = [ ];\n"
 				   "    settle = \"2s\";\n"
 				   "    rescan = \"1h\";\n"
+				   "    max_age = \"\";\n"
+				   "    not_before = \"\";\n"
+				   "    min_size = \"\";\n"
+				   "    max_size = \"\";\n"
 				   "    after_upload = \"delete\";\n"
 				   "  }\n"
 				   ");\n"
@@ -950,6 +964,87 @@ static void test_ranges(void **state)
 	hs_config_free(load_ok(fx, UPLOAD_WITH("multipart_threshold = \"1MiB\";")));
 }
 
+/* The first-night limits: "" is off, each bad value names its line. */
+static void test_watch_limits(void **state)
+{
+	struct fixture *fx = *state;
+	struct hs_config *cfg;
+	static const struct {
+		const char *setting, *want;
+	} bad[] = {
+	    {"max_age = \"30 days\";", "watch[0].max_age: bad duration \"30 days\" (want e.g. "
+				       "\"2s\", \"15m\", \"1h\" or a number of seconds)"},
+	    {"max_age = \"0s\";", "watch[0].max_age: must be longer than 0s (write \"\" for no "
+				  "limit)"},
+	    {"not_before = \"01/12/2026\";",
+	     "watch[0].not_before: bad date \"01/12/2026\" (want "
+	     "local time as \"2026-12-01\" or \"2026-12-01 18:00\")"},
+	    {"not_before = \"2026-02-30\";",
+	     "watch[0].not_before: bad date \"2026-02-30\" (want "
+	     "local time as \"2026-12-01\" or \"2026-12-01 18:00\")"},
+	    {"not_before = \"2026-12-01 18\";", "watch[0].not_before: bad date \"2026-12-01 18\" "
+						"(want local time as \"2026-12-01\" or "
+						"\"2026-12-01 18:00\")"},
+	    {"not_before = \"2026-12-01 24:00\";", "watch[0].not_before: bad date \"2026-12-01 "
+						   "24:00\" (want local time as \"2026-12-01\" or "
+						   "\"2026-12-01 18:00\")"},
+	    {"not_before = 20261201;", "watch[0].not_before: wrong type: want a string in double "
+				       "quotes"},
+	    {"min_size = \"1 KiB\";", "watch[0].min_size: bad size \"1 KiB\" (want e.g. "
+				      "\"16MiB\", \"512KiB\" or a number of bytes)"},
+	    {"max_size = -1;", "watch[0].max_size: must not be negative"},
+	    {"max_size = 0;", "watch[0].max_size: must be more than 0 (write \"\" for no limit)"},
+	    {"min_size = \"2MiB\"; max_size = \"1MiB\";",
+	     "watch[0].max_size: 1MiB is below min_size 2MiB; no file could be sent"},
+	};
+
+	setenv("TZ", "UTC", 1);
+	tzset();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[512], want[512];
+
+		snprintf(text, sizeof(text), UPLOAD "watch = ( { path = \"/a\";\n  %s } );\n",
+			 bad[i].setting);
+		snprintf(want, sizeof(want), "@F@:6: %s", bad[i].want);
+		expect_error(fx, text, want);
+	}
+
+	/* Unset, and "" for each: no limit. */
+	cfg = load_ok(fx, UPLOAD "watch = ( { path = \"/a\"; }, { path = \"/b\"; max_age = \"\";\n"
+				 "  not_before = \"\"; min_size = \"\"; max_size = \"\"; } );\n");
+	for (size_t i = 0; i < 2; i++) {
+		assert_true(cfg->watches[i].max_age_ms == 0);
+		assert_false(cfg->watches[i].has_not_before);
+		assert_null(cfg->watches[i].not_before_text);
+		assert_true(cfg->watches[i].min_size == 0);
+		assert_true(cfg->watches[i].max_size == 0);
+	}
+	hs_config_free(cfg);
+
+	cfg = load_ok(fx, UPLOAD "watch = ( { path = \"/a\"; max_age = \"30d\";\n"
+				 "  not_before = \"2026-12-01\"; min_size = 1;\n"
+				 "  max_size = \"2GiB\"; },\n"
+				 "  { path = \"/b\"; not_before = \"2026-12-01T17:00:30\"; } );\n");
+	assert_true(cfg->watches[0].max_age_ms == 30ULL * 24 * 3600 * 1000);
+	assert_true(cfg->watches[0].has_not_before);
+	assert_true(cfg->watches[0].not_before == 1796083200); /* 2026-12-01 00:00 UTC */
+	assert_string_equal(cfg->watches[0].not_before_text, "2026-12-01");
+	assert_true(cfg->watches[0].min_size == 1);
+	assert_true(cfg->watches[0].max_size == 2 * GiB);
+	assert_true(cfg->watches[1].not_before == 1796144430);
+	hs_config_free(cfg);
+
+	/* Local time: 18:00 in Central European winter time is 17:00 UTC. */
+	setenv("TZ", "CET-1", 1);
+	tzset();
+	cfg = load_ok(fx, UPLOAD
+		      "watch = ( { path = \"/a\"; not_before = \"2026-12-01 18:00\"; } );\n");
+	assert_true(cfg->watches[0].not_before == 1796144400);
+	hs_config_free(cfg);
+	unsetenv("TZ");
+	tzset();
+}
+
 static void test_required(void **state)
 {
 	struct fixture *fx = *state;
@@ -1339,6 +1434,7 @@ int main(void)
 	    T(test_bad_values),
 	    T(test_remote_prefix),
 	    T(test_ranges),
+	    T(test_watch_limits),
 	    T(test_required),
 	    T(test_paths),
 	    T(test_overlaps),
