@@ -435,7 +435,8 @@ static void send_request(struct slot *s)
 	struct hs_http_request req = {.realm = "records",
 				      .method = "GET",
 				      .url = url,
-				      .api_key = m->cfg->mirror.api.api_key,
+				      .api_key = m->cfg->mirror.api.secret->value,
+				      .bearer = m->cfg->mirror.api.auth == HS_AUTH_BEARER,
 				      .ca_file = m->cfg->mirror.api.ca_file,
 				      .proxy = m->cfg->mirror.api.proxy,
 				      .body_fd = -1};

@@ -162,7 +162,8 @@ struct hs_http_request api_request(const struct transfer *t, const char *method,
 					.proxy = api->proxy,
 					.method = method,
 					.url = url,
-					.api_key = api->api_key,
+					.api_key = api->secret->value,
+					.bearer = api->auth == HS_AUTH_BEARER,
 					.body_fd = -1};
 }
 
