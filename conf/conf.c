@@ -1097,6 +1097,10 @@ static int load_health(struct loader *ld, const config_setting_t *root)
 	return 0;
 }
 
+/* Generations of secrets, process-wide, so that one read after a reload
+ * is never taken for one before it. */
+static unsigned last_generation;
+
 /* Reads the secret of one API; errors point at the setting naming its
  * file. */
 static int load_key(struct loader *ld, const char *section, struct hs_api *api)
@@ -1109,6 +1113,7 @@ static int load_key(struct loader *ld, const char *section, struct hs_api *api)
 	if (!api->secret)
 		return -1;
 	api->secret->value = hs_key_read(hs_api_secret_file(api), &cause);
+	api->secret->generation = ++last_generation;
 	if (api->secret->value)
 		return 0;
 	if (cause)
@@ -1136,6 +1141,7 @@ int hs_api_reread(const struct hs_api *api, bool *ret_changed, char **cause)
 	if (*ret_changed) {
 		hs_key_free(api->secret->value);
 		api->secret->value = fresh;
+		api->secret->generation = ++last_generation;
 	} else {
 		hs_key_free(fresh);
 	}

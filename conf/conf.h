@@ -61,7 +61,9 @@ enum hs_auth {
  * a rotated token takes effect without a reload. Never print value.
  */
 struct hs_secret {
-	char *value; /* the key or the token */
+	char *value;	     /* the key or the token */
+	unsigned generation; /* new at every read that changed value, unique in
+				the process: which secret a request carried */
 };
 
 struct hs_api {
