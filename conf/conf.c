@@ -9,12 +9,16 @@
  * (overlapping watch folders, a move: folder inside a watched one) run as
  * soon as the settings they compare are known, and the key files are read
  * last, so a typo is reported before a missing key.
+ *
+ * The drop-ins are parsed each into a tree of its own and merged into the
+ * main file's tree before any of this (dropin.c), so validation sees one
+ * tree; a merged setting carries its drop-in's file and line in its hook.
  */
 #include "config.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libconfig.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -22,7 +26,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
@@ -1132,8 +1135,10 @@ int hs_api_reread(const struct hs_api *api, bool *ret_changed, char **cause)
 	char *fresh;
 
 	*cause = NULL;
-	if (!api->secret)
-		return (*cause = strdup("no secret was read for this API")) ? -1 : -1;
+	if (!api->secret) { /* loaded with HS_CONFIG_NO_KEYS */
+		*cause = strdup("no secret was read for this API");
+		return -1;
+	}
 	fresh = hs_key_read(hs_api_secret_file(api), cause);
 	if (!fresh)
 		return -1;

@@ -186,9 +186,12 @@ static int merge_group(config_setting_t *into, const config_setting_t *from, con
 				return -1;
 			continue;
 		}
-		/* The watch list adds up, entry by entry. A main file's
+		/* The watch list adds up, entry by entry: a drop-in's
 		 * "watch = [];" (an empty array, which the loader takes for no
-		 * folders) becomes a list first. */
+		 * folders) adds none, and a main file's becomes a list first. */
+		if (!*prefix && strcmp(name, "watch") == 0 &&
+		    config_setting_type(f) == CONFIG_TYPE_ARRAY && config_setting_length(f) == 0)
+			continue;
 		if (!*prefix && strcmp(name, "watch") == 0 &&
 		    config_setting_type(f) == CONFIG_TYPE_LIST &&
 		    (!old || config_setting_type(old) == CONFIG_TYPE_LIST ||

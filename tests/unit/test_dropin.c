@@ -258,6 +258,7 @@ static void test_shapes(void **state)
 	    "watch = ( { path = \"/srv/lab\"; }, { path = \"/srv/xray\"; } );\n"
 	    "mirror: { base_url = \"https://r.example/v1\"; api_key_file = \"@D@/upload.key\"; "
 	    "};\n");
+	put(fx, "conf.d/zz-none.conf", "watch = [];\n"); /* adds nothing, removes nothing */
 	cfg = load_ok(fx);
 	assert_int_equal(cfg->n_watches, 2);
 	assert_string_equal(cfg->watches[1].path, "/srv/xray");
