@@ -115,6 +115,43 @@ const char *hs_auth_hint(const struct hs_api *api, int64_t now_s, char *buf, siz
 
 /* ---- the day-ahead warning ------------------------------------------------- */
 
+/* What to say of a token with exp at now: it expired, or expires soon. */
+static const char *expiry_text(const struct hs_api *api, int64_t exp, int64_t now, char *buf,
+			       size_t len)
+{
+	char when[64];
+
+	hs_token_time(exp, when, sizeof(when));
+	if (now >= exp)
+		snprintf(buf, len, "the token in %s expired at %s; put a new one there and reload",
+			 api->token_file, when);
+	else
+		snprintf(
+		    buf, len,
+		    "the token in %s expires at %s, in %lld h; put a new one there before then",
+		    api->token_file, when, (long long)((exp - now + 3599) / 3600));
+	return buf;
+}
+
+void hs_token_notes(const struct hs_config *cfg, int64_t now_s, void (*say)(const char *line))
+{
+	const struct hs_api *apis[2] = {&cfg->upload.api,
+					cfg->mirror.enabled ? &cfg->mirror.api : NULL};
+	char text[1024], line[1100];
+	int64_t exp;
+
+	for (size_t i = 0; i < 2; i++) {
+		const struct hs_api *api = apis[i];
+
+		if (!api || api->auth != HS_AUTH_BEARER || !api->secret ||
+		    hs_jwt_exp(api->secret->value, &exp) != 0 || now_s < exp - HS_TOKEN_WARN_S)
+			continue;
+		snprintf(line, sizeof(line), "%s.token_file: %s", i ? "mirror" : "upload",
+			 expiry_text(api, exp, now_s, text, sizeof(text)));
+		say(line);
+	}
+}
+
 struct watched {
 	const char *section; /* "upload", "mirror" */
 	const struct hs_api *api;
@@ -133,7 +170,7 @@ struct hs_token_watch {
 static void check(struct hs_token_watch *tw)
 {
 	int64_t now = hs_wall_ms() / 1000, next = -1;
-	char when[64];
+	char text[1024];
 
 	for (size_t i = 0; i < 2; i++) {
 		struct watched *w = &tw->w[i];
@@ -150,19 +187,8 @@ static void check(struct hs_token_watch *tw)
 			continue;
 		if (now >= w->exp - HS_TOKEN_WARN_S) {
 			w->warned = true;
-			hs_token_time(w->exp, when, sizeof(when));
-			if (now >= w->exp)
-				hs_log(LOG_WARNING,
-				       "%s: the token in %s expired at %s; put a new one there and "
-				       "reload",
-				       w->section, w->api->token_file, when);
-			else
-				hs_log(
-				    LOG_WARNING,
-				    "%s: the token in %s expires at %s, in %lld h; put a new one "
-				    "there before then",
-				    w->section, w->api->token_file, when,
-				    (long long)((w->exp - now + 3599) / 3600));
+			hs_log(LOG_WARNING, "%s: %s", w->section,
+			       expiry_text(w->api, w->exp, now, text, sizeof(text)));
 			continue;
 		}
 		if (next < 0 || w->exp - HS_TOKEN_WARN_S < next)

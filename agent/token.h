@@ -50,6 +50,13 @@ const char *hs_auth_hint(const struct hs_api *api, int64_t now_s, char *buf, siz
 const char *hs_auth_noun(const struct hs_api *api);
 
 /*
+ * For check-config: say(line) for each API whose token is within
+ * HS_TOKEN_WARN_S of its exp, or past it, at now_s: "upload.token_file:
+ * the token in FILE expires at TIME, in N h; ...". Never quotes the token.
+ */
+void hs_token_notes(const struct hs_config *cfg, int64_t now_s, void (*say)(const char *line));
+
+/*
  * The day-ahead warning, for every API with auth = "bearer": one timer on
  * CLOCK_REALTIME at exp - HS_TOKEN_WARN_S; when it fires the token in
  * memory is looked at again (a 401 may have taken up a rotated one), so a

@@ -138,6 +138,13 @@ with Env(tap, server_args=["--upload-token", week, "--records-token", records_to
         tap.ok(env.wait_until(lambda: "expires at %s, in 2 h" % utc(now + 2 * 3600) in d.output(),
                               30, "the day-ahead warning"),
                "a token that expires within a day is warned about", d.output()[-2000:])
+        code, out, err = env.cli("check-config", check=False)
+        printed.append(out + err)
+        tap.eq(code, 0, "check-config passes with tokens about to expire, or expired")
+        tap.ok("upload.token_file: the token in %s expires at %s, in 2 h"
+               % (upload_token, utc(now + 2 * 3600)) in err
+               and "mirror.token_file: the token in %s expired at %s"
+               % (records_file, utc(expired_at)) in err, "and says so for each", err)
 
         # ---- an expired upload token ---------------------------------------
         env.server.config(upload_token=expired)
