@@ -33,6 +33,7 @@
 #include "agent/log.h"
 #include "agent/metrics.h"
 #include "agent/mirror_sched.h"
+#include "agent/token.h"
 #include "agent/upload.h"
 #include "agent/watch.h"
 #include "conf/units.h"
@@ -84,7 +85,8 @@ struct daemon {
 	/* metrics_file */
 	int64_t metrics_at; /* Unix ms of the last write; 0: none yet */
 	bool metrics_unwritten;
-	bool stopped; /* the loop is over: the last status and metrics */
+	bool stopped;		       /* the loop is over: the last status and metrics */
+	struct hs_token_watch *tokens; /* warns before a Bearer token expires */
 };
 
 /* ---- bandwidth timetable ---------------------------------------------- */
@@ -908,11 +910,19 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		free(cause);
 		cause = NULL;
 	}
+	hs_token_watch_set(d->tokens, cfg);
 	hs_config_free(d->cfg);
 	d->cfg = cfg;
 	hs_log_set_level(cfg->log_level);
 	apply_timetable(d);
-	hs_log(LOG_NOTICE, "configuration reloaded from %s", d->config_path);
+	size_t n_dropins = 0;
+	while (cfg->dropins && cfg->dropins[n_dropins])
+		n_dropins++;
+	if (n_dropins)
+		hs_log(LOG_NOTICE, "configuration reloaded from %s and %zu drop-in%s",
+		       d->config_path, n_dropins, n_dropins == 1 ? "" : "s");
+	else
+		hs_log(LOG_NOTICE, "configuration reloaded from %s", d->config_path);
 	d->reload_refused = false;
 	update_status(d);
 	sd_notify(0, "READY=1");
@@ -1023,6 +1033,12 @@ static int start(struct daemon *d)
 		free(cause);
 		return -1;
 	}
+	d->tokens = hs_token_watch_new(d->ev, d->cfg, &cause);
+	if (!d->tokens) {
+		hs_log(LOG_ERR, "cannot start: %s", cause ? cause : "out of memory");
+		free(cause);
+		return -1;
+	}
 	const struct hs_watcher_hooks hooks = {on_watch_queued, on_watch_ready, d};
 	d->watcher = hs_watcher_new(d->ev, d->cfg, d->q, &hooks, &cause);
 	if (!d->watcher) {
@@ -1072,6 +1088,7 @@ int hs_daemon_run(const char *config_path, struct hs_config *cfg)
 		hs_log(LOG_NOTICE, "stopped");
 	}
 	hs_watcher_free(d.watcher);
+	hs_token_watch_free(d.tokens);
 	hs_mirror_sched_free(d.mirror);
 	hs_uploader_free(d.up);
 	hs_http_free(d.http);

@@ -91,3 +91,7 @@ EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh
 	tests/integration/mirror_terminal.py \
 	tests/integration/watch_case.py \
 	tests/integration/scan_first_night.py
+
+# Drop-in configuration and Bearer tokens.
+TESTS += tests/integration/bearer_auth.py tests/integration/dropin_reload.py
+EXTRA_DIST += tests/integration/bearer_auth.py tests/integration/dropin_reload.py

@@ -255,7 +255,7 @@ static void test_full_config(void **state)
 	want = subst(fx, "@D@/upload.key");
 	assert_string_equal(cfg->upload.api.api_key_file, want);
 	free(want);
-	assert_string_equal(cfg->upload.api.api_key, UPLOAD_KEY);
+	assert_string_equal(cfg->upload.api.secret->value, UPLOAD_KEY);
 	assert_null(cfg->upload.api.ca_file);
 	assert_null(cfg->upload.api.proxy);
 	assert_true(cfg->upload.multipart_threshold == 64 * MiB);
@@ -303,7 +303,7 @@ static void test_full_config(void **state)
 
 	assert_true(cfg->mirror.enabled);
 	assert_string_equal(cfg->mirror.api.base_url, "https://api.healos.ai/ext-api/v1");
-	assert_string_equal(cfg->mirror.api.api_key, RECORDS_KEY);
+	assert_string_equal(cfg->mirror.api.secret->value, RECORDS_KEY);
 	assert_string_equal(cfg->mirror.schedule, "0 2 * * *");
 	assert_true(cfg->mirror.jitter_ms == 10 * 60 * 1000);
 	assert_int_equal(cfg->mirror.page_size, 50);
@@ -337,7 +337,7 @@ static void test_defaults(void **state)
 	assert_null(cfg->upload.api.proxy);
 	assert_int_equal(cfg->n_watches, 0);
 	assert_false(cfg->mirror.enabled);
-	assert_null(cfg->mirror.api.api_key);
+	assert_null(cfg->mirror.api.secret);
 	assert_int_equal(cfg->log_level, HS_LOG_INFO);
 	assert_null(cfg->metrics_file);
 	assert_true(cfg->health.stalled_after_ms == 24 * 3600 * 1000);
@@ -440,12 +440,12 @@ static void test_shipped_sample(void **state)
 	free(ours);
 	free(text);
 	assert_string_equal(cfg->state_dir, "/var/lib/healsync");
-	assert_string_equal(cfg->upload.api.api_key, UPLOAD_KEY);
+	assert_string_equal(cfg->upload.api.secret->value, UPLOAD_KEY);
 	assert_string_equal(hs_timetable_text(cfg->upload.bandwidth), "08:00,2MiB/s 18:00,off");
 	assert_int_equal(cfg->n_watches, 1);
 	assert_string_equal(cfg->watches[0].path, "/srv/exports/lab");
 	assert_true(cfg->mirror.enabled);
-	assert_string_equal(cfg->mirror.api.api_key, RECORDS_KEY);
+	assert_string_equal(cfg->mirror.api.secret->value, RECORDS_KEY);
 	assert_int_equal(cfg->log_level, HS_LOG_INFO);
 	hs_config_free(cfg);
 }
@@ -465,6 +465,7 @@ static const char printed_full[] = "# healsync: effective configuration of @F@\n
 				   "\n"
 				   "upload: {\n"
 				   "  base_url = \"https://upload.example/ext-api/v1\";\n"
+				   "  auth = \"api-key\";\n"
 				   "  api_key_file = \"@D@/upload.key\";\n"
 				   "  api_key = \"<redacted>\";\n"
 				   "  multipart_threshold = \"64MiB\";\n"
@@ -528,6 +529,7 @@ static const char printed_full[] = "# healsync: effective configuration of @F@\n
 				   "\n"
 				   "mirror: {\n"
 				   "  base_url = \"https://api.healos.ai/ext-api/v1\";\n"
+				   "  auth = \"api-key\";\n"
 				   "  api_key_file = \"@D@/records.key\";\n"
 				   "  api_key = \"<redacted>\";\n"
 				   "  schedule = \"0 2 * * *\";\n"
@@ -605,6 +607,7 @@ static void test_print(void **state)
 			 "\n"
 			 "upload: {\n"
 			 "  base_url = \"https://upload.example/ext-api/v1\";\n"
+			 "  auth = \"api-key\";\n"
 			 "  api_key_file = \"@D@/upload.key\";\n"
 			 "  api_key = \"<redacted>\";\n"
 			 "  multipart_threshold = \"64MiB\";\n"
@@ -1353,12 +1356,12 @@ static void test_key_files(void **state)
 	memcpy(key + 4096, "\r\n", 3);
 	fx_file(fx, "upload.key", key, 0640);
 	cfg = load_ok(fx, UPLOAD);
-	assert_int_equal(strlen(cfg->upload.api.api_key), 4096);
+	assert_int_equal(strlen(cfg->upload.api.secret->value), 4096);
 	hs_config_free(cfg);
 
 	fx_file(fx, "upload.key", "with inner space \t \n", 0400);
 	cfg = load_ok(fx, UPLOAD);
-	assert_string_equal(cfg->upload.api.api_key, "with inner space");
+	assert_string_equal(cfg->upload.api.secret->value, "with inner space");
 	hs_config_free(cfg);
 
 	/* The mirror's key is checked too, after everything else. */
@@ -1384,7 +1387,7 @@ static void test_credentials_directory(void **state)
 	/* Only the base name of api_key_file counts. */
 	cfg = load_ok(fx, "upload: {\n  base_url = \"https://upload.example\";\n"
 			  "  api_key_file = \"/etc/healsync/upload.key\";\n};\n");
-	assert_string_equal(cfg->upload.api.api_key, "from-credentials");
+	assert_string_equal(cfg->upload.api.secret->value, "from-credentials");
 	assert_string_equal(cfg->upload.api.api_key_file, "/etc/healsync/upload.key");
 	hs_config_free(cfg);
 
@@ -1395,7 +1398,7 @@ static void test_credentials_directory(void **state)
 	/* Empty means unset. */
 	assert_int_equal(setenv("CREDENTIALS_DIRECTORY", "", 1), 0);
 	cfg = load_ok(fx, UPLOAD);
-	assert_string_equal(cfg->upload.api.api_key, UPLOAD_KEY);
+	assert_string_equal(cfg->upload.api.secret->value, UPLOAD_KEY);
 	hs_config_free(cfg);
 }
 
