@@ -54,6 +54,7 @@ int hs_cmd_retry(struct hs_cli *cli, int argc, char **argv);
 int hs_cmd_status(struct hs_cli *cli, int argc, char **argv);
 int hs_cmd_mirror(struct hs_cli *cli, int argc, char **argv);
 int hs_cmd_check(struct hs_cli *cli, int argc, char **argv);
+int hs_cmd_scan(struct hs_cli *cli, int argc, char **argv);
 
 struct hs_health;
 struct hs_health_limits;

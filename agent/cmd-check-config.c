@@ -44,7 +44,9 @@
 #include <systemd/sd-bus.h>
 
 #include "agent/cli.h"
+#include "agent/clock.h"
 #include "agent/refusal.h"
+#include "agent/token.h"
 
 #define UNIT "healsync.service"
 
@@ -337,6 +339,11 @@ static int check_folders(const struct hs_config *cfg)
 	return problems;
 }
 
+static void token_note(const char *line)
+{
+	hs_cli_error("%s", line);
+}
+
 int hs_cmd_check_config(struct hs_cli *cli, int argc, char **argv)
 {
 	int problems;
@@ -356,5 +363,8 @@ int hs_cmd_check_config(struct hs_cli *cli, int argc, char **argv)
 	if (fflush(stdout) != 0)
 		return HS_EXIT_FAILURE;
 	problems = check_folders(cli->cfg);
+	/* A token about to expire is the sysadmin's to replace, not an error
+	 * in the configuration: said, and the exit status stays. */
+	hs_token_notes(cli->cfg, hs_wall_ms() / 1000, token_note);
 	return problems ? HS_EXIT_CONFIG : HS_EXIT_OK;
 }

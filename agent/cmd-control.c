@@ -67,25 +67,18 @@ static void record(const char *user, const char *action, int64_t job, const char
 		fprintf(stderr, "healsync: %s\n", msg);
 }
 
-/* "YYYY-MM-DD HH:MM", "YYYY-MM-DDTHH:MM", "YYYY-MM-DD" or "HH:MM" (the next
- * such minute), local time, as Unix ms. */
+/* A local time as hs_parse_local_time reads it, or "HH:MM" (the next such
+ * minute), as Unix ms. */
 static int parse_time(const char *s, time_t now, int64_t *ret)
 {
-	static const char *const forms[] = {"%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"};
 	struct tm tm;
 	const char *end;
+	int64_t secs;
 	time_t t;
 
-	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
-		memset(&tm, 0, sizeof(tm));
-		end = strptime(s, forms[i], &tm);
-		if (end && !*end) {
-			tm.tm_isdst = -1;
-			if ((t = mktime(&tm)) == (time_t)-1)
-				return -1;
-			*ret = (int64_t)t * 1000;
-			return 0;
-		}
+	if (hs_parse_local_time(s, &secs) == 0) {
+		*ret = secs * 1000;
+		return 0;
 	}
 	if (!localtime_r(&now, &tm))
 		return -1;

@@ -152,28 +152,6 @@ static int list_jobs(struct hs_queue *q, int state, bool recent, int64_t since, 
 	return hs_queue_list(q, state, n, fn, arg, cause);
 }
 
-/* "YYYY-MM-DD" or "YYYY-MM-DD HH:MM", local time, as Unix ms. */
-static int parse_since(const char *s, int64_t *ret)
-{
-	static const char *const forms[] = {"%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"};
-	struct tm tm;
-	const char *end;
-	time_t t;
-
-	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
-		memset(&tm, 0, sizeof(tm));
-		end = strptime(s, forms[i], &tm);
-		if (end && !*end) {
-			tm.tm_isdst = -1;
-			if ((t = mktime(&tm)) == (time_t)-1)
-				return -1;
-			*ret = (int64_t)t * 1000;
-			return 0;
-		}
-	}
-	return -1;
-}
-
 int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -212,7 +190,9 @@ int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv)
 			recent = true;
 			if (hs_parse_duration_ms(optarg, &ago) == 0 && ago < INT64_MAX / 2) {
 				since = hs_wall_ms() - (int64_t)ago;
-			} else if (parse_since(optarg, &since) != 0) {
+			} else if (hs_parse_local_time(optarg, &since) == 0) {
+				since *= 1000;
+			} else {
 				hs_cli_error("--since: '%s' is neither a duration (2h) nor a date "
 					     "(YYYY-MM-DD [HH:MM])",
 					     optarg);

@@ -19,6 +19,7 @@
 
 #include "agent/cli.h"
 #include "agent/daemon.h"
+#include "agent/filter.h"
 #include "agent/health.h"
 #include "agent/mirror_db.h"
 #include "conf/units.h"
@@ -119,6 +120,51 @@ static void print_daemon(json_t *d)
 			   json_integer_value(json_object_get(v, "blocked_until")));
 		printf(", %" JSON_INTEGER_FORMAT " throttled\n",
 		       json_integer_value(json_object_get(v, "throttled")));
+	}
+}
+
+/* Each folder's last full scan, as the daemon's journal line said it:
+ * "scan of /srv/exports at 02:00: 1,204 files, 3 queued, 1,180 too old
+ * (max_age 30d)". */
+static void print_scans(json_t *d)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(d, "watch"), "scans"), i, v)
+	{
+		json_t *counts = json_object_get(v, "counts"), *rules = json_object_get(v, "rules");
+		json_int_t at = json_integer_value(json_object_get(v, "at"));
+		char num[32];
+
+		printf("scan of %s", json_string_value(json_object_get(v, "path")));
+		if (!at) {
+			printf(": not finished yet\n");
+			continue;
+		}
+		print_hm(" at ", at);
+		printf(": %s files",
+		       hs_format_count((uint64_t)json_integer_value(json_object_get(v, "files")),
+				       num, sizeof(num)));
+		for (int r = 0; r < HS_REASON_COUNT; r++) {
+			const char *name = hs_reason_name((enum hs_reason)r);
+			json_int_t n = json_integer_value(json_object_get(counts, name));
+			const char *rule = json_string_value(json_object_get(rules, name));
+
+			if (n || r == HS_REASON_SEND)
+				printf(", %s %s%s%s%s",
+				       hs_format_count((uint64_t)n, num, sizeof(num)),
+				       r == HS_REASON_SEND ? "queued"
+							   : hs_reason_text((enum hs_reason)r),
+				       rule ? " (" : "", rule ? rule : "", rule ? ")" : "");
+		}
+		json_int_t dirs = json_integer_value(json_object_get(v, "dirs_excluded"));
+		if (dirs)
+			printf("; %s folder%s excluded (%s)",
+			       hs_format_count((uint64_t)dirs, num, sizeof(num)),
+			       dirs == 1 ? "" : "s",
+			       json_string_value(json_object_get(rules, "excluded")));
+		printf("\n");
 	}
 }
 
@@ -317,6 +363,9 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 				    oldest > 0 ? json_integer(((json_int_t)now - oldest) / 1000)
 					       : json_null());
 		json_object_set_new(doc, "apis", or_null(json_object_get(daemon, "apis")));
+		json_object_set_new(
+		    doc, "last_scans",
+		    or_null(json_object_get(json_object_get(daemon, "watch"), "scans")));
 		json_object_set_new(doc, "pause",
 				    pause.on ? json_pack("{s:s, s:I, s:I}", "by", pause.set_by,
 							 "set_at", (json_int_t)pause.set_at,
@@ -343,6 +392,7 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		if (pause.on)
 			printf(" (paused by %s)\n", pause.set_by);
 		print_daemon(daemon);
+		print_scans(daemon);
 		print_mirror(mirror);
 	}
 	/* Exits by the verdict, as `healsync check` does: 0, 1 or 2. */

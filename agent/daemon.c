@@ -33,6 +33,7 @@
 #include "agent/log.h"
 #include "agent/metrics.h"
 #include "agent/mirror_sched.h"
+#include "agent/token.h"
 #include "agent/upload.h"
 #include "agent/watch.h"
 #include "conf/units.h"
@@ -84,7 +85,8 @@ struct daemon {
 	/* metrics_file */
 	int64_t metrics_at; /* Unix ms of the last write; 0: none yet */
 	bool metrics_unwritten;
-	bool stopped; /* the loop is over: the last status and metrics */
+	bool stopped;		       /* the loop is over: the last status and metrics */
+	struct hs_token_watch *tokens; /* warns before a Bearer token expires */
 };
 
 /* ---- bandwidth timetable ---------------------------------------------- */
@@ -379,6 +381,28 @@ static bool weigh_health(struct daemon *d, const struct hs_health_facts *f, int6
 	return changed;
 }
 
+/* One folder's last full scan: every reason with its count, and the
+ * setting behind each, so `status` can say "too old (max_age 30d)". */
+static void scan_json(const struct hs_watch *conf, const struct hs_scan_tally *t, void *arg)
+{
+	json_t *counts = json_object(), *rules = json_object();
+	char rule[512];
+
+	for (int i = 0; i < HS_REASON_COUNT; i++) {
+		json_object_set_new(counts, hs_reason_name((enum hs_reason)i),
+				    json_integer((json_int_t)t->n[i]));
+		if (hs_reason_rule(conf, (enum hs_reason)i, rule, sizeof(rule))[0])
+			json_object_set_new(rules, hs_reason_name((enum hs_reason)i),
+					    json_string(rule));
+	}
+	json_array_append_new(
+	    arg, json_pack("{s:s, s:o, s:I, s:o, s:o, s:I}", "path", conf->path, "at",
+			   t->at ? json_integer((json_int_t)t->at) : json_null(), "files",
+			   (json_int_t)t->files, "counts", counts ? counts : json_object(), "rules",
+			   rules ? rules : json_object(), "dirs_excluded",
+			   (json_int_t)t->dirs_excluded));
+}
+
 static json_t *health_json(const struct hs_health *h)
 {
 	json_t *reasons = json_array();
@@ -654,6 +678,12 @@ static void update_status(struct daemon *d)
 					      (json_int_t)ws.unwatched, "settling",
 					      (json_int_t)ws.settling, "scanning", ws.scanning,
 					      "files_queued", (json_int_t)ws.files_queued));
+	if (doc && d->watcher) {
+		json_t *scans = json_array();
+		hs_watcher_foreach_scan(d->watcher, scan_json, scans);
+		json_object_set_new(json_object_get(doc, "watch"), "scans",
+				    scans ? scans : json_array());
+	}
 	if (doc && mi.enabled)
 		json_object_set_new(doc, "mirror",
 				    json_pack("{s:b, s:I, s:s?, s:I, s:I, s:I, s:I}", "running",
@@ -889,11 +919,19 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		free(cause);
 		cause = NULL;
 	}
+	hs_token_watch_set(d->tokens, cfg);
 	hs_config_free(d->cfg);
 	d->cfg = cfg;
 	hs_log_set_level(cfg->log_level);
 	apply_timetable(d);
-	hs_log(LOG_NOTICE, "configuration reloaded from %s", d->config_path);
+	size_t n_dropins = 0;
+	while (cfg->dropins && cfg->dropins[n_dropins])
+		n_dropins++;
+	if (n_dropins)
+		hs_log(LOG_NOTICE, "configuration reloaded from %s and %zu drop-in%s",
+		       d->config_path, n_dropins, n_dropins == 1 ? "" : "s");
+	else
+		hs_log(LOG_NOTICE, "configuration reloaded from %s", d->config_path);
 	d->reload_refused = false;
 	update_status(d);
 	sd_notify(0, "READY=1");
@@ -1004,6 +1042,12 @@ static int start(struct daemon *d)
 		free(cause);
 		return -1;
 	}
+	d->tokens = hs_token_watch_new(d->ev, d->cfg, &cause);
+	if (!d->tokens) {
+		hs_log(LOG_ERR, "cannot start: %s", cause ? cause : "out of memory");
+		free(cause);
+		return -1;
+	}
 	const struct hs_watcher_hooks hooks = {on_watch_queued, on_watch_ready, d};
 	d->watcher = hs_watcher_new(d->ev, d->cfg, d->q, &hooks, &cause);
 	if (!d->watcher) {
@@ -1053,6 +1097,7 @@ int hs_daemon_run(const char *config_path, struct hs_config *cfg)
 		hs_log(LOG_NOTICE, "stopped");
 	}
 	hs_watcher_free(d.watcher);
+	hs_token_watch_free(d.tokens);
 	hs_mirror_sched_free(d.mirror);
 	hs_uploader_free(d.up);
 	hs_http_free(d.http);

@@ -701,7 +701,9 @@ static int setup_easy(struct hs_http_call *c, const struct hs_http_request *req,
 	struct curl_slist *l;
 
 	if (req->api_key) {
-		if (asprintf(&key_header, "X-API-Key: %s", req->api_key) < 0)
+		if (asprintf(&key_header,
+			     req->bearer ? "Authorization: Bearer %s" : "X-API-Key: %s",
+			     req->api_key) < 0)
 			return hs_cause(cause, "%s", "out of memory");
 		l = curl_slist_append(c->headers, key_header);
 		explicit_bzero(key_header, strlen(key_header));

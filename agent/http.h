@@ -50,6 +50,7 @@ struct hs_http_request {
 	const char *method;
 	const char *url;
 	const char *api_key; /* sent as X-API-Key; NULL: none */
+	bool bearer;	     /* api_key is a token, sent as Authorization: Bearer */
 	/* This API's own CA bundle and proxy; NULL: the client's (opts).
 	 * Callers pass their API's settings each time, so that a reloaded
 	 * configuration applies to the next request. */

@@ -3,7 +3,7 @@ bin_PROGRAMS += healsync
 healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/cmd-check-config.c agent/cmd-enqueue.c agent/cmd-jobs.c \
 	agent/cmd-retry.c agent/cmd-status.c agent/cmd-check.c agent/cli-health.c \
-	agent/cmd-control.c \
+	agent/cmd-control.c agent/cmd-scan.c \
 	agent/remote_name.c agent/remote_name.h \
 	agent/cmd-run.c agent/daemon.c agent/daemon.h agent/clock.h \
 	agent/log.c agent/log.h agent/http.c agent/http.h \
@@ -20,7 +20,7 @@ healsync_SOURCES = agent/main.c agent/cli.c agent/cli.h \
 	agent/cmd-mirror.c agent/mirror.c agent/mirror.h \
 	agent/mirror_db.c agent/mirror_db.h agent/mirror_record.c agent/mirror_record.h \
 	agent/mirror_sched.c agent/mirror_sched.h agent/mirror_when.c agent/mirror_when.h \
-	agent/cause.c agent/cause.h
+	agent/cause.c agent/cause.h agent/token.c agent/token.h
 # For programs that read the mirror database.
 EXTRA_DIST += docs/mirror-schema.md
 healsync_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(SQLITE_CFLAGS) $(LIBCONFIG_CFLAGS) \
@@ -63,7 +63,7 @@ tests_unit_test_settle_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_settle_LDADD = $(CMOCKA_LIBS)
 tests_unit_test_filter_SOURCES = tests/unit/test_filter.c agent/filter.c
 tests_unit_test_filter_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_filter_LDADD = $(CMOCKA_LIBS)
+tests_unit_test_filter_LDADD = libhsconf.a $(LIBCONFIG_LIBS) $(CMOCKA_LIBS)
 tests_unit_test_refusal_SOURCES = tests/unit/test_refusal.c agent/refusal.c
 tests_unit_test_refusal_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_refusal_LDADD = $(CMOCKA_LIBS)
@@ -132,4 +132,14 @@ TESTS += tests/unit/test_mirror_when
 tests_unit_test_mirror_when_SOURCES = tests/unit/test_mirror_when.c agent/mirror_when.c
 tests_unit_test_mirror_when_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_mirror_when_LDADD = libhsconf.a $(LIBCONFIG_LIBS) $(CMOCKA_LIBS)
+endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_token
+TESTS += tests/unit/test_token
+tests_unit_test_token_SOURCES = tests/unit/test_token.c agent/token.c agent/log.c
+tests_unit_test_token_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS) $(CRYPTO_CFLAGS) \
+	$(SYSTEMD_CFLAGS)
+tests_unit_test_token_LDADD = libhsconf.a $(LIBCONFIG_LIBS) $(CMOCKA_LIBS) $(JANSSON_LIBS) \
+	$(CRYPTO_LIBS) $(SYSTEMD_LIBS)
 endif

@@ -27,6 +27,7 @@ static const struct command commands[] = {
     {"run", hs_cmd_run, "", "the daemon, in the foreground"},
     {"check-config", hs_cmd_check_config, "[--quiet]", "validate the configuration and print it"},
     {"status", hs_cmd_status, "[--json]", "queue, transfers, bandwidth and rate-limit state"},
+    {"scan", hs_cmd_scan, "[--json]", "what the watch folders would send now, and why not"},
     {"enqueue", hs_cmd_enqueue, "FILE...", "add files to the upload queue now"},
     {"jobs", hs_cmd_jobs, "[--state S] [--json]", "list jobs"},
     {"retry", hs_cmd_retry, "(JOB_ID... | --failed)", "put failed or dead jobs back in the queue"},

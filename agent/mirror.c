@@ -19,6 +19,7 @@
 #include "agent/log.h"
 #include "agent/mirror.h"
 #include "agent/mirror_record.h"
+#include "agent/token.h"
 #include "agent/upload_api.h"
 #include "queue/backoff.h"
 
@@ -39,6 +40,7 @@ struct slot {
 	bool busy;
 	char *id;
 	unsigned tries;
+	unsigned auth_gen; /* of the secret the request carried */
 };
 
 struct hs_mirror {
@@ -432,10 +434,12 @@ static void send_request(struct slot *s)
 		fail(m, "out of memory");
 		return;
 	}
+	s->auth_gen = m->cfg->mirror.api.secret->generation;
 	struct hs_http_request req = {.realm = "records",
 				      .method = "GET",
 				      .url = url,
-				      .api_key = m->cfg->mirror.api.api_key,
+				      .api_key = m->cfg->mirror.api.secret->value,
+				      .bearer = m->cfg->mirror.api.auth == HS_AUTH_BEARER,
 				      .ca_file = m->cfg->mirror.api.ca_file,
 				      .proxy = m->cfg->mirror.api.proxy,
 				      .body_fd = -1};
@@ -760,6 +764,32 @@ static void pump_details(struct hs_mirror *m)
 		apply(m);
 }
 
+/* A 401: sends the request again, spending no try, when the secret
+ * changed since it left or its file now holds a new one (a rotated token
+ * is taken up without a reload). Returns whether it did. */
+static bool auth_again(struct slot *s)
+{
+	const struct hs_api *api = &s->m->cfg->mirror.api;
+	bool changed = false;
+	char *cause = NULL;
+
+	if (s->auth_gen == api->secret->generation) {
+		if (hs_api_reread(api, &changed, &cause) != 0) {
+			run_log(s->m, LOG_WARNING, NULL, "mirror: cannot read the %s again: %s",
+				hs_auth_noun(api), cause ? cause : "out of memory");
+			free(cause);
+			return false;
+		}
+		if (!changed)
+			return false;
+		run_log(s->m, LOG_NOTICE, NULL,
+			"the records API rejected the %s (HTTP 401); %s holds a new one, trying it",
+			hs_auth_noun(api), hs_api_secret_file(api));
+	}
+	send_request(s);
+	return true;
+}
+
 static void on_response(struct hs_http_response *resp, void *arg)
 {
 	struct slot *s = arg;
@@ -800,9 +830,14 @@ static void on_response(struct hs_http_response *resp, void *arg)
 	if (type[strspn(type, "abcdefghijklmnopqrstuvwxyz0123456789_")] != '\0')
 		type[0] = '\0';
 	snprintf(why, sizeof(why), "HTTP %ld%s%s", resp->status, type[0] ? " " : "", type);
+	if (resp->status == 401 && auth_again(s))
+		return;
 	if (resp->status == 401) {
-		fail(m, "the records API rejected the API key (HTTP 401); check %s",
-		     m->cfg->mirror.api.api_key_file);
+		char hint[512];
+
+		fail(m, "the records API rejected the %s (HTTP 401); %s",
+		     hs_auth_noun(&m->cfg->mirror.api),
+		     hs_auth_hint(&m->cfg->mirror.api, hs_wall_ms() / 1000, hint, sizeof(hint)));
 		return;
 	}
 	if (resp->status == 408 || resp->status == 425 || resp->status == 429 ||

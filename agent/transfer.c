@@ -150,19 +150,24 @@ void job_gone(struct transfer *t, const char *why)
 
 /* A request to the Upload API: URL base_url + path + id + tail (ids are
  * checked to be URL-safe when parsed) written into url. */
-struct hs_http_request api_request(const struct transfer *t, const char *method, char *url,
+struct hs_http_request api_request(struct transfer *t, const char *method, char *url,
 				   size_t url_len, const char *path, const char *id,
 				   const char *tail)
 {
 	const struct hs_api *api = &t->u->cfg->upload.api;
 
+	/* Two API requests of one transfer can overlap (a presign beside a
+	 * step): both then carry the secret of the later one, and a 401 to the
+	 * earlier one after a rotation costs at most a needless pause. */
+	t->auth_gen = api->secret->generation;
 	snprintf(url, url_len, "%s%s%s%s", api->base_url, path, id, tail);
 	return (struct hs_http_request){.realm = "upload",
 					.ca_file = api->ca_file,
 					.proxy = api->proxy,
 					.method = method,
 					.url = url,
-					.api_key = api->api_key,
+					.api_key = api->secret->value,
+					.bearer = api->auth == HS_AUTH_BEARER,
 					.body_fd = -1};
 }
 
@@ -236,8 +241,7 @@ bool handle_common(struct transfer *t, enum hs_verdict v, long status, const cha
 		restart_changed(t, why);
 		return true;
 	case HS_V_AUTH:
-		up_auth_pause(t->u);
-		job_release(t, 0);
+		up_auth_refused(t);
 		return true;
 	case HS_V_DEAD:
 		job_fail(t, true, status, "%s", why);

@@ -109,8 +109,9 @@ struct transfer {
 	struct hs_http_call *presign_call;
 	int64_t done_bytes;
 
-	int64_t began_ms; /* when the transfer began (wall ms) */
-	unsigned tries;	  /* of the current step */
+	unsigned auth_gen; /* of the secret its last API request carried */
+	int64_t began_ms;  /* when the transfer began (wall ms) */
+	unsigned tries;	   /* of the current step */
 	unsigned refreshes;
 	unsigned session_restarts;
 	unsigned stale_urls; /* URLs that expired while waiting for a slot */
@@ -174,6 +175,10 @@ void up_api_answered(struct hs_uploader *u);
  * been given back (t ended). */
 bool up_api_failed(struct transfer *t, bool refused, const char *why);
 void up_auth_pause(struct hs_uploader *u);
+/* A 401 for t's API request: t goes back to the queue, and the API pauses
+ * unless the secret changed since the request left or its file now holds
+ * a new one. */
+void up_auth_refused(struct transfer *t);
 
 /* transfer.c */
 void transfer_begin(struct hs_uploader *u, struct hs_job *job);
@@ -195,7 +200,8 @@ void step_failed(struct transfer *t, long status, const char *why);
 bool handle_common(struct transfer *t, enum hs_verdict v, long status, const char *why);
 enum hs_verdict judge(struct transfer *t, const struct hs_http_response *r, enum hs_dialect d,
 		      char *why, size_t len);
-struct hs_http_request api_request(const struct transfer *t, const char *method, char *url,
+/* Also notes in t which secret the request carries. */
+struct hs_http_request api_request(struct transfer *t, const char *method, char *url,
 				   size_t url_len, const char *path, const char *id,
 				   const char *tail);
 void api_call(struct transfer *t, const char *method, const char *path, const char *id,

@@ -12,6 +12,7 @@
 
 #include "agent/clock.h"
 #include "agent/log.h"
+#include "agent/token.h"
 #include "agent/transfer.h"
 
 #define LEASE_MS (5 * 60 * 1000)
@@ -101,6 +102,7 @@ void up_auth_pause(struct hs_uploader *u)
 	const struct hs_log_field f[] = {{"MESSAGE_ID", HS_MSGID_KEY_REJECTED},
 					 {"HTTP_STATUS", "401"}};
 	struct pause *p = &u->auth;
+	char hint[512];
 	int64_t delay;
 	uint64_t now;
 
@@ -113,9 +115,38 @@ void up_auth_pause(struct hs_uploader *u)
 	sd_event_source_set_time(p->timer, now + (uint64_t)delay * 1000);
 	sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT);
 	hs_log_fields(p->count == 1 ? LOG_ERR : LOG_DEBUG, f, 2,
-		      "upload API rejected the API key (HTTP 401); check %s; uploads paused for "
-		      "%" PRId64 " s or until the configuration is reloaded",
-		      u->cfg->upload.api.api_key_file, delay / 1000);
+		      "upload API rejected the %s (HTTP 401); %s; uploads paused for %" PRId64
+		      " s or until the configuration is reloaded",
+		      hs_auth_noun(&u->cfg->upload.api),
+		      hs_auth_hint(&u->cfg->upload.api, hs_wall_ms() / 1000, hint, sizeof(hint)),
+		      delay / 1000);
+}
+
+void up_auth_refused(struct transfer *t)
+{
+	struct hs_uploader *u = t->u;
+	const struct hs_api *api = &u->cfg->upload.api;
+	bool changed = false;
+	char *cause = NULL;
+
+	/* Sent before the secret last changed: it simply goes again. Else the
+	 * file is read once more before the API is paused, so that a rotated
+	 * token is taken up without a reload. */
+	if (!u->auth.on && t->auth_gen == api->secret->generation) {
+		if (hs_api_reread(api, &changed, &cause) != 0) {
+			hs_log(LOG_WARNING, "upload: cannot read the %s again: %s",
+			       hs_auth_noun(api), cause ? cause : "out of memory");
+			free(cause);
+		}
+		if (changed)
+			hs_log(
+			    LOG_NOTICE,
+			    "upload API rejected the %s (HTTP 401); %s holds a new one, trying it",
+			    hs_auth_noun(api), hs_api_secret_file(api));
+		else
+			up_auth_pause(u);
+	}
+	job_release(t, 0);
 }
 
 /* ---- slots ------------------------------------------------------------------- */

@@ -37,6 +37,7 @@
 #define MISSING_RETRY_MS 10000	 /* a vanished folder is looked for this often */
 #define QUEUE_RETRY_MS	 30000	 /* after the queue refused files (a full disk) */
 #define RECENT_MS	 3600000 /* files this fresh are checked for writers */
+#define LIMIT_SAID	 20	 /* files named as outside the limits between scans */
 
 #define DIR_MASK                                                                                   \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_MODIFY | IN_ATTRIB |        \
@@ -95,6 +96,10 @@ struct root {
 
 	struct said long_said; /* paths too long to open */
 	struct said left_said; /* private files a crash left, kept */
+
+	struct hs_scan_tally tally; /* of the full scan under way */
+	struct hs_scan_tally last;  /* of the last one that finished */
+	unsigned limit_said;	    /* files named as outside the limits since */
 };
 
 struct candidate { /* a quiet file to ask the queue about */
@@ -102,6 +107,7 @@ struct candidate { /* a quiet file to ask the queue about */
 	struct hs_job_spec spec; /* path and remote_name owned */
 	size_t rel_off;		 /* where the relative path starts in spec.path */
 	bool check_writer;
+	bool counted; /* found by a full scan: its fate goes in the tally */
 };
 
 struct hs_watcher {
@@ -567,16 +573,22 @@ static void flush_candidates(struct hs_watcher *w)
 		struct candidate *c = &w->cands[i];
 		struct hs_job_spec *sp = &c->spec;
 		bool queue_it = false;
+		enum hs_reason fate = HS_REASON_QUEUED;
 
 		if (seen[i] == HS_SEEN_STORED) {
+			fate = HS_REASON_STORED;
 			run_after(c->r, sp->path, sp->path + c->rel_off, sp->size, sp->mtime_ns,
 				  sp->inode, 0);
 		} else if (seen[i] == HS_SEEN_NEW && c->check_writer &&
 			   being_written(c->r, sp->path + c->rel_off)) {
+			fate = HS_REASON_SETTLING;
 			settle_facts(c->r, sp->path, true, sp->size, sp->mtime_ns);
 		} else if (seen[i] == HS_SEEN_NEW) {
+			fate = HS_REASON_SEND;
 			queue_it = true;
 		}
+		if (c->counted)
+			c->r->tally.n[fate]++;
 		if (queue_it) {
 			if (w->n_batch == BATCH_MAX)
 				flush_batch(w);
@@ -589,18 +601,22 @@ static void flush_candidates(struct hs_watcher *w)
 	arm_settle(w);
 }
 
-/* A file that counts (quiet, matching): queued unless the queue knows it.
- * st: its facts, just read; check_writer: look for a writer before queueing. */
+/* A file that counts (quiet, passing the filter): queued unless the queue
+ * knows it. st: its facts, just read; check_writer: look for a writer
+ * before queueing; counted: a full scan found it (its fate is tallied). */
 static void consider(struct root *r, const char *path, const char *rel, const struct stat *st,
-		     bool check_writer)
+		     bool check_writer, bool counted)
 {
 	struct hs_watcher *w = r->w;
 	char *remote = hs_remote_name(r->conf->remote_prefix, rel), *copy = strdup(path);
 
 	if (!remote || !copy) {
-		if (copy && !remote)
+		if (copy && !remote) {
 			hs_log(LOG_WARNING, "%s: no valid remote name for this path; not sent",
 			       path);
+			if (counted)
+				r->tally.n[HS_REASON_UNNAMEABLE]++;
+		}
 		free(remote);
 		free(copy);
 		return;
@@ -611,6 +627,7 @@ static void consider(struct root *r, const char *path, const char *rel, const st
 	    .r = r,
 	    .rel_off = strlen(r->conf->path) + 1, /* path is the folder, "/", rel */
 	    .check_writer = check_writer,
+	    .counted = counted,
 	    .spec = {.path = copy,
 		     .watch_root = r->conf->path, /* borrowed: flushed before any reload */
 		     .remote_name = remote,
@@ -642,6 +659,34 @@ static void arm_settle(struct hs_watcher *w)
 	sd_event_source_set_enabled(w->settle_timer, SD_EVENT_ONESHOT);
 }
 
+/* A file that settled after an event: the folder's limits, which need its
+ * facts, decide now. Each skipped one is named in a line, since no scan
+ * counted it, up to LIMIT_SAID between full scans: an old archive copied
+ * in with its dates kept is then one line more, and the next full scan
+ * counts the files all the same. */
+static bool passes(struct root *r, const char *rel, const struct stat *st)
+{
+	const char *name = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+	struct hs_file_facts facts = {st->st_size, mtime_ns(st)};
+	enum hs_reason why = hs_filter_decide(r->conf, rel, name, &facts, hs_wall_ms(), NULL);
+	char rule[256];
+
+	if (why == HS_REASON_SEND)
+		return true;
+	if (r->limit_said < LIMIT_SAID) {
+		hs_reason_rule(r->conf, why, rule, sizeof(rule));
+		hs_log(LOG_INFO, "%s/%s: not sent: %s%s%s%s", r->conf->path, rel,
+		       hs_reason_text(why), rule[0] ? " (" : "", rule, rule[0] ? ")" : "");
+	} else if (r->limit_said == LIMIT_SAID) {
+		hs_log(LOG_INFO,
+		       "%s: more new files outside the folder's limits; not named one by one, "
+		       "the next scan counts them",
+		       r->conf->path);
+	}
+	r->limit_said++;
+	return false;
+}
+
 static int on_settle(sd_event_source *s, uint64_t usec, void *arg)
 {
 	struct hs_watcher *w = arg;
@@ -664,7 +709,8 @@ static int on_settle(sd_event_source *s, uint64_t usec, void *arg)
 					  st.st_size, mtime_ns(&st));
 			continue;
 		}
-		consider(r, p->path, p->path + len + 1, &st, false);
+		if (passes(r, p->path + len + 1, &st))
+			consider(r, p->path, p->path + len + 1, &st, false, false);
 		hs_pending_free(p);
 	}
 	flush_candidates(w);
@@ -851,6 +897,7 @@ static void scan_push(struct root *r, const char *rel, int parent_wd, bool full)
 		r->full = true;
 		r->gen++;
 		r->unwatched = 0;
+		memset(&r->tally, 0, sizeof(r->tally));
 	}
 	if (!(f = calloc(1, sizeof(*f))) || !(f->rel = strdup(rel))) {
 		free(f);
@@ -925,15 +972,28 @@ out:
 	free(cause);
 }
 
+/* Counts a file's fate in the full scan under way. */
+static void tally(struct root *r, enum hs_reason why)
+{
+	if (r->full)
+		r->tally.n[why]++;
+}
+
 static void scan_entry(struct root *r, const struct dirent *de, int64_t now_wall)
 {
 	char *rel = join(r->dir_rel, de->d_name), path[PATH_MAX];
+	struct hs_file_facts facts;
+	enum hs_reason why;
 	struct stat st;
 
 	if (!rel)
 		return;
 	if (de->d_type == DT_DIR) {
-		if (r->conf->recursive && hs_filter_dir(r->conf, rel, de->d_name)) {
+		bool enter = r->conf->recursive && hs_filter_dir(r->conf, rel, de->d_name);
+
+		if (r->conf->recursive && !enter && r->full)
+			r->tally.dirs_excluded++;
+		if (enter) {
 			struct frame *f = calloc(1, sizeof(*f));
 			if (f) {
 				f->rel = rel;
@@ -945,27 +1005,39 @@ static void scan_entry(struct root *r, const struct dirent *de, int64_t now_wall
 		}
 		goto out;
 	}
-	if ((de->d_type != DT_REG && de->d_type != DT_UNKNOWN) ||
-	    fstatat(dirfd(r->dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+	bool known = (de->d_type == DT_REG || de->d_type == DT_UNKNOWN) &&
+		     fstatat(dirfd(r->dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (known && S_ISDIR(st.st_mode)) /* no d_type from this file system */
 		goto out;
-	if (!S_ISREG(st.st_mode))
+	if (r->full)
+		r->tally.files++;
+	if (!known || !S_ISREG(st.st_mode)) {
+		tally(r, HS_REASON_NOT_REGULAR); /* or gone since it was listed */
 		goto out;
+	}
 	if (strncmp(de->d_name, HS_AFTER_PRIVATE_PREFIX, strlen(HS_AFTER_PRIVATE_PREFIX)) == 0) {
+		tally(r, HS_REASON_TEMPORARY);
 		interrupted(r, rel, &st);
 		goto out;
 	}
-	if (!hs_filter_file(r->conf, rel, de->d_name))
+	facts = (struct hs_file_facts){st.st_size, mtime_ns(&st)};
+	if ((why = hs_filter_decide(r->conf, rel, de->d_name, &facts, now_wall, NULL)) !=
+	    HS_REASON_SEND) {
+		tally(r, why);
 		goto out;
+	}
 	if (!abs_path(r, rel, path, sizeof(path))) {
+		tally(r, HS_REASON_UNNAMEABLE);
 		too_long(r, rel, false);
 		goto out;
 	}
 	/* Written long enough ago and not open for writing: it counts now;
 	 * else it settles like a file just written. */
-	int64_t age_ms = now_wall - mtime_ns(&st) / 1000000;
-	if (age_ms >= (int64_t)r->conf->settle_ms) {
-		consider(r, path, rel, &st, age_ms <= RECENT_MS);
+	if (hs_filter_settled(r->conf, facts.mtime_ns, now_wall)) {
+		int64_t age_ms = now_wall - facts.mtime_ns / 1000000;
+		consider(r, path, rel, &st, age_ms <= RECENT_MS, r->full);
 	} else {
+		tally(r, HS_REASON_SETTLING);
 		settle_facts(r, path, true, st.st_size, mtime_ns(&st));
 		arm_settle(r->w);
 	}
@@ -1039,6 +1111,40 @@ static unsigned scan_step(struct root *r, unsigned budget)
 	return used ? used : 1;
 }
 
+/* "scan of /srv/exports: 1,204 files, 3 queued, 1,180 too old (max_age
+ * 30d), 21 not included (include *.pdf, *.hl7)": every file is in one of
+ * the counts, so nothing is skipped without a word. */
+static void log_tally(struct root *r)
+{
+	const struct hs_scan_tally *t = &r->tally;
+	char line[2048], num[32], rule[512], files[32];
+	const struct hs_log_field f[] = {{"HEALSYNC_WATCH", r->conf->path},
+					 {"HEALSYNC_SCAN_FILES", files}};
+	size_t o = 0;
+
+	snprintf(files, sizeof(files), "%" PRIu64, t->files);
+	o +=
+	    (size_t)snprintf(line + o, sizeof(line) - o, "%s file%s",
+			     hs_format_count(t->files, num, sizeof(num)), t->files == 1 ? "" : "s");
+	for (int i = 0; i < HS_REASON_COUNT && o < sizeof(line); i++) {
+		enum hs_reason why = (enum hs_reason)i;
+
+		if (!t->n[i] && why != HS_REASON_SEND)
+			continue;
+		hs_reason_rule(r->conf, why, rule, sizeof(rule));
+		o += (size_t)snprintf(line + o, sizeof(line) - o, ", %s %s%s%s%s",
+				      hs_format_count(t->n[i], num, sizeof(num)),
+				      why == HS_REASON_SEND ? "queued" : hs_reason_text(why),
+				      rule[0] ? " (" : "", rule, rule[0] ? ")" : "");
+	}
+	if (t->dirs_excluded && o < sizeof(line))
+		snprintf(line + o, sizeof(line) - o, "; %s folder%s excluded (%s)",
+			 hs_format_count(t->dirs_excluded, num, sizeof(num)),
+			 t->dirs_excluded == 1 ? "" : "s",
+			 hs_reason_rule(r->conf, HS_REASON_EXCLUDED, rule, sizeof(rule)));
+	hs_log_fields(LOG_INFO, f, 2, "scan of %s: %s", r->conf->path, line);
+}
+
 static void scan_finished(struct root *r)
 {
 	char every[32];
@@ -1046,7 +1152,14 @@ static void scan_finished(struct root *r)
 	if (r->full) {
 		if (r->top)
 			sweep(r, r->top);
+		/* The candidates' fates complete the tally. */
+		flush_candidates(r->w);
+		flush_batch(r->w);
 		r->full = false;
+		r->tally.at = hs_wall_ms();
+		r->last = r->tally;
+		r->limit_said = 0;
+		log_tally(r);
 		hs_log(LOG_DEBUG, "%s: scanned; %zu directories watched", r->conf->path, r->dirs);
 		if (r->unwatched)
 			hs_log(LOG_NOTICE, "%s: %zu directories without a watch, checked every %s",
@@ -1328,6 +1441,15 @@ void hs_watcher_stored(struct hs_watcher *w, const struct hs_job *job, int64_t s
 		run_after(r, job->path, job->path + len + 1, size, mtime_ns, inode, job->id);
 		return;
 	}
+}
+
+void hs_watcher_foreach_scan(const struct hs_watcher *w,
+			     void (*fn)(const struct hs_watch *conf, const struct hs_scan_tally *t,
+					void *arg),
+			     void *arg)
+{
+	for (const struct root *r = w->roots; r; r = r->next)
+		fn(r->conf, &r->last, arg);
 }
 
 void hs_watcher_get_stats(const struct hs_watcher *w, struct hs_watcher_stats *ret)

@@ -17,10 +17,12 @@
  *  - for each directory created or moved in;
  *  - every `rescan` interval, and after an inotify queue overflow, to catch
  *    what inotify cannot see (network file systems, lost events).
- * When the kernel runs out of watches, that is logged once with the sysctl
- * to raise, and the unwatched directories rely on the periodic rescan. A
- * folder that vanishes (deleted, unmounted) is looked for every few seconds
- * and picked up again, with a scan, when it is back.
+ * Each full scan ends with one journal line counting every regular file it
+ * saw by what became of it (filter.h: queued, already stored, too old...),
+ * and keeps those counts for status.json. When the kernel runs out of watches, that is logged once
+ * with the sysctl to raise, and the unwatched directories rely on the periodic rescan. A folder
+ * that vanishes (deleted, unmounted) is looked for every few seconds and picked up again, with a
+ * scan, when it is back.
  *
  * The watcher borrows the config, the queue and the loop; they must outlive
  * it (reconfigure before freeing an old config). Nothing here waits on the
@@ -34,6 +36,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "agent/filter.h"
 #include "conf/conf.h"
 #include "queue/queue.h"
 
@@ -70,5 +73,19 @@ void hs_watcher_stored(struct hs_watcher *w, const struct hs_job *job, int64_t s
 		       int64_t mtime_ns, int64_t inode);
 
 void hs_watcher_get_stats(const struct hs_watcher *w, struct hs_watcher_stats *ret);
+
+/* What one full scan of a folder found. */
+struct hs_scan_tally {
+	int64_t at;		     /* wall ms when it ended; 0: none finished yet */
+	uint64_t files;		     /* regular files (and other entries) seen */
+	uint64_t n[HS_REASON_COUNT]; /* by what became of them; SEND: queued */
+	uint64_t dirs_excluded;	     /* directories not entered (exclude) */
+};
+
+/* Calls fn for each watch folder with its last full scan's counts. */
+void hs_watcher_foreach_scan(const struct hs_watcher *w,
+			     void (*fn)(const struct hs_watch *conf, const struct hs_scan_tally *t,
+					void *arg),
+			     void *arg);
 
 #endif

@@ -9,11 +9,16 @@
  * (overlapping watch folders, a move: folder inside a watched one) run as
  * soon as the settings they compare are known, and the key files are read
  * last, so a typo is reported before a missing key.
+ *
+ * The drop-ins are parsed each into a tree of its own and merged into the
+ * main file's tree before any of this (dropin.c), so validation sees one
+ * tree; a merged setting carries its drop-in's file and line in its hook.
  */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libconfig.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -21,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "conf/conf.h"
 #include "conf/internal.h"
@@ -32,11 +38,36 @@
 #define MiB (1024 * KiB)
 #define GiB (1024 * MiB)
 
+/* A drop-in, parsed on its own before it is merged into the main tree. */
+struct dropin {
+	char *path;	   /* DIR/conf.d/NAME.conf */
+	char *include_dir; /* DIR/conf.d: its relative @include names */
+	config_t lc;
+	struct hs_bigints bigints;
+};
+
+/*
+ * Where a setting merged in from a drop-in came from (its hook): libconfig
+ * records a file and line per setting, but a copy made with
+ * config_setting_add() has neither.
+ */
+struct origin {
+	struct origin *next;
+	const struct dropin *dropin;
+	const char *lc_file; /* as the drop-in's libconfig names it (NULL: the drop-in) */
+	unsigned line;
+	char file[]; /* as a reader finds it */
+};
+
 struct loader {
 	const char *path;
 	char *include_dir; /* where relative @include names are found */
 	config_t lc;
 	struct hs_bigints bigints;
+	struct dropin *dropins;
+	size_t n_dropins;
+	struct origin *origins;
+	size_t n_notes;
 	struct hs_config *cfg;
 	char **cause;
 };
@@ -46,13 +77,14 @@ static const char root_keys[] = "state_dir metrics_file health upload watch mirr
 static const char health_keys[] =
     "stalled_after queued_age_warning queued_age_critical mirror_grace min_free";
 static const char upload_keys[] =
-    "base_url api_key_file multipart_threshold part_size parallel "
+    "base_url auth api_key_file token_file multipart_threshold part_size parallel "
     "bandwidth max_attempts ca_file proxy connect_timeout stall_timeout";
 static const char watch_keys[] =
     "path remote_prefix recursive ignore_case include exclude settle rescan "
-    "after_upload";
-static const char mirror_keys[] = "base_url api_key_file schedule jitter page_size fetch_details "
-				  "database export ca_file proxy";
+    "after_upload max_age not_before min_size max_size";
+static const char mirror_keys[] =
+    "base_url auth api_key_file token_file schedule jitter page_size fetch_details "
+    "database export ca_file proxy";
 static const char log_keys[] = "level";
 
 static const struct {
@@ -102,6 +134,20 @@ static const char *file_of(const struct loader *ld, const char *file, char *buf,
 	return buf;
 }
 
+/* The file (as a reader finds it) and line setting s was read from. */
+static const char *source_of(const struct loader *ld, const config_setting_t *s, char *buf,
+			     size_t len, unsigned *ret_line)
+{
+	const struct origin *o = config_setting_get_hook(s);
+
+	if (o) {
+		*ret_line = o->line;
+		return o->file;
+	}
+	*ret_line = config_setting_source_line(s);
+	return file_of(ld, config_setting_source_file(s), buf, len);
+}
+
 /*
  * Sets *cause to "FILE:LINE: SETTING: message" for setting s, or for its
  * member child when child is not NULL (a missing setting has no line of its
@@ -112,17 +158,17 @@ static int fail_setting(struct loader *ld, const config_setting_t *s, const char
 {
 	char name[256], file[4096], *msg;
 	const char *where;
-	unsigned line = config_setting_source_line(s);
+	unsigned line;
 	size_t used;
 	int rc;
 
+	where = source_of(ld, s, file, sizeof(file), &line);
 	setting_path(s, name, sizeof(name));
 	used = strlen(name);
 	if (child)
 		snprintf(name + used, sizeof(name) - used, "%s%s", used ? "." : "", child);
 	if (vasprintf(&msg, fmt, ap) < 0)
 		return -1;
-	where = file_of(ld, config_setting_source_file(s), file, sizeof(file));
 	if (line > 0)
 		rc = asprintf(ld->cause, "%s:%u: %s: %s", where, line, name, msg);
 	else
@@ -220,12 +266,15 @@ static bool is_integer(const config_setting_t *s)
 /* An int or int64 setting, refusing one that libconfig 1.5 wrapped. */
 static int get_integer(struct loader *ld, const config_setting_t *s, long long *ret)
 {
+	const struct origin *o = config_setting_get_hook(s);
 	const struct hs_bigint *big;
 	long long v = config_setting_get_int64(s);
 
+	/* Each file's literals are looked up in the scan of that file. */
 	if (config_setting_type(s) == CONFIG_TYPE_INT &&
-	    (big = hs_bigint_find(&ld->bigints, config_setting_source_file(s),
-				  config_setting_source_line(s), (int)v)))
+	    (big = o ? hs_bigint_find(&o->dropin->bigints, o->lc_file, o->line, (int)v)
+		     : hs_bigint_find(&ld->bigints, config_setting_source_file(s),
+				      config_setting_source_line(s), (int)v)))
 		return fail_at(
 		    ld, s, "%s does not fit in 32 bits; write it as a string (\"%s\") or as %sL",
 		    big->text, big->text, big->text);
@@ -550,29 +599,69 @@ static int load_transport(struct loader *ld, const config_setting_t *group, stru
 	return 0;
 }
 
-/* base_url and api_key_file, both required (the key is read later), and
- * the API's own ca_file and proxy. */
-static int load_api(struct loader *ld, const config_setting_t *group, struct hs_api *api)
+/* A file naming a secret: absolute, not a folder. */
+static int get_secret_file(struct loader *ld, const config_setting_t *s, char **ret)
 {
-	const config_setting_t *s;
 	const char *text;
 
-	s = config_setting_get_member(group, "base_url");
-	if (!s)
-		return fail_member(ld, group, "base_url", "is required");
-	if (get_base_url(ld, s, &api->base_url) != 0)
-		return -1;
-	s = config_setting_get_member(group, "api_key_file");
-	if (!s)
-		return fail_member(ld, group, "api_key_file", "is required");
 	if (get_string(ld, s, &text) != 0)
 		return -1;
 	if (text[0] != '/')
 		return fail_at(ld, s, "\"%s\" is not an absolute path", text);
 	if (text[strlen(text) - 1] == '/')
 		return fail_at(ld, s, "\"%s\" names a folder, not a file", text);
-	api->api_key_file = strdup(text);
-	if (!api->api_key_file)
+	*ret = strdup(text);
+	return *ret ? 0 : -1;
+}
+
+/* auth, and the file of the secret it needs (read later). With "bearer" an
+ * api_key_file left over (from the main file, say, when a drop-in turns
+ * the token on) is not used; a token_file without "bearer" is an error, as
+ * it would be ignored while its writer believes it is in use. */
+static int load_auth(struct loader *ld, const config_setting_t *group, struct hs_api *api)
+{
+	const config_setting_t *s = config_setting_get_member(group, "auth");
+	const config_setting_t *token = config_setting_get_member(group, "token_file");
+	const char *text;
+
+	api->auth = HS_AUTH_API_KEY;
+	if (s) {
+		if (get_string(ld, s, &text) != 0)
+			return -1;
+		if (strcmp(text, "bearer") == 0)
+			api->auth = HS_AUTH_BEARER;
+		else if (strcmp(text, "api-key") != 0)
+			return fail_at(ld, s, "bad value \"%s\" (want \"api-key\" or \"bearer\")",
+				       text);
+	}
+	if (api->auth == HS_AUTH_BEARER) {
+		if (!token) /* where "bearer" was asked for, maybe a drop-in */
+			return fail_at(ld, s,
+				       "\"bearer\" needs token_file = \"/path/of/the/token\"");
+		return get_secret_file(ld, token, &api->token_file);
+	}
+	if (token)
+		return fail_at(ld, token,
+			       "is only used with auth = \"bearer\"; add that line, or "
+			       "remove this one");
+	s = config_setting_get_member(group, "api_key_file");
+	if (!s)
+		return fail_member(ld, group, "api_key_file", "is required");
+	return get_secret_file(ld, s, &api->api_key_file);
+}
+
+/* base_url and the credential, both required (the secret is read later),
+ * and the API's own ca_file and proxy. */
+static int load_api(struct loader *ld, const config_setting_t *group, struct hs_api *api)
+{
+	const config_setting_t *s;
+
+	s = config_setting_get_member(group, "base_url");
+	if (!s)
+		return fail_member(ld, group, "base_url", "is required");
+	if (get_base_url(ld, s, &api->base_url) != 0)
+		return -1;
+	if (load_auth(ld, group, api) != 0)
 		return -1;
 	return load_transport(ld, group, api);
 }
@@ -763,6 +852,8 @@ static int get_after_upload(struct loader *ld, const config_setting_t *s, struct
 	return 0;
 }
 
+static int load_limits(struct loader *ld, const config_setting_t *group, struct hs_watch *w);
+
 static int load_watch(struct loader *ld, const config_setting_t *group, size_t index)
 {
 	struct hs_watch *w = &ld->cfg->watches[index];
@@ -823,6 +914,54 @@ static int load_watch(struct loader *ld, const config_setting_t *group, size_t i
 	if ((s = config_setting_get_member(group, "after_upload")) &&
 	    get_after_upload(ld, s, w) != 0)
 		return -1;
+	return load_limits(ld, group, w);
+}
+
+/* An empty string: the limit is off, as the sample writes it. */
+static bool is_unset(const config_setting_t *s)
+{
+	return config_setting_type(s) == CONFIG_TYPE_STRING && !config_setting_get_string(s)[0];
+}
+
+/* max_age, not_before, min_size, max_size (filter.h applies them). */
+static int load_limits(struct loader *ld, const config_setting_t *group, struct hs_watch *w)
+{
+	const config_setting_t *s, *max;
+	char a[32], b[32];
+
+	if ((s = config_setting_get_member(group, "max_age")) && !is_unset(s)) {
+		if (get_duration(ld, s, &w->max_age_ms) != 0)
+			return -1;
+		if (w->max_age_ms == 0)
+			return fail_at(ld, s, "must be longer than 0s (write \"\" for no limit)");
+	}
+	if ((s = config_setting_get_member(group, "not_before")) && !is_unset(s)) {
+		const char *text;
+
+		if (get_string(ld, s, &text) != 0)
+			return -1;
+		if (hs_parse_local_time(text, &w->not_before) != 0)
+			return fail_at(ld, s,
+				       "bad date \"%s\" (want local time as \"2026-12-01\" or "
+				       "\"2026-12-01 18:00\")",
+				       text);
+		if (!(w->not_before_text = strdup(text)))
+			return -1;
+		w->has_not_before = true;
+	}
+	if ((s = config_setting_get_member(group, "min_size")) && !is_unset(s) &&
+	    get_size(ld, s, &w->min_size) != 0)
+		return -1;
+	if ((max = config_setting_get_member(group, "max_size")) && !is_unset(max)) {
+		if (get_size(ld, max, &w->max_size) != 0)
+			return -1;
+		if (w->max_size == 0)
+			return fail_at(ld, max, "must be more than 0 (write \"\" for no limit)");
+		if (w->min_size > w->max_size)
+			return fail_at(ld, max, "%s is below min_size %s; no file could be sent",
+				       hs_format_size_exact(w->max_size, a, sizeof(a)),
+				       hs_format_size_exact(w->min_size, b, sizeof(b)));
+	}
 	return 0;
 }
 
@@ -1011,19 +1150,57 @@ static int load_health(struct loader *ld, const config_setting_t *root)
 	return 0;
 }
 
-/* Reads the key of one API; errors point at its api_key_file setting. */
+/* Generations of secrets, process-wide, so that one read after a reload
+ * is never taken for one before it. */
+static unsigned last_generation;
+
+/* Reads the secret of one API; errors point at the setting naming its
+ * file. */
 static int load_key(struct loader *ld, const char *section, struct hs_api *api)
 {
 	const config_setting_t *group = config_lookup(&ld->lc, section);
+	const char *name = api->auth == HS_AUTH_BEARER ? "token_file" : "api_key_file";
 	char *cause = NULL;
 
-	api->api_key = hs_key_read(api->api_key_file, &cause);
-	if (api->api_key)
+	api->secret = calloc(1, sizeof(*api->secret));
+	if (!api->secret)
+		return -1;
+	api->secret->value = hs_key_read(hs_api_secret_file(api), &cause);
+	api->secret->generation = ++last_generation;
+	if (api->secret->value)
 		return 0;
 	if (cause)
-		fail_at(ld, config_setting_get_member(group, "api_key_file"), "%s", cause);
+		fail_at(ld, config_setting_get_member(group, name), "%s", cause);
 	free(cause);
 	return -1;
+}
+
+const char *hs_api_secret_file(const struct hs_api *api)
+{
+	return api->auth == HS_AUTH_BEARER ? api->token_file : api->api_key_file;
+}
+
+int hs_api_reread(const struct hs_api *api, bool *ret_changed, char **cause)
+{
+	char *fresh;
+
+	*cause = NULL;
+	if (!api->secret) { /* loaded with HS_CONFIG_NO_KEYS */
+		*cause = strdup("no secret was read for this API");
+		return -1;
+	}
+	fresh = hs_key_read(hs_api_secret_file(api), cause);
+	if (!fresh)
+		return -1;
+	*ret_changed = !api->secret->value || strcmp(fresh, api->secret->value) != 0;
+	if (*ret_changed) {
+		hs_key_free(api->secret->value);
+		api->secret->value = fresh;
+		api->secret->generation = ++last_generation;
+	} else {
+		hs_key_free(fresh);
+	}
+	return 0;
 }
 
 static struct hs_config *config_new(void)
@@ -1049,55 +1226,188 @@ static struct hs_config *config_new(void)
 	return cfg;
 }
 
-/* Opens path and lets libconfig parse it; syntax errors become *cause. */
-static int parse(struct loader *ld)
+/* "FILE:LINE: message" for a file libconfig could not read, named as a
+ * reader finds it (include_dir: where its relative @includes are). */
+static void parse_error(struct loader *ld, const config_t *lc, const char *path,
+			const char *include_dir)
 {
-	const char *slash = strrchr(ld->path, '/');
-	struct stat st;
-	FILE *f;
-	int ok;
+	const char *file = config_error_file(lc);
+	int line = config_error_line(lc);
+	char buf[4096];
 
-	f = fopen(ld->path, "re");
-	if (!f || fstat(fileno(f), &st) != 0) {
-		if (asprintf(ld->cause, "%s: %s", ld->path, strerror(errno)) < 0)
+	if (!file)
+		file = path;
+	else if (file[0] != '/' && include_dir)
+		file = (snprintf(buf, sizeof(buf), "%s/%s", include_dir, file), buf);
+	if ((line > 0 ? asprintf(ld->cause, "%s:%d: %s", file, line, config_error_text(lc))
+		      : asprintf(ld->cause, "%s: %s", file, config_error_text(lc))) < 0)
+		*ld->cause = NULL;
+}
+
+/* Opens path and lets libconfig parse it into lc, after the bigint scan;
+ * syntax errors become *cause. */
+static int read_tree(struct loader *ld, const char *path, const char *include_dir, config_t *lc,
+		     struct hs_bigints *bigints)
+{
+	struct stat st;
+	FILE *f = NULL;
+	int fd, ok;
+
+	/* O_NONBLOCK: a FIFO put there by mistake must not hang the loader. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		if (asprintf(ld->cause, "%s: %s", path, strerror(errno)) < 0)
 			*ld->cause = NULL;
-		if (f)
-			fclose(f);
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
-	if (S_ISDIR(st.st_mode)) {
-		fclose(f);
-		if (asprintf(ld->cause, "%s: is a directory", ld->path) < 0)
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		if (asprintf(ld->cause, "%s: %s", path,
+			     S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file") < 0)
 			*ld->cause = NULL;
 		return -1;
 	}
-	if (slash) {
-		ld->include_dir =
-		    slash == ld->path ? strdup("/") : strndup(ld->path, (size_t)(slash - ld->path));
-		if (!ld->include_dir) {
-			fclose(f);
-			return -1;
-		}
-		config_set_include_dir(&ld->lc, ld->include_dir);
+	if (!(f = fdopen(fd, "r"))) {
+		close(fd);
+		return -1;
 	}
-	if (hs_bigint_scan(ld->path, ld->include_dir, &ld->bigints, ld->cause) != 0) {
+	if (include_dir)
+		config_set_include_dir(lc, include_dir);
+	if (hs_bigint_scan(path, include_dir, bigints, ld->cause) != 0) {
 		fclose(f);
 		return -1;
 	}
-	ok = config_read(&ld->lc, f);
+	ok = config_read(lc, f);
 	fclose(f);
 	if (!ok) {
-		char buf[4096];
-		const char *file = file_of(ld, config_error_file(&ld->lc), buf, sizeof(buf));
-		int line = config_error_line(&ld->lc);
-
-		if ((line > 0
-			 ? asprintf(ld->cause, "%s:%d: %s", file, line, config_error_text(&ld->lc))
-			 : asprintf(ld->cause, "%s: %s", file, config_error_text(&ld->lc))) < 0)
-			*ld->cause = NULL;
+		parse_error(ld, lc, path, include_dir);
 		return -1;
 	}
 	return 0;
+}
+
+/* The file a setting of drop-in di was read from: di itself, or a file
+ * it @includes. */
+static const char *dropin_file(const struct dropin *di, const config_setting_t *from, char *buf,
+			       size_t len)
+{
+	const char *lc_file = config_setting_source_file(from);
+
+	if (!lc_file)
+		return di->path;
+	if (lc_file[0] == '/')
+		return lc_file;
+	snprintf(buf, len, "%s/%s", di->include_dir, lc_file);
+	return buf;
+}
+
+/* The hook of a setting merge copies from the drop-in being read. */
+static void *origin_of(const config_setting_t *from, void *arg)
+{
+	struct loader *ld = arg;
+	const struct dropin *di = &ld->dropins[ld->n_dropins - 1];
+	const char *lc_file = config_setting_source_file(from);
+	char buf[4096];
+	const char *file = dropin_file(di, from, buf, sizeof(buf));
+	struct origin *o;
+
+	o = malloc(sizeof(*o) + strlen(file) + 1);
+	if (!o)
+		return NULL;
+	*o = (struct origin){.next = ld->origins,
+			     .dropin = di,
+			     .lc_file = lc_file,
+			     .line = config_setting_source_line(from)};
+	strcpy(o->file, file);
+	ld->origins = o;
+	return o;
+}
+
+/* Appends s to the NULL-terminated list *v of *n entries; takes s. */
+static int strv_push(char ***v, size_t *n, char *s)
+{
+	char **grown;
+
+	if (!s)
+		return -1;
+	grown = reallocarray(*v, *n + 2, sizeof(**v));
+	if (!grown) {
+		free(s);
+		return -1;
+	}
+	*v = grown;
+	grown[(*n)++] = s;
+	grown[*n] = NULL;
+	return 0;
+}
+
+static int note_setting(const char *name, const config_setting_t *from, void *arg)
+{
+	struct loader *ld = arg;
+	char buf[4096], *line;
+	const char *file = dropin_file(&ld->dropins[ld->n_dropins - 1], from, buf, sizeof(buf));
+
+	if (asprintf(&line, "%s  %s:%u", name, file, config_setting_source_line(from)) < 0)
+		return -1;
+	return strv_push(&ld->cfg->dropin_settings, &ld->n_notes, line);
+}
+
+/* Reads DIR/conf.d/NAME.conf in name order, each merged into the main tree. */
+static int read_dropins(struct loader *ld)
+{
+	const struct hs_merge_cb cb = {origin_of, note_setting, ld};
+	char *dir = hs_config_dropin_dir(ld->path), **names = NULL;
+	size_t n = 0, n_read = 0;
+	int rc = -1;
+
+	if (!dir || hs_dropin_list(dir, &names, ld->cause) != 0)
+		goto out;
+	while (names[n])
+		n++;
+	if (!(ld->cfg->dropins = calloc(n + 1, sizeof(*ld->cfg->dropins))))
+		goto out;
+	if (n && !(ld->dropins = calloc(n, sizeof(*ld->dropins))))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct dropin *di = &ld->dropins[i];
+
+		config_init(&di->lc);
+		ld->n_dropins = i + 1;
+		if (asprintf(&di->path, "%s/%s", dir, names[i]) < 0) {
+			di->path = NULL;
+			goto out;
+		}
+		if (!(di->include_dir = strdup(dir)) ||
+		    strv_push(&ld->cfg->dropins, &n_read, strdup(di->path)) != 0)
+			goto out;
+		if (read_tree(ld, di->path, di->include_dir, &di->lc, &di->bigints) != 0 ||
+		    hs_config_merge(config_root_setting(&ld->lc), config_root_setting(&di->lc),
+				    &cb) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	hs_dropin_names_free(names);
+	free(dir);
+	return rc;
+}
+
+/* Reads the main file, then the drop-ins into its tree. */
+static int parse(struct loader *ld)
+{
+	const char *slash = strrchr(ld->path, '/');
+
+	if (slash) {
+		ld->include_dir =
+		    slash == ld->path ? strdup("/") : strndup(ld->path, (size_t)(slash - ld->path));
+		if (!ld->include_dir)
+			return -1;
+	}
+	if (read_tree(ld, ld->path, ld->include_dir, &ld->lc, &ld->bigints) != 0)
+		return -1;
+	return read_dropins(ld);
 }
 
 static int load(struct loader *ld, unsigned flags)
@@ -1156,7 +1466,21 @@ struct hs_config *hs_config_load_opts(const char *path, unsigned flags, char **c
 fail:
 	hs_config_free(ld.cfg);
 	hs_bigint_free(&ld.bigints);
+	/* The main tree first: its hooks point at origins and drop-ins. */
 	config_destroy(&ld.lc);
+	for (size_t i = 0; i < ld.n_dropins; i++) {
+		config_destroy(&ld.dropins[i].lc);
+		hs_bigint_free(&ld.dropins[i].bigints);
+		free(ld.dropins[i].path);
+		free(ld.dropins[i].include_dir);
+	}
+	free(ld.dropins);
+	while (ld.origins) {
+		struct origin *next = ld.origins->next;
+
+		free(ld.origins);
+		ld.origins = next;
+	}
 	free(ld.include_dir);
 	return cfg;
 }
@@ -1165,7 +1489,11 @@ static void api_free(struct hs_api *api)
 {
 	free(api->base_url);
 	free(api->api_key_file);
-	api->api_key = hs_key_free(api->api_key);
+	free(api->token_file);
+	if (api->secret) {
+		hs_key_free(api->secret->value);
+		free(api->secret);
+	}
 	free(api->ca_file);
 	free(api->proxy);
 }
@@ -1182,6 +1510,8 @@ struct hs_config *hs_config_free(struct hs_config *cfg)
 	if (!cfg)
 		return NULL;
 	free(cfg->path);
+	strv_free(cfg->dropins);
+	strv_free(cfg->dropin_settings);
 	free(cfg->state_dir);
 	free(cfg->metrics_file);
 	api_free(&cfg->upload.api);
@@ -1194,6 +1524,7 @@ struct hs_config *hs_config_free(struct hs_config *cfg)
 		strv_free(w->include);
 		strv_free(w->exclude);
 		free(w->move_dir);
+		free(w->not_before_text);
 	}
 	free(cfg->watches);
 	api_free(&cfg->mirror.api);

@@ -3,9 +3,18 @@
  *
  * hs_config_load() reads the file, checks every setting, applies defaults and
  * turns sizes, durations, rates and the bandwidth timetable into typed values,
- * so nothing downstream parses text again. It also reads the API keys (from
- * $CREDENTIALS_DIRECTORY/<basename of api_key_file> when that variable is set,
- * else from api_key_file itself) and refuses key files others can read.
+ * so nothing downstream parses text again. It also reads each API's secret,
+ * the API key (auth = "api-key", from api_key_file) or the Bearer token
+ * (auth = "bearer", from token_file), from $CREDENTIALS_DIRECTORY/<basename>
+ * when that variable is set, else from the file itself, and refuses secret
+ * files others can read.
+ *
+ * Drop-ins: after the main file, every "*.conf" in the folder "conf.d"
+ * beside it is read in byte order of the names (dotfiles and other names
+ * are ignored: editor backups, .dpkg-old). A drop-in's groups merge into
+ * the main file's setting by setting; its "watch" entries are appended to
+ * the list; any other setting replaces the one read before it. Each setting
+ * keeps the file and line it came from, so errors name the drop-in.
  *
  * Errors are one line, "FILE:LINE: SETTING: what is wrong", returned in an
  * allocated *cause; the caller prints it and exits 78. This module never logs
@@ -41,12 +50,30 @@ enum hs_log_level { /* syslog priorities */
 		    HS_LOG_DEBUG = 7,
 };
 
+enum hs_auth {
+	HS_AUTH_API_KEY, /* X-API-Key: <key> (the default) */
+	HS_AUTH_BEARER,	 /* Authorization: Bearer <token> (a JWT) */
+};
+
+/*
+ * An API's secret, kept apart from the rest of the (read-only) config so
+ * that a 401 can make the holder read the file again (hs_api_reread()) and
+ * a rotated token takes effect without a reload. Never print value.
+ */
+struct hs_secret {
+	char *value;	     /* the key or the token */
+	unsigned generation; /* new at every read that changed value, unique in
+				the process: which secret a request carried */
+};
+
 struct hs_api {
-	char *base_url;	    /* no trailing slash */
-	char *api_key_file; /* as configured */
-	char *api_key;	    /* the secret itself; never print it */
-	char *ca_file;	    /* NULL: system CAs only */
-	char *proxy;	    /* NULL: the *_proxy environment variables */
+	char *base_url; /* no trailing slash */
+	enum hs_auth auth;
+	char *api_key_file;	  /* as configured; NULL with HS_AUTH_BEARER */
+	char *token_file;	  /* as configured; NULL with HS_AUTH_API_KEY */
+	struct hs_secret *secret; /* NULL when loaded with HS_CONFIG_NO_KEYS */
+	char *ca_file;		  /* NULL: system CAs only */
+	char *proxy;		  /* NULL: the *_proxy environment variables */
 };
 
 struct hs_watch {
@@ -60,10 +87,23 @@ struct hs_watch {
 	uint64_t rescan_ms; /* periodic safety rescan; default 1h */
 	enum hs_after_upload after_upload;
 	char *move_dir; /* absolute; only for HS_AFTER_MOVE */
+	/* What is never sent from this folder (agent/filter.h); 0 or false:
+	 * no limit. The first night of a workstation holding years of exports
+	 * is why these exist. */
+	uint64_t max_age_ms;   /* modified longer ago than this */
+	bool has_not_before;   /* not_before is set */
+	int64_t not_before;    /* Unix seconds: modified before this */
+	char *not_before_text; /* as written, local time; NULL when unset */
+	uint64_t min_size;     /* bytes: smaller files */
+	uint64_t max_size;     /* bytes: larger files; 0: none */
 };
 
 struct hs_config {
-	char *path; /* the file it was read from */
+	char *path;	/* the main file it was read from */
+	char **dropins; /* the drop-ins read after it, in order; NULL-terminated */
+	/* What the drop-ins set, one "SETTING  FILE:LINE" each, in the order
+	 * they were merged; NULL-terminated (check-config shows it). */
+	char **dropin_settings;
 	char *state_dir;
 
 	struct {
@@ -116,7 +156,7 @@ enum {
 struct hs_config *hs_config_load(const char *path, char **cause);
 /* The same, with HS_CONFIG_* flags. */
 struct hs_config *hs_config_load_opts(const char *path, unsigned flags, char **cause);
-/* Accepts NULL; returns NULL. Wipes the keys. */
+/* Accepts NULL; returns NULL. Wipes the secrets. */
 struct hs_config *hs_config_free(struct hs_config *cfg);
 
 /* Prints the effective configuration in libconfig syntax, keys redacted. */
@@ -125,6 +165,25 @@ void hs_config_print(const struct hs_config *cfg, FILE *out);
 /* The config file to use: the -c argument, else $HEALSYNC_CONFIG, else the
  * default. Returns a pointer into its arguments or a static string. */
 const char *hs_config_path(const char *arg);
+
+/* The file the API's secret is read from: token_file or api_key_file. */
+const char *hs_api_secret_file(const struct hs_api *api);
+
+/*
+ * Reads the API's secret file again (a 401: the token may have been
+ * rotated). When it now holds another secret, api->secret takes it and
+ * *ret_changed is true. Returns 0, or -1 with an allocated *cause naming the
+ * file and the problem (the old secret stays). Reads a small file; blocks
+ * no longer than that.
+ */
+int hs_api_reread(const struct hs_api *api, bool *ret_changed, char **cause);
+
+/* The folder of drop-ins for the main file path: DIR/conf.d. Caller frees;
+ * NULL when out of memory. */
+char *hs_config_dropin_dir(const char *path);
+
+/* Whether a drop-in folder entry is read: NAME.conf, not a dotfile. */
+bool hs_config_is_dropin_name(const char *name);
 
 /* Whether url is acceptable: https://, or http:// to a loopback host. */
 bool hs_url_allowed(const char *url);

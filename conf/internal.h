@@ -3,10 +3,12 @@
  *
  *   keyfile.c  reading an API key into memory kept out of core dumps
  *   bigint.c   finding integers that libconfig 1.5 would silently wrap
+ *   dropin.c   listing conf.d and merging a drop-in's tree into the main one
  */
 #ifndef HS_CONF_INTERNAL_H
 #define HS_CONF_INTERNAL_H
 
+#include <libconfig.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -58,5 +60,34 @@ int hs_bigint_scan(const char *path, const char *include_dir, struct hs_bigints 
 const struct hs_bigint *hs_bigint_find(const struct hs_bigints *b, const char *file, unsigned line,
 				       int value);
 void hs_bigint_free(struct hs_bigints *b);
+
+/*
+ * The names of the drop-ins in folder dir (hs_config_is_dropin_name()),
+ * sorted bytewise, as a NULL-terminated array the caller frees with
+ * hs_dropin_names_free(). A missing folder has none. Returns 0, or -1 with
+ * an allocated *cause "DIR: what is wrong" (NULL: out of memory): a folder
+ * that cannot be read must not make drop-ins vanish without a word.
+ */
+int hs_dropin_list(const char *dir, char ***ret_names, char **cause);
+void hs_dropin_names_free(char **names);
+
+/*
+ * Merges the tree of a drop-in (from) into the main one (root):
+ *  - a group merges into the group of the same name, member by member;
+ *  - the root's "watch" list gets from's entries appended;
+ *  - anything else replaces the setting of that name, or is added.
+ * Every setting it makes is a deep copy, given the hook origin(from-setting)
+ * returns, so that errors about it can name the drop-in's file and line.
+ * note(dotted name, from-setting) is called for each setting the drop-in
+ * sets (each watch entry appended counts as one). Returns 0, or -1 when a
+ * callback fails or memory runs out.
+ */
+struct hs_merge_cb {
+	void *(*origin)(const config_setting_t *from, void *arg);
+	int (*note)(const char *name, const config_setting_t *from, void *arg);
+	void *arg;
+};
+int hs_config_merge(config_setting_t *root, const config_setting_t *from,
+		    const struct hs_merge_cb *cb);
 
 #endif

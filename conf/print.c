@@ -3,9 +3,10 @@
  *
  * Every setting is written out, defaults included, in libconfig syntax and
  * in units hs_config_load() reads back, so the output can be diffed against
- * another machine's or pasted into a file. The API keys never appear: each
- * is shown as api_key = "<redacted>", and a password inside the proxy URL is
- * masked the same way.
+ * another machine's or pasted into a file. The secrets never appear: a key
+ * is shown as api_key = "<redacted>", a token as token = "<redacted>", and a
+ * password inside the proxy URL is masked the same way. The drop-ins read
+ * and what each set lead the output, as comments.
  */
 #include "config.h"
 
@@ -92,8 +93,15 @@ static void print_proxy(FILE *out, const char *indent, const char *proxy)
 static void print_api(FILE *out, const struct hs_api *api)
 {
 	print_setting(out, "  ", "base_url", api->base_url);
-	print_setting(out, "  ", "api_key_file", api->api_key_file);
-	print_setting(out, "  ", "api_key", "<redacted>");
+	if (api->auth == HS_AUTH_BEARER) {
+		print_setting(out, "  ", "auth", "bearer");
+		print_setting(out, "  ", "token_file", api->token_file);
+		print_setting(out, "  ", "token", "<redacted>");
+	} else {
+		print_setting(out, "  ", "auth", "api-key");
+		print_setting(out, "  ", "api_key_file", api->api_key_file);
+		print_setting(out, "  ", "api_key", "<redacted>");
+	}
 }
 
 static const char *level_name(enum hs_log_level level)
@@ -126,6 +134,20 @@ static void print_watch(FILE *out, const struct hs_watch *w, bool last)
 	print_globs(out, in, "exclude", w->exclude);
 	print_duration(out, in, "settle", w->settle_ms);
 	print_duration(out, in, "rescan", w->rescan_ms);
+	/* The limits as the sample writes them: "" when off. */
+	if (w->max_age_ms)
+		print_duration(out, in, "max_age", w->max_age_ms);
+	else
+		print_setting(out, in, "max_age", "");
+	print_setting(out, in, "not_before", w->has_not_before ? w->not_before_text : "");
+	if (w->min_size)
+		print_size(out, in, "min_size", w->min_size);
+	else
+		print_setting(out, in, "min_size", "");
+	if (w->max_size)
+		print_size(out, in, "max_size", w->max_size);
+	else
+		print_setting(out, in, "max_size", "");
 	if (w->after_upload == HS_AFTER_MOVE) {
 		fprintf(out, "%safter_upload = \"move:", in);
 		print_escaped(out, w->move_dir, strlen(w->move_dir));
@@ -141,7 +163,18 @@ void hs_config_print(const struct hs_config *cfg, FILE *out)
 {
 	fputs("# healsync: effective configuration of ", out);
 	print_escaped(out, cfg->path, strlen(cfg->path));
-	fputs("\n\n", out);
+	fputs("\n", out);
+	for (size_t i = 0; cfg->dropins && cfg->dropins[i]; i++) {
+		fputs(i ? "#   " : "# and its drop-ins, in this order:\n#   ", out);
+		print_escaped(out, cfg->dropins[i], strlen(cfg->dropins[i]));
+		fputs("\n", out);
+	}
+	for (size_t i = 0; cfg->dropin_settings && cfg->dropin_settings[i]; i++) {
+		fputs(i ? "#   " : "# set by the drop-ins (the last one wins):\n#   ", out);
+		print_escaped(out, cfg->dropin_settings[i], strlen(cfg->dropin_settings[i]));
+		fputs("\n", out);
+	}
+	fputs("\n", out);
 	print_setting(out, "", "state_dir", cfg->state_dir);
 	print_setting(out, "", "metrics_file", cfg->metrics_file ? cfg->metrics_file : "");
 

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "conf/units.h"
 
@@ -101,6 +102,53 @@ int hs_parse_duration_ms(const char *s, uint64_t *ret)
 }
 
 /*
+ * Local time, which curl_getdate() cannot give: it reads a date without a
+ * zone as GMT, and a sysadmin writing "2026-12-01 18:00" means the clinic's
+ * evening. The shape is checked character by character, so "2026-1-5" or
+ * "2026-12-01 18" is refused rather than guessed at; mktime() then decides
+ * the offset, and a date it had to normalise did not exist.
+ */
+int hs_parse_local_time(const char *s, int64_t *ret)
+{
+	/* d: a digit; other characters stand for themselves, 'T' for 'T' or ' '. */
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	struct tm tm = {0}, want;
+	size_t len = s ? strlen(s) : 0;
+	int y, mo, d, h = 0, mi = 0, sec = 0;
+	time_t t;
+
+	if (len != 10 && len != 16 && len != 19)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		char c = shape[i];
+		if (c == 'd'   ? !(s[i] >= '0' && s[i] <= '9')
+		    : c == 'T' ? s[i] != 'T' && s[i] != ' '
+			       : s[i] != c)
+			return -1;
+	}
+	if (sscanf(s, "%4d-%2d-%2d", &y, &mo, &d) != 3 ||
+	    (len >= 16 && sscanf(s + 11, "%2d:%2d", &h, &mi) != 2) ||
+	    (len == 19 && sscanf(s + 17, "%2d", &sec) != 1) || y < 1970)
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	tm.tm_isdst = -1;
+	want = tm;
+	/* (time_t)-1 is also 00:59:59 on the first day of 1970 east of UTC:
+	 * the fields, given back unchanged, tell it from a failure. */
+	t = mktime(&tm);
+	if (tm.tm_year != want.tm_year || tm.tm_mon != want.tm_mon || tm.tm_mday != want.tm_mday ||
+	    tm.tm_hour != want.tm_hour || tm.tm_min != want.tm_min || tm.tm_sec != want.tm_sec)
+		return -1;
+	*ret = (int64_t)t;
+	return 0;
+}
+
+/*
  * A rate of zero is refused: "0" would read as "off" (unlimited) to the code
  * but as "stop" to many a reader, so the schedule must say "off" outright.
  */
@@ -184,5 +232,25 @@ const char *hs_format_duration(uint64_t ms, char *buf, size_t len)
 			 units[i].suffix);
 	else
 		snprintf(buf, len, "%llums", (unsigned long long)ms);
+	return buf;
+}
+
+const char *hs_format_count(uint64_t n, char *buf, size_t len)
+{
+	char digits[24];
+	int nd = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)n);
+	size_t o = 0;
+
+	if (len == 0)
+		return buf;
+	for (int i = 0; i < nd && o + 1 < len; i++) {
+		if (i && (nd - i) % 3 == 0) {
+			if (o + 2 >= len)
+				break;
+			buf[o++] = ',';
+		}
+		buf[o++] = digits[i];
+	}
+	buf[o] = '\0';
 	return buf;
 }

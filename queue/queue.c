@@ -572,6 +572,32 @@ int hs_queue_open(const char *path, struct hs_queue **ret, char **cause)
 	return HS_Q_OK;
 }
 
+int hs_queue_open_read(const char *path, struct hs_queue **ret, char **cause)
+{
+	struct hs_queue *q;
+	int64_t v;
+
+	*ret = NULL;
+	if (!(q = calloc(1, sizeof(*q)))) {
+		set_cause(cause, "out of memory");
+		return HS_Q_ERROR;
+	}
+	if (hs_sqldb_open(&q->sql, path, &schema, 0, stmt_sql, S_COUNT, &v, cause) != 0) {
+		free(q);
+		return HS_Q_ERROR;
+	}
+	if (v != SCHEMA_VERSION) {
+		set_cause(cause,
+			  "the queue has schema version %lld; the daemon brings it to %d when "
+			  "it starts",
+			  (long long)v, SCHEMA_VERSION);
+		hs_queue_close(q);
+		return HS_Q_ERROR;
+	}
+	*ret = q;
+	return HS_Q_OK;
+}
+
 struct hs_queue *hs_queue_close(struct hs_queue *q)
 {
 	if (q) {

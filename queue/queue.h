@@ -114,6 +114,11 @@ struct hs_queue;
 /* Opens (creating and migrating as needed) the database at path, with the
  * file mode 0600. */
 int hs_queue_open(const char *path, struct hs_queue **ret, char **cause);
+/* Opens an existing queue to read it only: nothing is created or migrated,
+ * so a dry run (`healsync scan`) leaves the daemon's state as it was. A
+ * queue of another schema version is an error. Only the read-only calls
+ * (marked "Read-only") may be used on it. */
+int hs_queue_open_read(const char *path, struct hs_queue **ret, char **cause);
 /* Accepts NULL; returns NULL. */
 struct hs_queue *hs_queue_close(struct hs_queue *q);
 

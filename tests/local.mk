@@ -44,7 +44,8 @@ TESTS += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/integration/upload_connections.py \
 	tests/integration/operator_controls.py \
 	tests/integration/mirror_terminal.py \
-	tests/integration/watch_case.py
+	tests/integration/watch_case.py \
+	tests/integration/scan_first_night.py
 EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/cli/check_moves.sh \
 	tests/server/healsync-testserver tests/server/hsserver_client.py \
@@ -92,4 +93,9 @@ EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh
 	tests/integration/status_writes.py \
 	tests/integration/operator_controls.py \
 	tests/integration/mirror_terminal.py \
-	tests/integration/watch_case.py
+	tests/integration/watch_case.py \
+	tests/integration/scan_first_night.py
+
+# Drop-in configuration and Bearer tokens.
+TESTS += tests/integration/bearer_auth.py tests/integration/dropin_reload.py
+EXTRA_DIST += tests/integration/bearer_auth.py tests/integration/dropin_reload.py

@@ -81,11 +81,18 @@ static char *print(const struct hs_config *cfg)
 /* text without its api_key lines. */
 static void drop_key_lines(char *text)
 {
-	static const char line[] = "  api_key = \"<redacted>\";\n";
+	static const char *const lines[] = {"  api_key = \"<redacted>\";\n",
+					    "  token = \"<redacted>\";\n"};
 	char *p;
 
-	while ((p = strstr(text, line)))
-		memmove(p, p + strlen(line), strlen(p + strlen(line)) + 1);
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		while ((p = strstr(text, lines[i])))
+			memmove(p, p + strlen(lines[i]), strlen(p + strlen(lines[i])) + 1);
+}
+
+static const char *secret_of(const struct hs_api *api)
+{
+	return api->secret ? api->secret->value : NULL;
 }
 
 static bool same_key(const char *a, const char *b)
@@ -125,8 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text2 = print(again);
 	FUZZ_ASSERT(strcmp(text, text2) == 0, "printed config loads as another:\n%s\nthen\n%s",
 		    text, text2);
-	FUZZ_ASSERT(same_key(cfg->upload.api.api_key, again->upload.api.api_key) &&
-			same_key(cfg->mirror.api.api_key, again->mirror.api.api_key),
+	FUZZ_ASSERT(same_key(secret_of(&cfg->upload.api), secret_of(&again->upload.api)) &&
+			same_key(secret_of(&cfg->mirror.api), secret_of(&again->mirror.api)),
 		    "the keys read differ");
 	free(text2);
 	free(text);

@@ -14,8 +14,12 @@ The server runs as a child process with its own temporary data directory.
 stop() (or leaving the with block) sends SIGTERM and waits for it to exit.
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import select
 import signal
 import ssl
@@ -107,6 +111,22 @@ class ServerProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def make_jwt(exp, subject="healsync-test"):
+    """A JWT shaped like the vendor's (HS256, claims sub, iat, exp), made
+    at test time so that no token is ever a committed fixture. Its key is
+    random and thrown away: the reference server accepts the token it was
+    given (--upload-token, upload_token), not a signature."""
+    def part(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    header = part(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = {"sub": subject, "iat": int(exp) - 3600, "exp": exp, "jti": secrets.token_hex(8)}
+    payload = part(json.dumps(claims).encode())
+    signing = (header + "." + payload).encode("ascii")
+    sig = part(hmac.new(secrets.token_bytes(32), signing, hashlib.sha256).digest())
+    return header + "." + payload + "." + sig
 
 
 def start(port=0, args=(), timeout=10.0, stderr=None, env=None):

@@ -268,6 +268,42 @@ def authentication(t, srv, c):
 
 
 @case
+def bearer_tokens(t, srv, c):
+    body = {"filename": "a.txt", "size_bytes": 1, "sha256": "0" * 64, "content_type": "text/plain"}
+    now = int(time.time())
+    good = hsserver_client.make_jwt(now + 3600)
+    expired = hsserver_client.make_jwt(now - 60)
+
+    def bearer(token):
+        return {"Authorization": "Bearer " + token}
+
+    t.error(401, "unauthorized", c.api("POST", U + "/uploads", body, key=None, headers=bearer(good)),
+            "without upload_token no Bearer token is accepted")
+    srv.admin("POST", "/config", {"upload_token": good, "records_token": expired})
+    t.eq(c.api("POST", U + "/uploads", body, key=None, headers=bearer(good)).status, 201,
+         "upload API accepts its Bearer token")
+    t.eq(c.api("POST", U + "/uploads", body).status, 201, "and still its key")
+    t.error(401, "unauthorized", c.api("POST", U + "/uploads", body, key=None,
+                                       headers=bearer(good + "x")), "another token is 401")
+    t.error(401, "unauthorized", c.api("GET", R + "/patients", key=None, headers=bearer(good)),
+            "the upload token is no records token")
+    t.error(401, "token_expired", c.api("GET", R + "/patients", key=None, headers=bearer(expired)),
+            "a token past its exp is 401 token_expired")
+    srv.admin("POST", "/config", {"records_token": "opaque-token"})
+    t.eq(c.api("GET", R + "/patients", key=None, headers=bearer("opaque-token")).status, 200,
+         "a token that is not a JWT never expires")
+    auth = srv.admin("GET", "/stats")["auth"]
+    t.eq((auth["upload"].get("bearer"), auth["upload"].get("api-key"), auth["records"].get("expired")),
+         (1, 1, 1), "stats count each credential used")
+    try:
+        srv.admin("POST", "/config", {"upload_token": "bad\ntoken"})
+        refused = False
+    except hsserver_client.AdminError as e:
+        refused = e.status == 400
+    t.ok(refused, "a token with a control character is refused")
+
+
+@case
 def request_validation(t, srv, c):
     good = {"filename": "lab/a.pdf", "size_bytes": 3, "sha256": "a" * 64, "content_type": "application/pdf"}
 

@@ -210,6 +210,8 @@ static const char full_config[] =
     "    exclude = [ \"*.tmp\", \".*\", \"~*\" ];\n"
     "    settle = \"2s\";\n"
     "    after_upload = \"keep\";\n"
+    "    max_age = \"30d\"; not_before = \"2026-12-01\";\n"
+    "    min_size = \"1KiB\"; max_size = \"2GiB\";\n"
     "  },\n"
     "  { path = \"/srv/exports/scans/\";\n"
     "    remote_prefix = \"scans/2026/\";\n"
@@ -253,7 +255,7 @@ static void test_full_config(void **state)
 	want = subst(fx, "@D@/upload.key");
 	assert_string_equal(cfg->upload.api.api_key_file, want);
 	free(want);
-	assert_string_equal(cfg->upload.api.api_key, UPLOAD_KEY);
+	assert_string_equal(cfg->upload.api.secret->value, UPLOAD_KEY);
 	assert_null(cfg->upload.api.ca_file);
 	assert_null(cfg->upload.api.proxy);
 	assert_true(cfg->upload.multipart_threshold == 64 * MiB);
@@ -301,7 +303,7 @@ static void test_full_config(void **state)
 
 	assert_true(cfg->mirror.enabled);
 	assert_string_equal(cfg->mirror.api.base_url, "https://api.healos.ai/ext-api/v1");
-	assert_string_equal(cfg->mirror.api.api_key, RECORDS_KEY);
+	assert_string_equal(cfg->mirror.api.secret->value, RECORDS_KEY);
 	assert_string_equal(cfg->mirror.schedule, "0 2 * * *");
 	assert_true(cfg->mirror.jitter_ms == 10 * 60 * 1000);
 	assert_int_equal(cfg->mirror.page_size, 50);
@@ -335,7 +337,7 @@ static void test_defaults(void **state)
 	assert_null(cfg->upload.api.proxy);
 	assert_int_equal(cfg->n_watches, 0);
 	assert_false(cfg->mirror.enabled);
-	assert_null(cfg->mirror.api.api_key);
+	assert_null(cfg->mirror.api.secret);
 	assert_int_equal(cfg->log_level, HS_LOG_INFO);
 	assert_null(cfg->metrics_file);
 	assert_true(cfg->health.stalled_after_ms == 24 * 3600 * 1000);
@@ -438,12 +440,12 @@ static void test_shipped_sample(void **state)
 	free(ours);
 	free(text);
 	assert_string_equal(cfg->state_dir, "/var/lib/healsync");
-	assert_string_equal(cfg->upload.api.api_key, UPLOAD_KEY);
+	assert_string_equal(cfg->upload.api.secret->value, UPLOAD_KEY);
 	assert_string_equal(hs_timetable_text(cfg->upload.bandwidth), "08:00,2MiB/s 18:00,off");
 	assert_int_equal(cfg->n_watches, 1);
 	assert_string_equal(cfg->watches[0].path, "/srv/exports/lab");
 	assert_true(cfg->mirror.enabled);
-	assert_string_equal(cfg->mirror.api.api_key, RECORDS_KEY);
+	assert_string_equal(cfg->mirror.api.secret->value, RECORDS_KEY);
 	assert_int_equal(cfg->log_level, HS_LOG_INFO);
 	hs_config_free(cfg);
 }
@@ -463,6 +465,7 @@ static const char printed_full[] = "# healsync: effective configuration of @F@\n
 				   "\n"
 				   "upload: {\n"
 				   "  base_url = \"https://upload.example/ext-api/v1\";\n"
+				   "  auth = \"api-key\";\n"
 				   "  api_key_file = \"@D@/upload.key\";\n"
 				   "  api_key = \"<redacted>\";\n"
 				   "  multipart_threshold = \"64MiB\";\n"
@@ -486,6 +489,10 @@ static const char printed_full[] = "# healsync: effective configuration of @F@\n
 				   "    exclude = [ \"*.tmp\", \".*\", \"~*\" ];\n"
 				   "    settle = \"2s\";\n"
 				   "    rescan = \"1h\";\n"
+				   "    max_age = \"30d\";\n"
+				   "    not_before = \"2026-12-01\";\n"
+				   "    min_size = \"1KiB\";\n"
+				   "    max_size = \"2GiB\";\n"
 				   "    after_upload = \"keep\";\n"
 				   "  },\n"
 				   "  {\n"
@@ -497,6 +504,10 @@ static const char printed_full[] = "# healsync: effective configuration of @F@\n
 				   "    exclude = [ ];\n"
 				   "    settle = \"250ms\";\n"
 				   "    rescan = \"15m\";\n"
+				   "    max_age = \"\";\n"
+				   "    not_before = \"\";\n"
+				   "    min_size = \"\";\n"
+				   "    max_size = \"\";\n"
 				   "    after_upload = \"move:/srv/sent/scans\";\n"
 				   "  },\n"
 				   "  {\n"
@@ -508,12 +519,17 @@ static const char printed_full[] = "# healsync: effective configuration of @F@\n
 				   "    exclude = [ ];\n"
 				   "    settle = \"2s\";\n"
 				   "    rescan = \"1h\";\n"
+				   "    max_age = \"\";\n"
+				   "    not_before = \"\";\n"
+				   "    min_size = \"\";\n"
+				   "    max_size = \"\";\n"
 				   "    after_upload = \"delete\";\n"
 				   "  }\n"
 				   ");\n"
 				   "\n"
 				   "mirror: {\n"
 				   "  base_url = \"https://api.healos.ai/ext-api/v1\";\n"
+				   "  auth = \"api-key\";\n"
 				   "  api_key_file = \"@D@/records.key\";\n"
 				   "  api_key = \"<redacted>\";\n"
 				   "  schedule = \"0 2 * * *\";\n"
@@ -591,6 +607,7 @@ static void test_print(void **state)
 			 "\n"
 			 "upload: {\n"
 			 "  base_url = \"https://upload.example/ext-api/v1\";\n"
+			 "  auth = \"api-key\";\n"
 			 "  api_key_file = \"@D@/upload.key\";\n"
 			 "  api_key = \"<redacted>\";\n"
 			 "  multipart_threshold = \"64MiB\";\n"
@@ -950,6 +967,87 @@ static void test_ranges(void **state)
 	hs_config_free(load_ok(fx, UPLOAD_WITH("multipart_threshold = \"1MiB\";")));
 }
 
+/* The first-night limits: "" is off, each bad value names its line. */
+static void test_watch_limits(void **state)
+{
+	struct fixture *fx = *state;
+	struct hs_config *cfg;
+	static const struct {
+		const char *setting, *want;
+	} bad[] = {
+	    {"max_age = \"30 days\";", "watch[0].max_age: bad duration \"30 days\" (want e.g. "
+				       "\"2s\", \"15m\", \"1h\" or a number of seconds)"},
+	    {"max_age = \"0s\";", "watch[0].max_age: must be longer than 0s (write \"\" for no "
+				  "limit)"},
+	    {"not_before = \"01/12/2026\";",
+	     "watch[0].not_before: bad date \"01/12/2026\" (want "
+	     "local time as \"2026-12-01\" or \"2026-12-01 18:00\")"},
+	    {"not_before = \"2026-02-30\";",
+	     "watch[0].not_before: bad date \"2026-02-30\" (want "
+	     "local time as \"2026-12-01\" or \"2026-12-01 18:00\")"},
+	    {"not_before = \"2026-12-01 18\";", "watch[0].not_before: bad date \"2026-12-01 18\" "
+						"(want local time as \"2026-12-01\" or "
+						"\"2026-12-01 18:00\")"},
+	    {"not_before = \"2026-12-01 24:00\";", "watch[0].not_before: bad date \"2026-12-01 "
+						   "24:00\" (want local time as \"2026-12-01\" or "
+						   "\"2026-12-01 18:00\")"},
+	    {"not_before = 20261201;", "watch[0].not_before: wrong type: want a string in double "
+				       "quotes"},
+	    {"min_size = \"1 KiB\";", "watch[0].min_size: bad size \"1 KiB\" (want e.g. "
+				      "\"16MiB\", \"512KiB\" or a number of bytes)"},
+	    {"max_size = -1;", "watch[0].max_size: must not be negative"},
+	    {"max_size = 0;", "watch[0].max_size: must be more than 0 (write \"\" for no limit)"},
+	    {"min_size = \"2MiB\"; max_size = \"1MiB\";",
+	     "watch[0].max_size: 1MiB is below min_size 2MiB; no file could be sent"},
+	};
+
+	setenv("TZ", "UTC", 1);
+	tzset();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[512], want[512];
+
+		snprintf(text, sizeof(text), UPLOAD "watch = ( { path = \"/a\";\n  %s } );\n",
+			 bad[i].setting);
+		snprintf(want, sizeof(want), "@F@:6: %s", bad[i].want);
+		expect_error(fx, text, want);
+	}
+
+	/* Unset, and "" for each: no limit. */
+	cfg = load_ok(fx, UPLOAD "watch = ( { path = \"/a\"; }, { path = \"/b\"; max_age = \"\";\n"
+				 "  not_before = \"\"; min_size = \"\"; max_size = \"\"; } );\n");
+	for (size_t i = 0; i < 2; i++) {
+		assert_true(cfg->watches[i].max_age_ms == 0);
+		assert_false(cfg->watches[i].has_not_before);
+		assert_null(cfg->watches[i].not_before_text);
+		assert_true(cfg->watches[i].min_size == 0);
+		assert_true(cfg->watches[i].max_size == 0);
+	}
+	hs_config_free(cfg);
+
+	cfg = load_ok(fx, UPLOAD "watch = ( { path = \"/a\"; max_age = \"30d\";\n"
+				 "  not_before = \"2026-12-01\"; min_size = 1;\n"
+				 "  max_size = \"2GiB\"; },\n"
+				 "  { path = \"/b\"; not_before = \"2026-12-01T17:00:30\"; } );\n");
+	assert_true(cfg->watches[0].max_age_ms == 30ULL * 24 * 3600 * 1000);
+	assert_true(cfg->watches[0].has_not_before);
+	assert_true(cfg->watches[0].not_before == 1796083200); /* 2026-12-01 00:00 UTC */
+	assert_string_equal(cfg->watches[0].not_before_text, "2026-12-01");
+	assert_true(cfg->watches[0].min_size == 1);
+	assert_true(cfg->watches[0].max_size == 2 * GiB);
+	assert_true(cfg->watches[1].not_before == 1796144430);
+	hs_config_free(cfg);
+
+	/* Local time: 18:00 in Central European winter time is 17:00 UTC. */
+	setenv("TZ", "CET-1", 1);
+	tzset();
+	cfg = load_ok(fx, UPLOAD
+		      "watch = ( { path = \"/a\"; not_before = \"2026-12-01 18:00\"; } );\n");
+	assert_true(cfg->watches[0].not_before == 1796144400);
+	hs_config_free(cfg);
+	unsetenv("TZ");
+	tzset();
+}
+
 static void test_required(void **state)
 {
 	struct fixture *fx = *state;
@@ -1258,12 +1356,12 @@ static void test_key_files(void **state)
 	memcpy(key + 4096, "\r\n", 3);
 	fx_file(fx, "upload.key", key, 0640);
 	cfg = load_ok(fx, UPLOAD);
-	assert_int_equal(strlen(cfg->upload.api.api_key), 4096);
+	assert_int_equal(strlen(cfg->upload.api.secret->value), 4096);
 	hs_config_free(cfg);
 
 	fx_file(fx, "upload.key", "with inner space \t \n", 0400);
 	cfg = load_ok(fx, UPLOAD);
-	assert_string_equal(cfg->upload.api.api_key, "with inner space");
+	assert_string_equal(cfg->upload.api.secret->value, "with inner space");
 	hs_config_free(cfg);
 
 	/* The mirror's key is checked too, after everything else. */
@@ -1289,7 +1387,7 @@ static void test_credentials_directory(void **state)
 	/* Only the base name of api_key_file counts. */
 	cfg = load_ok(fx, "upload: {\n  base_url = \"https://upload.example\";\n"
 			  "  api_key_file = \"/etc/healsync/upload.key\";\n};\n");
-	assert_string_equal(cfg->upload.api.api_key, "from-credentials");
+	assert_string_equal(cfg->upload.api.secret->value, "from-credentials");
 	assert_string_equal(cfg->upload.api.api_key_file, "/etc/healsync/upload.key");
 	hs_config_free(cfg);
 
@@ -1300,7 +1398,7 @@ static void test_credentials_directory(void **state)
 	/* Empty means unset. */
 	assert_int_equal(setenv("CREDENTIALS_DIRECTORY", "", 1), 0);
 	cfg = load_ok(fx, UPLOAD);
-	assert_string_equal(cfg->upload.api.api_key, UPLOAD_KEY);
+	assert_string_equal(cfg->upload.api.secret->value, UPLOAD_KEY);
 	hs_config_free(cfg);
 }
 
@@ -1339,6 +1437,7 @@ int main(void)
 	    T(test_bad_values),
 	    T(test_remote_prefix),
 	    T(test_ranges),
+	    T(test_watch_limits),
 	    T(test_required),
 	    T(test_paths),
 	    T(test_overlaps),

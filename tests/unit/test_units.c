@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -219,6 +220,56 @@ static void test_format(void **state)
 }
 
 /* What hs_format_size_exact writes, hs_parse_size reads back. */
+static void test_count(void **state)
+{
+	char buf[32];
+
+	(void)state;
+	assert_string_equal(hs_format_count(0, buf, sizeof(buf)), "0");
+	assert_string_equal(hs_format_count(999, buf, sizeof(buf)), "999");
+	assert_string_equal(hs_format_count(1000, buf, sizeof(buf)), "1,000");
+	assert_string_equal(hs_format_count(1204, buf, sizeof(buf)), "1,204");
+	assert_string_equal(hs_format_count(1234567, buf, sizeof(buf)), "1,234,567");
+	assert_string_equal(hs_format_count(UINT64_MAX, buf, sizeof(buf)),
+			    "18,446,744,073,709,551,615");
+	assert_string_equal(hs_format_count(1234567, buf, 6), "1,234"); /* cut, never overrun */
+}
+
+static void test_local_time(void **state)
+{
+	int64_t t = 0;
+
+	(void)state;
+	setenv("TZ", "UTC", 1);
+	tzset();
+	assert_int_equal(hs_parse_local_time("2026-12-01", &t), 0);
+	assert_true(t == 1796083200);
+	assert_int_equal(hs_parse_local_time("2026-12-01 17:00", &t), 0);
+	assert_true(t == 1796144400);
+	assert_int_equal(hs_parse_local_time("2026-12-01T17:00:30", &t), 0);
+	assert_true(t == 1796144430);
+	assert_int_equal(hs_parse_local_time("2028-02-29", &t), 0); /* a leap day */
+	static const char *const bad[] = {"",
+					  "2026-12-1",
+					  "2026/12/01",
+					  "2026-13-01",
+					  "2027-02-29",
+					  "2026-12-01 17",
+					  "2026-12-01 17:60",
+					  "2026-12-01 25:00",
+					  "2026-12-01x17:00",
+					  " 2026-12-01",
+					  "2026-12-01 17:00:00Z",
+					  "+026-12-01",
+					  "0226-12-01",
+					  "1969-12-31"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (hs_parse_local_time(bad[i], &t) == 0)
+			fail_msg("\"%s\" was accepted", bad[i]);
+	unsetenv("TZ");
+	tzset();
+}
+
 static void test_round_trip(void **state)
 {
 	static const uint64_t values[] = {0,	    1,	     1000,    KiB,	 5 * MiB + 1,
@@ -237,7 +288,8 @@ int main(void)
 	    cmocka_unit_test(test_size_refused),     cmocka_unit_test(test_duration_suffixes),
 	    cmocka_unit_test(test_duration_refused), cmocka_unit_test(test_rates),
 	    cmocka_unit_test(test_rates_refused),    cmocka_unit_test(test_format),
-	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_round_trip),	     cmocka_unit_test(test_count),
+	    cmocka_unit_test(test_local_time),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
