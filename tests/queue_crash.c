@@ -537,7 +537,7 @@ static void test_integrity(void **state)
 
 	expect_ok_check(db, "PRAGMA integrity_check");
 	assert_int_equal(sql_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
-	assert_int_equal(sql_int(db, "PRAGMA user_version"), 4);
+	assert_int_equal(sql_int(db, "PRAGMA user_version"), 5);
 	sqlite3_close(db);
 }
 
