@@ -261,6 +261,15 @@ int hs_writer_check(int fd)
 	return errno == EAGAIN ? 1 : -1;
 }
 
+bool hs_writer_unknown_first(void)
+{
+	static bool said;
+	bool first = !said;
+
+	said = true;
+	return first;
+}
+
 const char *hs_beneath_split(const char *watch_root, const char *path, const char **ret_root)
 {
 	size_t len = watch_root ? strlen(watch_root) : 0;

@@ -56,6 +56,12 @@ int hs_beneath_open_file(int dirfd, const char *name);
  * without leases). */
 int hs_writer_check(int fd);
 
+/* True the first time it is asked in this process, false after: the
+ * watcher and the uploader both check for writers, and that the answer
+ * cannot be had (hs_writer_check -1) is said once, by whichever asks
+ * first. */
+bool hs_writer_unknown_first(void);
+
 const char *hs_beneath_split(const char *watch_root, const char *path, const char **ret_root);
 
 #endif

@@ -368,24 +368,49 @@ bool file_unchanged(const struct transfer *t)
 	       a.st_mtim.tv_nsec == t->st.st_mtim.tv_nsec && a.st_ino == t->st.st_ino;
 }
 
-/* A file in a watch folder changed less than its settle time ago is still
- * being written (a job sent back by restart_changed, or a writer that
- * came back after the watcher let it go): milliseconds until it has been
- * quiet that long, else 0. A time ahead of the clock says nothing. */
-static int64_t still_written(const struct transfer *t)
+/* Whether a file in a watch folder is still being written: milliseconds
+ * until it is looked at again, else 0. Two signs, both on the descriptor
+ * just opened, so it is this very file that is judged:
+ *  - it changed less than its folder's settle time ago (a job sent back by
+ *    restart_changed, or a writer that came back after the watcher let it
+ *    go): due once it can have been quiet that long. A time ahead of the
+ *    clock says nothing.
+ *  - another process holds it open for writing (a read lease is refused,
+ *    hs_writer_check): due after the settle time. The watcher's scans
+ *    leave this check here rather than pay an open and a lease for every
+ *    file they list; a writer that pauses longer than settle between
+ *    pieces would otherwise have its half-written file read. Where no
+ *    lease can be had (another user's file without CAP_LEASE) that is
+ *    said once, and the settle time decides alone, as in the watcher.
+ * A file queued by hand outside every watch folder has no settle time and
+ * is read as it is. */
+static int64_t still_written(struct transfer *t, const char **ret_why)
 {
 	const struct hs_watch *w;
 	const char *rel;
 	char *path = NULL;
 	int64_t age, mtime = (int64_t)t->st.st_mtim.tv_sec * 1000 + t->st.st_mtim.tv_nsec / 1000000;
+	int busy;
 
 	if (hs_watch_for_path(t->u->cfg, t->job->path, &w, &path, &rel) != 1)
 		return 0;
 	free(path);
 	age = hs_wall_ms() - mtime;
-	if (age < 0 || (uint64_t)age >= w->settle_ms)
+	if (age >= 0 && (uint64_t)age < w->settle_ms) {
+		*ret_why = "changed within its settle time";
+		return (int64_t)w->settle_ms - age;
+	}
+	busy = hs_writer_check(t->fd);
+	if (busy < 0 && hs_writer_unknown_first())
+		log_job(LOG_NOTICE, t, 0, NULL,
+			"cannot take a file lease (%s): files still open for writing are not "
+			"noticed; settle and unchanged size and mtime decide (the unit grants "
+			"CAP_LEASE for this)",
+			strerror(errno));
+	if (busy != 1)
 		return 0;
-	return (int64_t)w->settle_ms - age;
+	*ret_why = "held open by a writer";
+	return w->settle_ms > 0 ? (int64_t)w->settle_ms : 1000;
 }
 
 /* The file is not what was hashed: never complete, start from the new
@@ -637,10 +662,11 @@ void transfer_begin(struct hs_uploader *u, struct hs_job *job)
 		job_gone(t, "no longer a regular file");
 		return;
 	}
-	int64_t quiet_in = still_written(t);
+	const char *why = NULL;
+	int64_t quiet_in = still_written(t, &why);
 	if (quiet_in > 0) {
-		log_job(LOG_DEBUG, t, 0, NULL, "still being written; read in %" PRId64 " ms",
-			quiet_in);
+		log_job(LOG_DEBUG, t, 0, NULL, "still being written (%s); read in %" PRId64 " ms",
+			why, quiet_in);
 		job_release(t, quiet_in);
 		return;
 	}

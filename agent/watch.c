@@ -5,7 +5,15 @@
  * watched directory, found by watch descriptor. A node knows its path
  * relative to the root; a directory renamed inside the tree keeps its
  * watches and its subtree's paths are rewritten. Scans are a stack of
- * directories still to list, worked through in slices by a defer source.
+ * directories still to list, worked through in slices by a timer source.
+ *
+ * A scan lists first and asks the queue after: the quiet files a listing
+ * finds wait in a per-root list ("found", only their facts) and become
+ * jobs in batches of BATCH_MAX, one transaction each, one batch per turn
+ * of the loop once every folder is listed. READY=1 therefore waits only
+ * for the watches and the listings, not for 100,000 inserts. A file found
+ * but not yet committed when the process dies is on disk and not in the
+ * queue, so the next start-up scan finds it again.
  */
 #include "config.h"
 
@@ -32,12 +40,15 @@
 #include "agent/watch.h"
 #include "conf/units.h"
 
-#define SLICE_ENTRIES	 2048	 /* directory entries per scan slice, ~10 ms */
-#define BATCH_MAX	 2048	 /* jobs per queue transaction */
-#define MISSING_RETRY_MS 10000	 /* a vanished folder is looked for this often */
-#define QUEUE_RETRY_MS	 30000	 /* after the queue refused files (a full disk) */
-#define RECENT_MS	 3600000 /* files this fresh are checked for writers */
-#define LIMIT_SAID	 20	 /* files named as outside the limits between scans */
+#define SLICE_ENTRIES	 2048  /* directory entries per scan slice, ~10 ms */
+#define BATCH_MAX	 2048  /* jobs per queue transaction */
+#define MISSING_RETRY_MS 10000 /* a vanished folder is looked for this often */
+#define QUEUE_RETRY_MS	 30000 /* after the queue refused files (a full disk) */
+#define LIMIT_SAID	 20    /* files named as outside the limits between scans */
+/* Found files held at most, all roots together (about 64 bytes each):
+ * past it, a listing turns one batch into jobs before it goes on, so a
+ * tree of millions of files does not hold them all in memory. */
+#define FOUND_MAX 131072
 
 #define DIR_MASK                                                                                   \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_MODIFY | IN_ATTRIB |        \
@@ -55,6 +66,12 @@ struct frame { /* a directory still to list */
 	char *rel;
 	int parent_wd; /* its parent's watch; -1 when none (or the root) */
 	struct frame *below;
+};
+
+struct found { /* a quiet file a listing found, not yet asked about */
+	char *rel;
+	int64_t size, mtime_ns, inode;
+	bool counted; /* a full scan's: its fate goes in the tally */
 };
 
 struct moved { /* a directory moved away, maybe within the tree */
@@ -86,8 +103,12 @@ struct root {
 	char *dir_rel;
 	int dir_wd;
 	bool full;	  /* a full scan is under way */
+	bool listed;	  /* its listing ended; said once its files are asked about */
 	bool full_wanted; /* another one after it */
 	uint64_t gen;	  /* of the current full scan */
+
+	struct found *found; /* found[found_head..n_found) wait, oldest first */
+	size_t n_found, found_head, found_cap;
 
 	struct moved *moved;
 	size_t n_moved;
@@ -106,8 +127,7 @@ struct candidate { /* a quiet file to ask the queue about */
 	struct root *r;
 	struct hs_job_spec spec; /* path and remote_name owned */
 	size_t rel_off;		 /* where the relative path starts in spec.path */
-	bool check_writer;
-	bool counted; /* found by a full scan: its fate goes in the tally */
+	bool counted;		 /* found by a full scan: its fate goes in the tally */
 };
 
 struct hs_watcher {
@@ -126,8 +146,8 @@ struct hs_watcher {
 	size_t n_cands;
 	struct hs_job_spec *specs; /* flush_candidates' scratch */
 	enum hs_seen *seen;
+	size_t n_found; /* found files waiting, all roots together */
 	bool ready_sent;
-	bool warned_leases; /* cannot take file leases: said once */
 	uint64_t files_queued;
 	struct hs_after_run *after; /* after-upload actions, kept until done */
 };
@@ -277,8 +297,7 @@ static bool being_written(struct root *r, const char *rel)
 	if (fd < 0)
 		return false;
 	busy = hs_writer_check(fd);
-	if (busy < 0 && !r->w->warned_leases) {
-		r->w->warned_leases = true;
+	if (busy < 0 && hs_writer_unknown_first()) {
 		hs_log(LOG_NOTICE,
 		       "%s/%s: cannot take a file lease (%s): files still open for writing are not "
 		       "noticed; settle and unchanged size and mtime decide (the unit grants "
@@ -546,9 +565,10 @@ static void settle_facts(struct root *r, const char *path, bool known, int64_t s
 		hs_log(LOG_WARNING, "%s: out of memory; the next rescan finds it", path);
 }
 
-/* Asks the queue about the candidates in one go, then queues the new ones
- * (unless a writer still has them open), runs after_upload for stored ones
- * and forgets the rest. */
+/* Asks the queue about the candidates in one go, then queues the new ones,
+ * runs after_upload for stored ones and forgets the rest. Whether a writer
+ * still holds a file is asked by the uploader, on the descriptor it reads
+ * (transfer.c), not here: a scan would pay an open and a lease per file. */
 static void flush_candidates(struct hs_watcher *w)
 {
 	struct hs_job_spec *specs = w->specs;
@@ -579,10 +599,6 @@ static void flush_candidates(struct hs_watcher *w)
 			fate = HS_REASON_STORED;
 			run_after(c->r, sp->path, sp->path + c->rel_off, sp->size, sp->mtime_ns,
 				  sp->inode, 0);
-		} else if (seen[i] == HS_SEEN_NEW && c->check_writer &&
-			   being_written(c->r, sp->path + c->rel_off)) {
-			fate = HS_REASON_SETTLING;
-			settle_facts(c->r, sp->path, true, sp->size, sp->mtime_ns);
 		} else if (seen[i] == HS_SEEN_NEW) {
 			fate = HS_REASON_SEND;
 			queue_it = true;
@@ -602,10 +618,10 @@ static void flush_candidates(struct hs_watcher *w)
 }
 
 /* A file that counts (quiet, passing the filter): queued unless the queue
- * knows it. st: its facts, just read; check_writer: look for a writer
- * before queueing; counted: a full scan found it (its fate is tallied). */
-static void consider(struct root *r, const char *path, const char *rel, const struct stat *st,
-		     bool check_writer, bool counted)
+ * knows it; size, mtime and inode are its facts as last read. counted: a
+ * full scan found it (its fate is tallied). */
+static void consider(struct root *r, const char *path, const char *rel, int64_t size, int64_t mtime,
+		     int64_t inode, bool counted)
 {
 	struct hs_watcher *w = r->w;
 	char *remote = hs_remote_name(r->conf->remote_prefix, rel), *copy = strdup(path);
@@ -626,15 +642,79 @@ static void consider(struct root *r, const char *path, const char *rel, const st
 	w->cands[w->n_cands++] = (struct candidate){
 	    .r = r,
 	    .rel_off = strlen(r->conf->path) + 1, /* path is the folder, "/", rel */
-	    .check_writer = check_writer,
 	    .counted = counted,
 	    .spec = {.path = copy,
 		     .watch_root = r->conf->path, /* borrowed: flushed before any reload */
 		     .remote_name = remote,
-		     .size = st->st_size,
-		     .mtime_ns = mtime_ns(st),
-		     .inode = (int64_t)st->st_ino},
+		     .size = size,
+		     .mtime_ns = mtime,
+		     .inode = inode},
 	};
+}
+
+/* ---- found files --------------------------------------------------------- */
+
+/* Keeps a quiet file a listing found (rel is taken) for drain_found. Out
+ * of memory, it is asked about at once instead. */
+static void found_add(struct root *r, char *rel, const char *path, const struct stat *st,
+		      bool counted)
+{
+	struct hs_watcher *w = r->w;
+
+	if (r->n_found == r->found_cap) {
+		size_t cap = r->found_cap ? 2 * r->found_cap : 256;
+		struct found *grown = reallocarray(r->found, cap, sizeof(*grown));
+		if (!grown) {
+			consider(r, path, rel, st->st_size, mtime_ns(st), (int64_t)st->st_ino,
+				 counted);
+			free(rel);
+			return;
+		}
+		r->found = grown;
+		r->found_cap = cap;
+	}
+	r->found[r->n_found++] = (struct found){.rel = rel,
+						.size = st->st_size,
+						.mtime_ns = mtime_ns(st),
+						.inode = (int64_t)st->st_ino,
+						.counted = counted};
+	w->n_found++;
+}
+
+static void found_drop(struct root *r)
+{
+	for (size_t i = r->found_head; i < r->n_found; i++)
+		free(r->found[i].rel);
+	r->w->n_found -= r->n_found - r->found_head;
+	free(r->found);
+	r->found = NULL;
+	r->n_found = r->found_head = r->found_cap = 0;
+}
+
+/* Turns up to BATCH_MAX found files, oldest first, into candidates, and
+ * the candidates into jobs: one read and one write transaction. The
+ * facts are the ones the listing read; a file changed since is a new
+ * event, and the uploader reads what is there. */
+static void drain_found(struct hs_watcher *w)
+{
+	size_t left = BATCH_MAX;
+	char path[PATH_MAX];
+
+	for (struct root *r = w->roots; r && left; r = r->next) {
+		while (left && r->found_head < r->n_found) {
+			struct found *f = &r->found[r->found_head++];
+			if (abs_path(r, f->rel, path, sizeof(path))) /* checked when found */
+				consider(r, path, f->rel, f->size, f->mtime_ns, f->inode,
+					 f->counted);
+			free(f->rel);
+			w->n_found--;
+			left--;
+		}
+		if (r->found_head == r->n_found)
+			found_drop(r); /* a large scan's list is not kept */
+	}
+	flush_candidates(w);
+	flush_batch(w);
 }
 
 /* ---- settling ---------------------------------------------------------- */
@@ -710,7 +790,8 @@ static int on_settle(sd_event_source *s, uint64_t usec, void *arg)
 			continue;
 		}
 		if (passes(r, p->path + len + 1, &st))
-			consider(r, p->path, p->path + len + 1, &st, false, false);
+			consider(r, p->path, p->path + len + 1, st.st_size, mtime_ns(&st),
+				 (int64_t)st.st_ino, false);
 		hs_pending_free(p);
 	}
 	flush_candidates(w);
@@ -855,12 +936,19 @@ static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *arg)
 
 /* ---- scans -------------------------------------------------------------- */
 
-static bool scanning(const struct hs_watcher *w)
+/* A directory is still to be listed. */
+static bool listing(const struct hs_watcher *w)
 {
 	for (const struct root *r = w->roots; r; r = r->next)
 		if (r->todo || r->dir)
 			return true;
 	return false;
+}
+
+/* Listing, or found files not yet made jobs. */
+static bool scanning(const struct hs_watcher *w)
+{
+	return w->n_found || listing(w);
 }
 
 /* The next slice at the next turn of the loop. A timer due at once, not a
@@ -1031,16 +1119,16 @@ static void scan_entry(struct root *r, const struct dirent *de, int64_t now_wall
 		too_long(r, rel, false);
 		goto out;
 	}
-	/* Written long enough ago and not open for writing: it counts now;
+	/* Written long enough ago: it counts, once the listings are done
+	 * (a writer that still holds it open is noticed by the uploader);
 	 * else it settles like a file just written. */
 	if (hs_filter_settled(r->conf, facts.mtime_ns, now_wall)) {
-		int64_t age_ms = now_wall - facts.mtime_ns / 1000000;
-		consider(r, path, rel, &st, age_ms <= RECENT_MS, r->full);
-	} else {
-		tally(r, HS_REASON_SETTLING);
-		settle_facts(r, path, true, st.st_size, mtime_ns(&st));
-		arm_settle(r->w);
+		found_add(r, rel, path, &st, r->full); /* takes rel */
+		return;
 	}
+	tally(r, HS_REASON_SETTLING);
+	settle_facts(r, path, true, st.st_size, mtime_ns(&st));
+	arm_settle(r->w);
 out:
 	free(rel);
 }
@@ -1152,15 +1240,8 @@ static void scan_finished(struct root *r)
 	if (r->full) {
 		if (r->top)
 			sweep(r, r->top);
-		/* The candidates' fates complete the tally. */
-		flush_candidates(r->w);
-		flush_batch(r->w);
 		r->full = false;
-		r->tally.at = hs_wall_ms();
-		r->last = r->tally;
-		r->limit_said = 0;
-		log_tally(r);
-		hs_log(LOG_DEBUG, "%s: scanned; %zu directories watched", r->conf->path, r->dirs);
+		r->listed = true; /* the tally is told once its files are asked about */
 		if (r->unwatched)
 			hs_log(LOG_NOTICE, "%s: %zu directories without a watch, checked every %s",
 			       r->conf->path, r->unwatched,
@@ -1172,14 +1253,18 @@ static void scan_finished(struct root *r)
 	}
 }
 
-/* One slice of SLICE_ENTRIES entries per turn of the loop. */
+/* One slice per turn of the loop: SLICE_ENTRIES directory entries while
+ * any folder is being listed, then BATCH_MAX found files made jobs. */
 static int on_scan(sd_event_source *s, uint64_t usec, void *arg)
 {
 	struct hs_watcher *w = arg;
 	unsigned budget = SLICE_ENTRIES;
+	bool was_listing = listing(w);
 
 	(void)usec;
 
+	if (!was_listing || w->n_found >= FOUND_MAX)
+		drain_found(w);
 	for (struct root *r = w->roots; r && budget; r = r->next) {
 		while (budget && (r->dir || r->todo)) {
 			unsigned used = scan_step(r, budget);
@@ -1190,16 +1275,29 @@ static int on_scan(sd_event_source *s, uint64_t usec, void *arg)
 	}
 	flush_candidates(w);
 	flush_batch(w);
-	if (scanning(w)) {
-		scan_soon(w);
-	} else {
-		sd_event_source_set_enabled(s, SD_EVENT_OFF);
-		if (!w->ready_sent) {
-			w->ready_sent = true;
-			if (w->hooks.ready)
-				w->hooks.ready(w->hooks.arg);
+	for (struct root *r = w->roots; r; r = r->next) {
+		if (r->listed && r->found_head == r->n_found) {
+			/* Every file it found has its fate: the tally is complete. */
+			r->listed = false;
+			r->tally.at = hs_wall_ms();
+			r->last = r->tally;
+			r->limit_said = 0;
+			log_tally(r);
+			hs_log(LOG_DEBUG, "%s: scanned; %zu directories watched", r->conf->path,
+			       r->dirs);
 		}
 	}
+	/* Every folder watched and listed: ready, with the jobs for what the
+	 * listings found still to come, a batch per turn from the next. */
+	if (!listing(w) && !w->ready_sent) {
+		w->ready_sent = true;
+		if (w->hooks.ready)
+			w->hooks.ready(w->hooks.arg);
+	}
+	if (scanning(w))
+		scan_soon(w);
+	else
+		sd_event_source_set_enabled(s, SD_EVENT_OFF);
 	return 0;
 }
 
@@ -1243,6 +1341,7 @@ static void root_stop(struct root *r)
 		free(f);
 	}
 	r->full = r->full_wanted = false;
+	found_drop(r); /* the folder is gone; the scan when it is back finds them */
 	if (r->top)
 		node_drop(r, r->top, false);
 	free(r->moved);

@@ -9,7 +9,10 @@
  * this file (hs_queue_seen). Symlinks are never followed.
  *
  * Scans walk a folder in slices between other events, watching each
- * directory before listing it, so nothing written meanwhile is missed:
+ * directory before listing it, so nothing written meanwhile is missed.
+ * A scan lists first and queues after: what the listings found becomes
+ * jobs in batches once every folder is listed. It does not look for
+ * writers; the uploader does, on the descriptor it reads. Scans run:
  *  - at start and for each folder added by a reload: files that appeared
  *    while the daemon was down; files the ledger says are stored but that
  *    are still there get their after_upload action (a crash between the
@@ -44,7 +47,8 @@ struct hs_watcher;
 
 struct hs_watcher_hooks {
 	void (*queued)(void *arg); /* jobs were added: wake the uploader */
-	void (*ready)(void *arg);  /* the start-up scans are done (once) */
+	void (*ready)(void *arg);  /* every folder is watched and listed (once);
+				    * the jobs for what was found follow */
 	void *arg;
 };
 

@@ -21,6 +21,7 @@ TESTS += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/integration/watch_after.py \
 	tests/integration/after_refused.py \
 	tests/integration/watch_swap.py \
+	tests/integration/watch_firstscan.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
 	tests/integration/loop_fairness.py \
@@ -77,6 +78,7 @@ EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh
 	tests/integration/watch_after.py \
 	tests/integration/after_refused.py \
 	tests/integration/watch_swap.py \
+	tests/integration/watch_firstscan.py \
 	tests/integration/watch_burst.py \
 	tests/integration/watch_limits.py \
 	tests/integration/loop_fairness.py \

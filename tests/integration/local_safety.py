@@ -3,8 +3,9 @@
 - a folder in the middle of a queued file's path swapped for a symlink to
   a folder outside: the file there is neither uploaded nor deleted, for a
   watched file and for one queued by hand;
-- a file still open for writing is not deleted after its upload; once it
-  is closed, the next start deletes it;
+- a file a writer opens after its upload, before the delete, is not
+  deleted; once it is closed, the next start deletes it (a file held open
+  before the upload is not read at all: watch_firstscan.py);
 - without CAP_LEASE, another user's files cannot be checked for writers:
   logged once, and settle decides;
 - move: to another file system (a tmpfs the test mounts, so this part
@@ -50,17 +51,25 @@ with Env(tap) as env:
            "nor deleted")
     tap.ok("a symbolic link is on its path" in d.output(), "the log says why", d.output())
 
-    # A writer holds the file open: uploaded (queued by hand), not deleted.
+    # A writer opens the file after its PUT, while the server takes 5 s to
+    # answer the complete: uploaded, not deleted. The delete runs in the
+    # turn of the loop that records the job done, so once the job is done
+    # the file would already be gone.
     busy = os.path.join(inbox, "busy.pdf")
-    write(busy, b"still being written")
-    with open(busy, "ab") as writer:
-        env.cli("enqueue", busy)
-        with env.daemon() as d:
+    write(busy, b"opened for writing after its upload")
+    env.server.admin("POST", "/faults", {"kind": "complete", "fault": "delay:5000"})
+    received = lambda: any(u.get("filename") == "in/busy.pdf" and u.get("state") == "received"
+                           for u in env.server.admin("GET", "/uploads").values())
+    with env.daemon() as d:
+        tap.ok(env.wait_until(received, 30, "the PUT of busy.pdf"), "busy.pdf is sent",
+               d.output())
+        with open(busy, "ab") as writer:
             tap.ok(env.wait_until(lambda: "in/busy.pdf" in names() and
                                   any(j["path"] == busy and j["state"] == "done"
                                       for j in env.jobs()), 30, "busy.pdf"),
-                   "a file open for writing is uploaded", d.output())
-        tap.ok(os.path.exists(busy), "but not deleted while a writer has it open", d.output())
+                   "its upload completes while a writer has it open", d.output())
+            tap.ok(os.path.exists(busy), "but it is not deleted while the writer has it open",
+                   d.output())
     with env.daemon() as d:
         tap.ok(env.wait_until(lambda: not os.path.exists(busy), 30, "the delete"),
                "once closed, the next start deletes it", d.output())

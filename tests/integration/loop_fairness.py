@@ -13,7 +13,7 @@ from hstest import TAP, Env
 tap = TAP()
 RELOADED = "configuration reloaded"
 HASHED = "file read for its checksums"
-SCANNED = "scanned; "
+SCANNED = ": scanned; "      # a folder scan ends, its files queued
 BIG = 4 << 30
 FILES = 50000
 
