@@ -462,6 +462,8 @@ static void write_metrics(struct daemon *d, const int64_t counts[HS_JOB_NSTATES]
 		return;
 	for (int s = 0; s < HS_JOB_NSTATES; s++)
 		m.jobs[s] = counts[s];
+	if (d->up)
+		hs_uploader_retries(d->up, m.retries);
 	hs_http_each_limiter(d->http, add_metrics_limiter, &m);
 	text = hs_metrics_text(&m);
 	slash = strrchr(path, '/'); /* absolute: the configuration says so */
