@@ -287,7 +287,7 @@ int hs_state_dir_check(const char *dir, bool daemon, char *err, size_t len)
 	if (st.st_uid != geteuid() && geteuid() != 0) {
 		snprintf(err, len,
 			 "state_dir %s: belongs to uid %u, the service's user; run this as root "
-			 "(members of its group may run status and check)",
+			 "(members of its group may run status, jobs and check)",
 			 dir, (unsigned)st.st_uid);
 		return -1;
 	}
