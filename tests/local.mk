@@ -38,6 +38,7 @@ TESTS += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/integration/clock_skew.py \
 	tests/integration/status_writes.py \
 	tests/integration/health.py \
+	tests/integration/adm_access.py \
 	tests/integration/metrics.py \
 	tests/integration/upload_connections.py \
 	tests/integration/operator_controls.py \
@@ -54,6 +55,7 @@ EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh
 	tests/integration/s3_storage.py \
 	tests/integration/clock_skew.py \
 	tests/integration/health.py \
+	tests/integration/adm_access.py \
 	tests/integration/metrics.py \
 	tests/integration/upload_connections.py \
 	tests/integration/upload_basic.py \
