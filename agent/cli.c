@@ -76,6 +76,45 @@ int hs_cli_open_queue(struct hs_cli *cli, struct hs_queue **ret)
 	return rc;
 }
 
+int hs_cli_open_queue_read(struct hs_cli *cli, struct hs_queue **ret)
+{
+	char *cause = NULL, *path = NULL;
+	const struct group *gr;
+	struct stat st;
+	int rc = HS_EXIT_FAILURE, dir;
+
+	if (!hs_cli_config(cli))
+		return HS_EXIT_CONFIG;
+	/* The owner and root keep what they always had: a queue made if
+	 * there is none yet. */
+	dir = stat(cli->cfg->state_dir, &st);
+	if (geteuid() == 0 || (dir != 0 && errno == ENOENT) || (dir == 0 && st.st_uid == geteuid()))
+		return hs_cli_open_queue(cli, ret);
+	if (asprintf(&path, "%s/queue.db", cli->cfg->state_dir) < 0) {
+		hs_cli_error("out of memory");
+		return HS_EXIT_FAILURE;
+	}
+	if (access(path, R_OK) != 0) {
+		int e = errno;
+		/* Who may read: the file's group, else the folder's. */
+		if (stat(path, &st) != 0 && stat(cli->cfg->state_dir, &st) != 0)
+			hs_cli_error("%s: %s", path, strerror(e));
+		else if ((gr = getgrgid(st.st_gid)))
+			hs_cli_error("%s: %s; members of group %s may read it", path, strerror(e),
+				     gr->gr_name);
+		else
+			hs_cli_error("%s: %s; members of its group (gid %u) may read it", path,
+				     strerror(e), (unsigned)st.st_gid);
+	} else if (hs_queue_open_read(path, ret, &cause) != HS_Q_OK) {
+		hs_cli_error("%s: %s", path, cause ? cause : "out of memory");
+	} else {
+		rc = HS_EXIT_OK;
+	}
+	free(cause);
+	free(path);
+	return rc;
+}
+
 void hs_cli_wake_daemon(const struct hs_config *cfg)
 {
 	char path[4096];

@@ -41,6 +41,13 @@ int hs_cli_become_state_owner(const struct hs_config *cfg);
  * (0700) if needed, as its owner (hs_cli_become_state_owner). Returns
  * HS_EXIT_OK with *ret, or the exit code after printing the reason. */
 int hs_cli_open_queue(struct hs_cli *cli, struct hs_queue **ret);
+/* Opens state_dir/queue.db to read it (jobs). Root, or the owner of
+ * state_dir, opens it as hs_cli_open_queue does; anyone else opens it
+ * read-only, which members of the folder's group (or a group its ACL
+ * names, such as adm) may do, and nothing is created or changed. Returns
+ * HS_EXIT_OK with *ret, or the exit code after printing the reason (which
+ * names the group that may read, never a chown). */
+int hs_cli_open_queue_read(struct hs_cli *cli, struct hs_queue **ret);
 /* Tells a running daemon that the queue changed (it watches for this). */
 void hs_cli_wake_daemon(const struct hs_config *cfg);
 /* Prints "healsync: <fmt>" on stderr. */

@@ -227,7 +227,7 @@ int hs_cmd_jobs(struct hs_cli *cli, int argc, char **argv)
 		return HS_EXIT_USAGE;
 	}
 	cli->load_flags |= HS_CONFIG_NO_KEYS; /* a monitor may not read them */
-	open_rc = hs_cli_open_queue(cli, &q);
+	open_rc = hs_cli_open_queue_read(cli, &q);
 	if (open_rc != HS_EXIT_OK)
 		return open_rc;
 	if (hs_queue_after_due(q, INT64_MAX, 0, &l.after, &l.n_after, &cause) != HS_Q_OK)

@@ -289,7 +289,7 @@ int hs_state_dir_check(const char *dir, bool daemon, char *err, size_t len)
 	if (st.st_uid != geteuid() && geteuid() != 0) {
 		snprintf(err, len,
 			 "state_dir %s: belongs to uid %u, the service's user; run this as root "
-			 "(members of its group may run status and check)",
+			 "(members of its group may run status, jobs and check)",
 			 dir, (unsigned)st.st_uid);
 		return -1;
 	}
@@ -486,6 +486,8 @@ static void write_metrics(struct daemon *d, const int64_t counts[HS_JOB_NSTATES]
 		return;
 	for (int s = 0; s < HS_JOB_NSTATES; s++)
 		m.jobs[s] = counts[s];
+	if (d->up)
+		hs_uploader_retries(d->up, m.retries);
 	hs_http_each_limiter(d->http, add_metrics_limiter, &m);
 	text = hs_metrics_text(&m);
 	slash = strrchr(path, '/'); /* absolute: the configuration says so */

@@ -480,6 +480,14 @@ static void finish(struct hs_http_call *c, CURLcode result)
 		refusal(c, result, &resp);
 	}
 	resp.body_changed = c->body_changed;
+	if (result == CURLE_OPERATION_TIMEDOUT) {
+		/* Connected, then timed out: only the low-speed limit ends a
+		 * transfer that way (there is no overall timeout). */
+		curl_off_t connected = 0;
+		resp.stalled =
+		    curl_easy_getinfo(c->easy, CURLINFO_CONNECT_TIME_T, &connected) == CURLE_OK &&
+		    connected > 0;
+	}
 	if (resp.result == CURLE_OK) {
 		resp.body = c->body;
 		resp.body_len = c->body_len;

@@ -92,6 +92,9 @@ struct hs_http_response {
 	int64_t date_ms;
 	int64_t date_seen_ms;
 	bool body_changed; /* the body file ended early or failed to read */
+	/* With result != CURLE_OK: the connection was made and then no byte
+	 * moved for stall_timeout_s (not a connect timeout). */
+	bool stalled;
 	/* With result != CURLE_OK: TLS or the proxy refused. error then
 	 * names the host (or proxy) and the cause, never credentials. */
 	enum hs_refused refused;

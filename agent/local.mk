@@ -106,10 +106,12 @@ endif
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_health
 TESTS += tests/unit/test_health
+# metrics.c names the retry causes from verdict.c, which reads error bodies.
 tests_unit_test_health_SOURCES = tests/unit/test_health.c agent/health.c agent/metrics.c \
-	queue/queue.h
-tests_unit_test_health_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_health_LDADD = libhsqueue.a $(SQLITE_LIBS) $(CMOCKA_LIBS)
+	agent/verdict.c agent/upload_api.c queue/queue.h
+tests_unit_test_health_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_test_health_LDADD = libhsqueue.a libhsconf.a $(SQLITE_LIBS) $(CMOCKA_LIBS) \
+	$(JANSSON_LIBS) $(LIBCONFIG_LIBS)
 endif
 
 if HAVE_CMOCKA

@@ -94,6 +94,14 @@ char *hs_metrics_text(const struct hs_metrics *m)
 		label(f, m->limiters[i].host);
 		fprintf(f, "\"} %" PRIu64 "\n", m->limiters[i].throttled);
 	}
+	head(f, "healsync_upload_retries_total", "counter",
+	     "Times the uploader tried again after a transient fault, by cause, since the "
+	     "daemon started.");
+	/* Every cause, 0 included: a rate() over a series that appears only
+	 * with its first retry misses that retry. */
+	for (int c = 0; c < HS_RETRY_NCAUSES; c++)
+		fprintf(f, "healsync_upload_retries_total{cause=\"%s\"} %" PRIu64 "\n",
+			hs_retry_cause_name(c), m->retries[c]);
 	head(f, "healsync_ratelimit_waiting_requests", "gauge",
 	     "Requests waiting for a rate-limit window to reopen.");
 	fprintf(f, "healsync_ratelimit_waiting_requests %u\n", m->waiting_for_quota);

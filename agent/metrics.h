@@ -10,6 +10,7 @@
  *   ...
  *   healsync_health_state 1
  *   healsync_health_reason{code="queued_too_long"} 1
+ *   healsync_upload_retries_total{cause="server_error"} 2
  *
  * Names follow Prometheus conventions: base units (seconds, bytes),
  * _total for counters, _timestamp_seconds for Unix times. Counters count
@@ -26,6 +27,7 @@
 #include <stdint.h>
 
 #include "agent/health.h"
+#include "agent/verdict.h"
 #include "queue/queue.h"
 
 #define HS_METRICS_MAX_LIMITERS 16
@@ -45,6 +47,7 @@ struct hs_metrics {
 	bool records_up;
 	int64_t disk_free; /* bytes; < 0: not known */
 	unsigned waiting_for_quota;
+	uint64_t retries[HS_RETRY_NCAUSES]; /* by cause, since start */
 	size_t n_limiters;
 	struct {
 		const char *api, *host;

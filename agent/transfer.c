@@ -204,6 +204,7 @@ enum hs_verdict judge(struct transfer *t, const struct hs_http_response *r, enum
 				   .body = r->body,
 				   .error = r->error};
 
+	t->stalled = r->result != CURLE_OK && r->stalled;
 	if (r->result == CURLE_OK && r->status > 0 && r->status < 500) {
 		t->answered = true;
 		up_api_answered(t->u);
@@ -217,16 +218,34 @@ enum hs_verdict judge(struct transfer *t, const struct hs_http_response *r, enum
  * request could not even start here. May end t. */
 void step_retry(struct transfer *t, long status, const char *why)
 {
+	enum hs_retry_cause cause = hs_retry_cause_of(status, t->stalled);
+
 	if (t->ended)
 		return;
-	if ((status == 0 || status >= 500) && up_api_failed(t, false, why))
+	if ((status == 0 || status >= 500) && up_api_failed(t, false, why)) {
+		count_retry(t, cause); /* the job waits for the probe, then goes again */
 		return;
+	}
 	if (++t->tries >= STEP_TRIES) {
+		if (!last_attempt(t))
+			count_retry(t, cause); /* the queue gives it another attempt */
 		job_fail(t, false, status, "%s", why);
 		return;
 	}
+	count_retry(t, cause);
 	log_job(LOG_DEBUG, t, status, NULL, "%s failed, retrying: %s", hs_step_names[t->step], why);
 	arm_timer(t, (int64_t)hs_backoff_delay(&hs_step_backoff, t->tries, hs_random64()));
+}
+
+void count_retry(struct transfer *t, enum hs_retry_cause cause)
+{
+	if ((unsigned)cause < HS_RETRY_NCAUSES)
+		t->u->retries[cause]++;
+}
+
+bool last_attempt(const struct transfer *t)
+{
+	return t->job->attempts + 1 >= t->u->cfg->upload.max_attempts;
 }
 
 /* Verdicts every step handles alike. Returns true when it handled v (t
@@ -348,6 +367,7 @@ void session_restart(struct transfer *t, long status, const char *why)
 			 t->session_restarts);
 		return;
 	}
+	count_retry(t, HS_RETRY_SESSION_RESTART);
 	log_job(LOG_INFO, t, status, NULL, "upload session gone (%s); starting a new one", why);
 	session_drop(t, true);
 	t->tries = 0;
@@ -427,6 +447,7 @@ void restart_changed(struct transfer *t, const char *why)
 		job_fail(t, false, 0, "%s", why);
 		return;
 	}
+	count_retry(t, HS_RETRY_FILE_CHANGED);
 	log_job(LOG_NOTICE, t, 0, NULL, "file changed while uploading (%s); starting over", why);
 	job_release(t, RESTART_DELAY_MS);
 }
@@ -451,6 +472,7 @@ void on_complete(struct hs_http_response *resp, void *arg)
 			job_fail(t, false, resp->status, "%s", why);
 			return;
 		}
+		count_retry(t, HS_RETRY_SESSION_RESTART);
 		t->step = S_LIST;
 		run_step(t);
 		return;

@@ -84,6 +84,7 @@ struct transfer {
 	enum step step;
 	bool ended;    /* see the lifetime rule above */
 	bool answered; /* the API or storage answered it (below 500) */
+	bool stalled;  /* the last answer judged: a connected request stalled */
 	int fd;
 	struct stat st; /* facts when scanned */
 
@@ -153,6 +154,8 @@ struct hs_uploader {
 	int64_t url_ttl_ms;
 	int64_t part_ms;
 
+	uint64_t retries[HS_RETRY_NCAUSES]; /* since start (hs_uploader_retries) */
+
 	bool held;    /* the bandwidth timetable's "pause" (hs_uploader_hold) */
 	bool changed; /* a transfer began or ended: tell on_change */
 
@@ -196,6 +199,10 @@ void job_gone(struct transfer *t, const char *why);
 void run_step(struct transfer *t);
 void arm_timer(struct transfer *t, int64_t delay_ms);
 void step_retry(struct transfer *t, long status, const char *why);
+/* One more try for cause, counted for the metrics. */
+void count_retry(struct transfer *t, enum hs_retry_cause cause);
+/* Whether a failed attempt now would make the job dead. */
+bool last_attempt(const struct transfer *t);
 void step_failed(struct transfer *t, long status, const char *why);
 bool handle_common(struct transfer *t, enum hs_verdict v, long status, const char *why);
 enum hs_verdict judge(struct transfer *t, const struct hs_http_response *r, enum hs_dialect d,

@@ -515,3 +515,9 @@ int64_t hs_uploader_unavailable_since(const struct hs_uploader *u)
 {
 	return u->outage.since_ms;
 }
+
+void hs_uploader_retries(const struct hs_uploader *u, uint64_t ret[HS_RETRY_NCAUSES])
+{
+	for (int c = 0; c < HS_RETRY_NCAUSES; c++)
+		ret[c] = u->retries[c];
+}

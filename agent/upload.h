@@ -39,6 +39,7 @@
 #include <systemd/sd-event.h>
 
 #include "agent/http.h"
+#include "agent/verdict.h"
 #include "conf/conf.h"
 #include "queue/queue.h"
 
@@ -92,5 +93,10 @@ bool hs_uploader_auth_paused(const struct hs_uploader *u);
 bool hs_uploader_unavailable(const struct hs_uploader *u);
 /* Since when (Unix ms) the API is known down; 0 when it is not. */
 int64_t hs_uploader_unavailable_since(const struct hs_uploader *u);
+/* How often, since the uploader was made, it tried something again after a
+ * transient fault, by cause (verdict.h): a request sent again, a fresh
+ * URL, a new session, a file read again, or a job given back to wait out
+ * an outage. A failure that makes a job dead is not a retry. */
+void hs_uploader_retries(const struct hs_uploader *u, uint64_t ret[HS_RETRY_NCAUSES]);
 
 #endif

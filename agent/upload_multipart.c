@@ -161,6 +161,7 @@ static void on_part_urls(struct hs_http_response *resp, void *arg)
 				 "part %u: presigned URLs expire before they arrive", p->index + 1);
 			return;
 		}
+		count_retry(t, HS_RETRY_URL_EXPIRED);
 	}
 	t->tries = 0;
 	up_kick(t->u);
@@ -210,15 +211,21 @@ void presign_parts(struct transfer *t)
  * once the part has failed STEP_TRIES times. May end t. */
 static void part_retry(struct transfer *t, struct part *p, long status, const char *why)
 {
+	enum hs_retry_cause cause = hs_retry_cause_of(status, t->stalled);
 	char msg[600];
 
 	snprintf(msg, sizeof(msg), "part %u: %s", p->index + 1, why);
-	if ((status == 0 || status >= 500) && up_api_failed(t, false, msg))
+	if ((status == 0 || status >= 500) && up_api_failed(t, false, msg)) {
+		count_retry(t, cause);
 		return;
+	}
 	if (++p->tries >= STEP_TRIES) {
+		if (!last_attempt(t))
+			count_retry(t, cause);
 		job_fail(t, false, status, "%s", msg);
 		return;
 	}
+	count_retry(t, cause);
 	log_job(LOG_DEBUG, t, status, NULL, "%s; retrying", msg);
 	p->state = P_WAIT;
 	p->retry_at =
@@ -284,6 +291,7 @@ static void on_part_put(struct hs_http_response *resp, void *arg)
 		part_done(t, p, resp->etag);
 		return;
 	case HS_V_URL:
+		count_retry(t, HS_RETRY_URL_EXPIRED);
 		return; /* P_TODO: a fresh URL comes with the next batch */
 	case HS_V_RETRY:
 		part_retry(t, p, resp->status, why);
@@ -317,6 +325,8 @@ void send_part(struct transfer *t, struct part *p)
 			job_fail(t, false, 0,
 				 "part %u: presigned URLs expire before a slot is free",
 				 p->index + 1);
+		else
+			count_retry(t, HS_RETRY_URL_EXPIRED);
 		return;
 	}
 	EVP_EncodeBlock((unsigned char *)crc_header + off, be, sizeof(be));

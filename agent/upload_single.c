@@ -33,6 +33,7 @@ static void fresh_url(struct transfer *t, bool counted, long status, const char 
 		job_fail(t, false, status, "%s", why);
 		return;
 	}
+	count_retry(t, HS_RETRY_URL_EXPIRED);
 	log_job(LOG_DEBUG, t, status, NULL, "%s; asking for a fresh URL", why);
 	t->step = S_PRESIGN;
 	run_step(t);

@@ -178,3 +178,27 @@ const char *hs_verdict_name(enum hs_verdict v)
 	};
 	return (unsigned)v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
 }
+
+enum hs_retry_cause hs_retry_cause_of(long status, bool stalled)
+{
+	if (status == 429)
+		return HS_RETRY_RATE_LIMITED;
+	if (status > 0)
+		return HS_RETRY_SERVER_ERROR;
+	/* -1: the request never left, whatever an earlier one did. */
+	return status == 0 && stalled ? HS_RETRY_STALLED : HS_RETRY_NO_ANSWER;
+}
+
+const char *hs_retry_cause_name(enum hs_retry_cause c)
+{
+	static const char *const names[] = {
+	    [HS_RETRY_SERVER_ERROR] = "server_error",
+	    [HS_RETRY_NO_ANSWER] = "no_answer",
+	    [HS_RETRY_STALLED] = "stalled",
+	    [HS_RETRY_RATE_LIMITED] = "rate_limited",
+	    [HS_RETRY_URL_EXPIRED] = "url_expired",
+	    [HS_RETRY_SESSION_RESTART] = "session_restart",
+	    [HS_RETRY_FILE_CHANGED] = "file_changed",
+	};
+	return (unsigned)c < HS_RETRY_NCAUSES ? names[c] : "?";
+}

@@ -57,6 +57,40 @@ enum hs_verdict hs_verdict_storage(long status, const char *code);
 
 const char *hs_verdict_name(enum hs_verdict v);
 
+/*
+ * Why the uploader tries something again, a closed set for the metric
+ * healsync_upload_retries_total{cause}: a sysadmin tells a flaky server
+ * from a slow line or a rate limit at a glance.
+ *
+ *   server_error     an answer that asks for another try: 5xx, 408, an
+ *                    answer that could not be read
+ *   no_answer        no HTTP answer: refused or cut connection, connect
+ *                    timeout, a request that could not be sent
+ *   stalled          a connected request on which no byte moved for
+ *                    upload.stall_timeout
+ *   rate_limited     429
+ *   url_expired      a presigned URL expired, used or refused: a fresh one
+ *   session_restart  the upload session is gone: a new one
+ *   file_changed     the file changed while it was sent: read it again
+ */
+enum hs_retry_cause {
+	HS_RETRY_SERVER_ERROR,
+	HS_RETRY_NO_ANSWER,
+	HS_RETRY_STALLED,
+	HS_RETRY_RATE_LIMITED,
+	HS_RETRY_URL_EXPIRED,
+	HS_RETRY_SESSION_RESTART,
+	HS_RETRY_FILE_CHANGED,
+	HS_RETRY_NCAUSES
+};
+
+/* The cause of a transient failure judged HS_V_RETRY (or a request that
+ * could not start, status -1): by its status, and for no answer at all by
+ * whether a connected request stalled. */
+enum hs_retry_cause hs_retry_cause_of(long status, bool stalled);
+/* "server_error", ...; "?" outside the set. */
+const char *hs_retry_cause_name(enum hs_retry_cause c);
+
 /* The text of <tag>...</tag> in an S3 XML error body, printable ASCII
  * only, cut to fit; "" when absent. */
 void hs_xml_element(const char *body, const char *tag, char *buf, size_t len);

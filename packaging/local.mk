@@ -8,6 +8,9 @@ dist_man_MANS = docs/healsync.8 docs/healsync.conf.5
 catalogdir = $(prefix)/lib/systemd/catalog
 dist_catalog_DATA = packaging/systemd/healsync.catalog
 
+# Group adm may read the state folder (an ACL; the file says why).
+tmpfilesdir = $(prefix)/lib/tmpfiles.d
+
 # Both packages install it where bash-completion looks it up by name.
 bashcompletiondir = $(datadir)/bash-completion/completions
 dist_bashcompletion_DATA = packaging/bash-completion/healsync
@@ -21,13 +24,16 @@ packaging/systemd/healsync.service: $(srcdir)/packaging/systemd/healsync.service
 
 # sysusers.d wants *.conf; the sample configuration is never overwritten.
 install-data-local:
-	$(MKDIR_P) '$(DESTDIR)$(sysusersdir)' '$(DESTDIR)$(sysconfdir)/healsync'
+	$(MKDIR_P) '$(DESTDIR)$(sysusersdir)' '$(DESTDIR)$(sysconfdir)/healsync' \
+		'$(DESTDIR)$(tmpfilesdir)'
 	$(INSTALL_DATA) $(srcdir)/packaging/systemd/healsync.sysusers \
 		'$(DESTDIR)$(sysusersdir)/healsync.conf'
+	$(INSTALL_DATA) $(srcdir)/packaging/systemd/healsync.tmpfiles \
+		'$(DESTDIR)$(tmpfilesdir)/healsync.conf'
 	test -e '$(DESTDIR)$(sysconfdir)/healsync/healsync.conf' || \
 		$(INSTALL_DATA) $(srcdir)/conf/healsync.conf '$(DESTDIR)$(sysconfdir)/healsync/healsync.conf'
 uninstall-local:
-	rm -f '$(DESTDIR)$(sysusersdir)/healsync.conf' \
+	rm -f '$(DESTDIR)$(sysusersdir)/healsync.conf' '$(DESTDIR)$(tmpfilesdir)/healsync.conf' \
 		'$(DESTDIR)$(sysconfdir)/healsync/healsync.conf'
 
 AM_DISTCHECK_CONFIGURE_FLAGS = \
@@ -35,6 +41,7 @@ AM_DISTCHECK_CONFIGURE_FLAGS = \
 	--with-sysusersdir='$${dc_install_base}/lib/sysusers.d'
 
 EXTRA_DIST += packaging/systemd/healsync.service.in packaging/systemd/healsync.sysusers \
+	packaging/systemd/healsync.tmpfiles \
 	packaging/deb/changelog packaging/deb/control packaging/deb/copyright \
 	packaging/deb/rules packaging/deb/source/format packaging/deb/healsync.postinst \
 	packaging/deb/healsync.postrm packaging/deb/healsync.prerm \

@@ -551,6 +551,9 @@ static const struct hs_sqldb_schema schema = {
      * took 8 s with the default, 2.8 s with this (bench/watch.py). */
     .cache_kib = 8192,
     .foreign_keys = true,
+    /* The folder's group may read it (healsync jobs for a monitor); the
+     * mirror, with patient records, stays private. */
+    .mode = 0640,
 };
 
 int hs_queue_open(const char *path, struct hs_queue **ret, char **cause)
@@ -575,15 +578,33 @@ int hs_queue_open(const char *path, struct hs_queue **ret, char **cause)
 int hs_queue_open_read(const char *path, struct hs_queue **ret, char **cause)
 {
 	struct hs_queue *q;
+	const char *slash = strrchr(path, '/');
+	char wal[4200], dir[4200];
+	unsigned flags = HS_SQLDB_READONLY;
 	int64_t v;
 
 	*ret = NULL;
+	/* A WAL database is read through its -shm, which a reader creates if
+	 * no writer left one: a reader that cannot write in the folder reads
+	 * the file alone, which holds everything once no WAL is left. */
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (access(wal, F_OK) != 0 && errno == ENOENT && access(dir, W_OK) != 0)
+		flags |= HS_SQLDB_IMMUTABLE;
 	if (!(q = calloc(1, sizeof(*q)))) {
 		set_cause(cause, "out of memory");
 		return HS_Q_ERROR;
 	}
-	if (hs_sqldb_open(&q->sql, path, &schema, 0, stmt_sql, S_COUNT, &v, cause) != 0) {
+	if (hs_sqldb_open(&q->sql, path, &schema, flags, stmt_sql, S_COUNT, &v, cause) != 0) {
 		free(q);
+		return HS_Q_ERROR;
+	}
+	if (v <= 0) {
+		hs_queue_close(q);
+		set_cause(cause, "not a queue yet");
 		return HS_Q_ERROR;
 	}
 	if (v != SCHEMA_VERSION) {

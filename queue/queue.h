@@ -112,12 +112,15 @@ struct hs_job {
 struct hs_queue;
 
 /* Opens (creating and migrating as needed) the database at path, with the
- * file mode 0600. */
+ * file mode 0640: the folder's group may read it, only the owner writes. */
 int hs_queue_open(const char *path, struct hs_queue **ret, char **cause);
-/* Opens an existing queue to read it only: nothing is created or migrated,
- * so a dry run (`healsync scan`) leaves the daemon's state as it was. A
- * queue of another schema version is an error. Only the read-only calls
- * (marked "Read-only") may be used on it. */
+/* Opens the existing queue at path to read it only (`healsync scan`, and
+ * `jobs` run by a member of the state folder's group): nothing is created,
+ * changed or migrated, so the daemon's state stays as it was; a queue of
+ * another schema version is an error. Only the read-only calls (marked
+ * "Read-only") may be used on it. While a daemon has the queue open it is
+ * read through the WAL; with none, and a folder the caller cannot write
+ * in, the file alone is read (see HS_SQLDB_IMMUTABLE). */
 int hs_queue_open_read(const char *path, struct hs_queue **ret, char **cause);
 /* Accepts NULL; returns NULL. */
 struct hs_queue *hs_queue_close(struct hs_queue *q);

@@ -152,18 +152,26 @@ int hs_sqldb_setup(void)
 
 /* ---- opening ----------------------------------------------------------------- */
 
-/* A new file is created private before SQLite opens it; an existing one is
- * made private by path. No descriptor of an existing file is opened here:
- * closing it would drop the POSIX locks SQLite holds on the file in this
- * process, should another connection have it open. Messages leave the path
- * to the caller, who knows it. */
-static int make_private(const char *path, const char *kind, char **cause)
+/* A new file is created with its mode before SQLite opens it; an existing
+ * one, and its -wal and -shm (which a crash leaves behind with the mode
+ * they had), are given it by path. No descriptor of an existing file is
+ * opened here: closing it would drop the POSIX locks SQLite holds on the
+ * file in this process, should another connection have it open. Messages
+ * leave the path to the caller, who knows it. */
+static int set_mode(const char *path, const char *kind, mode_t mode, char **cause)
 {
 	struct stat st;
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+	char side[4200];
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, mode);
 
 	if (fd >= 0) {
+		/* The umask may have taken bits the mode wants. */
+		int rc = fchmod(fd, mode);
+		int e = errno;
 		close(fd);
+		if (rc != 0)
+			return fail(cause, "setting the mode of the %s file: %s", kind,
+				    strerror(e));
 		return 0;
 	}
 	if (errno != EEXIST)
@@ -173,9 +181,40 @@ static int make_private(const char *path, const char *kind, char **cause)
 	if (!S_ISREG(st.st_mode))
 		return fail(cause, "the %s file is not a regular file", kind);
 	/* Best effort: the owner may be another user (root running the CLI). */
-	if ((st.st_mode & 0177) != 0 && chmod(path, st.st_mode & 0600) != 0 && errno != EPERM)
-		return fail(cause, "making the %s file private: %s", kind, strerror(errno));
+	if ((st.st_mode & 0777) != mode && chmod(path, mode) != 0 && errno != EPERM)
+		return fail(cause, "setting the mode of the %s file: %s", kind, strerror(errno));
+	for (int i = 0; i < 2; i++) {
+		snprintf(side, sizeof(side), "%s%s", path, i ? "-shm" : "-wal");
+		if (lstat(side, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) != mode &&
+		    chmod(side, mode) != 0 && errno != EPERM)
+			return fail(cause, "setting the mode of the %s file's %s: %s", kind,
+				    i ? "-shm" : "-wal", strerror(errno));
+	}
 	return 0;
+}
+
+/* "file:" and path, percent-encoded where a URI would read it otherwise. */
+static char *file_uri(const char *path, const char *query)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t len = strlen(path);
+	char *uri = malloc(5 + 3 * len + strlen(query) + 1), *p = uri;
+
+	if (!uri)
+		return NULL;
+	p += sprintf(p, "file:");
+	for (const unsigned char *s = (const unsigned char *)path; *s; s++) {
+		if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || strchr("/-._~", *s)) {
+			*p++ = (char)*s;
+		} else {
+			*p++ = '%';
+			*p++ = hex[*s >> 4];
+			*p++ = hex[*s & 15];
+		}
+	}
+	strcpy(p, query);
+	return uri;
 }
 
 static int set_wal(struct hs_sqldb *d, char **cause)
@@ -318,16 +357,32 @@ int hs_sqldb_open(struct hs_sqldb *d, const char *path, const struct hs_sqldb_sc
 		  char **cause)
 {
 	bool write = flags & HS_SQLDB_WRITE;
-	char pragma[64];
+	bool immutable = !write && (flags & HS_SQLDB_IMMUTABLE);
+	char pragma[64], *uri = NULL;
 	int64_t v;
 	int rc;
 
 	*d = (struct hs_sqldb){.sql = sql, .n = n};
-	if (write && make_private(path, schema->kind, cause) != 0)
+	if (write && set_mode(path, schema->kind, schema->mode ? schema->mode : 0600, cause) != 0)
 		return -1;
 	if (!(d->stmt = calloc(n ? n : 1, sizeof(*d->stmt))))
 		return fail(cause, "out of memory");
-	rc = sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (immutable && !(uri = file_uri(path, "?immutable=1"))) {
+		fail(cause, "out of memory");
+		goto fail;
+	}
+	if (immutable)
+		rc = sqlite3_open_v2(uri, &d->db,
+				     SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+				     NULL);
+	else
+		rc = sqlite3_open_v2(path, &d->db,
+				     (!write && (flags & HS_SQLDB_READONLY)
+					  ? SQLITE_OPEN_READONLY
+					  : SQLITE_OPEN_READWRITE) |
+					 SQLITE_OPEN_NOMUTEX,
+				     NULL);
+	free(uri);
 	if (rc != SQLITE_OK) {
 		fail(cause, "opening the %s: %s", schema->kind,
 		     d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc));

@@ -2,8 +2,9 @@
  * sqldb: the SQLite plumbing under both of healsync's databases, the job
  * queue (queue.c) and the patient mirror (agent/mirror_db.c).
  *
- * Opening does what both need before any query: the file is created
- * private (0600; SQLite gives its -wal and -shm files the same mode), has
+ * Opening does what both need before any query: the file is given the
+ * schema's mode (0600, private, unless the schema says otherwise; SQLite
+ * gives its -wal and -shm files the same mode), has
  * extended result codes and a busy timeout, and for a writer WAL and
  * synchronous=FULL, each read back, since a queue that silently ran without
  * them could lose work on a power failure. Then the file's application_id
@@ -52,11 +53,22 @@ struct hs_sqldb_schema {
 	const char *const *migrations; /* [v] brings version v to v + 1 */
 	int cache_kib;		       /* page cache; 0 for SQLite's default */
 	bool foreign_keys;	       /* switch them on (and check they are) */
+	/* The permission bits a writer gives the file and its -wal and -shm;
+	 * 0 for 0600. 0640 lets the folder's group read it (healsync jobs). */
+	unsigned mode;
 };
 
 enum hs_sqldb_flags {
 	HS_SQLDB_WRITE = 1 << 0, /* create, WAL, synchronous=FULL, migrate; else an
 				    existing file, read as it is */
+	/* Without WRITE: refuse every write, even where the file's mode
+	 * would allow it. */
+	HS_SQLDB_READONLY = 1 << 1,
+	/* READONLY, and read the file alone, with no lock, WAL or -shm. Only
+	 * for a reader that cannot create the -shm beside a WAL file no
+	 * writer holds open (SQLite cannot read it otherwise). A writer that
+	 * starts meanwhile may make a read fail; it never harms the file. */
+	HS_SQLDB_IMMUTABLE = 1 << 2,
 };
 
 struct hs_sqldb {

@@ -41,6 +41,8 @@ TESTS += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/integration/clock_skew.py \
 	tests/integration/status_writes.py \
 	tests/integration/health.py \
+	tests/integration/adm_access.py \
+	tests/integration/health_reasons.py \
 	tests/integration/metrics.py \
 	tests/integration/upload_connections.py \
 	tests/integration/operator_controls.py \
@@ -59,6 +61,8 @@ EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh
 	tests/integration/s3_storage.py \
 	tests/integration/clock_skew.py \
 	tests/integration/health.py \
+	tests/integration/adm_access.py \
+	tests/integration/health_reasons.py \
 	tests/integration/metrics.py \
 	tests/integration/upload_connections.py \
 	tests/integration/upload_basic.py \

@@ -22,6 +22,14 @@ if [ -z "$missing" ]; then
 else
 	not_ok "every MESSAGE_ID has a catalog entry (missing: $missing)"
 fi
+# An ID written anywhere but agent/log.h would escape the check above.
+stray=$(grep -lE '"[0-9a-f]{32}"' "$srcdir"/agent/*.c "$srcdir"/agent/*.h "$srcdir"/queue/*.c 2>/dev/null |
+	grep -v '/agent/log\.h$')
+if [ -z "$stray" ]; then
+	ok "MESSAGE_IDs are defined in agent/log.h only"
+else
+	not_ok "MESSAGE_IDs are defined in agent/log.h only (also in: $stray)"
+fi
 if [ -z "$(uniq -d "$tmp/entries")" ]; then ok "each entry once"; else not_ok "each entry once"; fi
 # Every entry says what it is and where to read more.
 entries=$(wc -l <"$tmp/entries")

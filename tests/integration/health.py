@@ -76,7 +76,11 @@ with Env(tap) as env:
         tap.ok(env.wait_until(lambda: (status(env)[1].get("last_upload_at") or 0) > 0, 10,
                               "last_upload_at"), "last_upload_at is set", status(env)[1])
         tap.eq(st["apis"]["upload"]["state"], "up", "the upload API is up")
-        tap.eq(st["oldest_queued_age_s"], None, "nothing waits: no oldest age")
+        # The server holds the file a moment before the daemon has its
+        # answer and publishes the empty queue.
+        tap.ok(env.wait_until(lambda: "oldest_queued_age_s" in status(env)[1] and
+                              status(env)[1]["oldest_queued_age_s"] is None, 10, "no oldest"),
+               "nothing waits: no oldest age", status(env)[1].get("oldest_queued_age_s"))
 
         # A dead job: CRITICAL, with the reason and when it began.
         env.server.admin("POST", "/faults", {"kind": "presign", "fault": "status:403:forbidden",
@@ -137,7 +141,7 @@ with Env(tap) as env:
             tap.eq(oct(os.stat(os.path.join(env.state, "status.json")).st_mode & 0o777),
                    "0o640", "status.json is 0640")
             tap.eq(oct(os.stat(os.path.join(env.state, "queue.db")).st_mode & 0o777),
-                   "0o600", "the queue stays the daemon's own (0600)")
+                   "0o640", "the queue is the daemon's to write, its group's to read (0640)")
             code, out, err = as_nobody(env, [st.st_gid], "check")
             tap.ok(code == 0 and out.startswith("HEALSYNC OK - "),
                    "check as a group member who cannot read the key", out + err)
@@ -146,12 +150,39 @@ with Env(tap) as env:
             tap.ok(code == 0 and doc.get("queue", {}).get("queued") == 1
                    and doc.get("health", {}).get("state") == "OK",
                    "status --json as a group member: the daemon's counts and verdict", out + err)
+            before = sorted(os.listdir(env.state))
+            code, out, err = as_nobody(env, [st.st_gid], "jobs", "--json", "--state", "queued")
+            jobs = json.loads(out or "[]")
+            tap.ok(code == 0 and [(j["state"], j["remote_name"]) for j in jobs]
+                   == [("queued", "in/held.pdf")],
+                   "jobs --json as a group member while the daemon runs", out + err)
+            code, out, err = as_nobody(env, [st.st_gid], "jobs", "--state", "queued")
+            tap.ok(code == 0 and "in/held.pdf" in out and "queued" in out,
+                   "jobs as a group member", out + err)
+            tap.eq(sorted(os.listdir(env.state)), before,
+                   "reading the queue made no file in state_dir")
+            code, out, err = as_nobody(env, [], "jobs")
+            tap.ok(code == 1 and "Permission denied" in err and "members of group" in err
+                   and "chown" not in err,
+                   "jobs as an outsider: names the group that may read, advises no chown", err)
             code, out, err = as_nobody(env, [], "check")
             tap.ok(code == 3 and "Permission denied" in out,
                    "check as an outsider: UNKNOWN, saying why", out + err)
             code, out, err = as_nobody(env, [], "status")
             tap.ok(code != 0 and "chown" not in err, "status as an outsider advises no chown",
                    err)
+
+    # No daemon: the queue has no WAL left, and a group member who cannot
+    # write in state_dir still reads it, leaving nothing behind.
+    if os.geteuid() == 0:
+        st = os.stat(env.state)
+        before = sorted(os.listdir(env.state))
+        tap.ok("queue.db-wal" not in before, "the stopped daemon left no WAL", before)
+        code, out, err = as_nobody(env, [st.st_gid], "jobs", "--json", "--state", "queued")
+        jobs = json.loads(out or "[]")
+        tap.ok(code == 0 and [j["remote_name"] for j in jobs] == ["in/held.pdf"],
+               "jobs --json as a group member with no daemon running", out + err)
+        tap.eq(sorted(os.listdir(env.state)), before, "and nothing was made in state_dir")
 
     # State that cannot be read: UNKNOWN.
     with open(os.path.join(env.state, "status.json"), "w") as f:

@@ -5,6 +5,7 @@ warning naming the host and the cause, spends no attempt (even with
 max_attempts = 1), and is over after the fix and a reload (SIGHUP): a new
 CA bundle written over the old file at the same path, or a server with a
 proper certificate."""
+import json
 import os
 import re
 import signal
@@ -53,6 +54,16 @@ for label, (cert, key), cause in cases:
             tap.eq((env.job(name).get("state"), env.job(name).get("attempts")), ("queued", 0),
                    "%s: the job keeps its attempts (max_attempts = 1)" % label)
 
+            def health():
+                code, out, _ = env.cli("status", "--json", check=False)
+                doc = json.loads(out or "{}")
+                return (code, [(r["code"], r["state"]) for r in
+                               doc.get("health", {}).get("reasons", [])],
+                        doc.get("apis", {}).get("upload", {}).get("state"))
+            tap.ok(env.wait_until(lambda: health() == (1, [("upload_unavailable", "WARNING")],
+                                                       "unavailable"), 30, "the verdict"),
+                   "%s: health WARNING, upload_unavailable; status exits 1" % label, health())
+
             if label == "untrusted":
                 # The right CA written over the same file: a reload reads it.
                 with open(bundle, "wb") as out, open(ca.cert_file, "rb") as src:
@@ -70,6 +81,8 @@ for label, (cert, key), cause in cases:
             tap.ok(ok, "%s: after the fix and a reload the file is uploaded" % label,
                    d.output()[-2000:])
             tap.eq(env.job(name).get("attempts"), 0, "%s: without spending an attempt" % label)
+            tap.ok(env.wait_until(lambda: health() == (0, [], "up"), 30, "OK again"),
+                   "%s: health OK again, the upload API up" % label, health())
             tap.ok(env.stored(name), "%s: stored with its SHA-256" % label)
             tap.eq(len([ln for ln in d.output().splitlines() if "uploads paused" in ln]), 1,
                    "%s: still one pause line in the whole log" % label)

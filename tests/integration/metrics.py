@@ -63,6 +63,33 @@ with Env(tap) as env:
                "readable by the collector's user (0644)")
         tap.eq(sorted(os.listdir(textdir)), ["healsync.prom"],
                "no temporary file is left beside it")
+        tap.eq(m.get('healsync_upload_retries_total{cause="server_error"}'), "0",
+               "no retries yet, and the series is there at 0")
+
+        # Faults that force retries, one of each kind the server can cause
+        # here: a 429 on the presign, an expired URL and a 500 on the PUT.
+        env.server.admin("POST", "/faults", [
+            {"kind": "presign", "fault": "429", "count": 1},
+            {"kind": "put", "fault": "expire_url", "count": 1},
+            {"kind": "put", "fault": "500", "count": 1},
+        ])
+        with open(os.path.join(folder, "b.pdf"), "wb") as f:
+            f.write(b"y" * 2345)
+
+        def retried():
+            m = samples(read(prom))
+            return (m.get("healsync_stored_files_total") == "2" and
+                    all(m.get('healsync_upload_retries_total{cause="%s"}' % c, "0") != "0"
+                        for c in ("server_error", "rate_limited", "url_expired")))
+        ok = env.wait_until(retried, 90, "the retries in the metrics")
+        tap.ok(ok, "the file is stored after its retries", read(prom) + d.output()[-2000:])
+        m = samples(read(prom))
+        for cause in ("server_error", "rate_limited", "url_expired"):
+            tap.eq(m.get('healsync_upload_retries_total{cause="%s"}' % cause), "1",
+                   "healsync_upload_retries_total counts one retry caused by " + cause)
+        for cause in ("no_answer", "stalled", "session_restart", "file_changed"):
+            tap.eq(m.get('healsync_upload_retries_total{cause="%s"}' % cause), "0",
+                   "and none caused by " + cause)
 
         if shutil.which("promtool"):
             p = subprocess.run(["promtool", "check", "metrics"], input=read(prom).encode(),
@@ -92,8 +119,10 @@ with Env(tap) as env:
                 tap.ok(env.wait_until(lambda: "healsync_jobs" in scrape(), 30, "a scrape"),
                        "node_exporter serves the series")
                 got = samples(scrape())
-                tap.eq(got.get('healsync_jobs{state="done"}'), "1",
+                tap.eq(got.get('healsync_jobs{state="done"}'), "2",
                        "healsync_jobs{state=\"done\"} through node_exporter")
+                tap.eq(got.get('healsync_upload_retries_total{cause="rate_limited"}'), "1",
+                       "the retries by cause through node_exporter")
                 tap.eq(got.get("node_textfile_scrape_error"), "0",
                        "and the collector reports no error")
             finally:

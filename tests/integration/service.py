@@ -8,6 +8,7 @@ MESSAGE_IDs and no secrets.
 The journal part runs the daemon in a private mount namespace where
 /run/systemd/journal/socket is this test's own socket, so it needs root
 (CI runs as root); without it that part is skipped."""
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ tap = TAP()
 MSGID_DEAD = "1dc8fe99af42433bbb391da7f8b95c9a"
 MSGID_KEY = "18c1243cd7b3438883807d0f5604ee94"
 MSGID_CRITICAL = "89b3f55fd1344e758dddc610a821b432"
+MSGID_OK = "213e45aae21b44cb926ed2db2f76b12e"
 
 
 class Listener:
@@ -112,6 +114,17 @@ with Env(tap) as env:
         write_random(os.path.join(a, "big.bin"), 12 * 1024 * 1024, seed=3)
         tap.ok(env.wait_until(lambda: env.server.admin("GET", "/stats")["bytes_received"]
                               > 2 * 1024 * 1024, 30, "upload under way"), "a big upload starts")
+        # The rate is true while bytes move: not "0 B/s" (issue 21).
+        def rate():
+            doc = json.loads(env.cli("status", "--json")[1] or "{}")
+            return ((doc.get("daemon") or {}).get("bandwidth") or {}).get("rate_bytes_per_s", 0)
+        uploading = lambda: [l for l in notify.notify_lines()
+                             if l.startswith("STATUS=OK: uploading 1 file (")]
+        tap.ok(env.wait_until(lambda: rate() > 0, 20, "a rate"),
+               "status --json: bytes per second above 0 during the transfer", rate())
+        tap.ok(env.wait_until(lambda: any("(0 B/s)" not in l for l in uploading()), 20,
+                              "a rate in STATUS="),
+               "STATUS= names a rate above 0 B/s during the transfer", uploading()[-3:])
         before = len(notify.msgs)
         env.write_config({"bandwidth": "off"}, watch=[watch(b)])
         d.proc.send_signal(signal.SIGHUP)
@@ -222,6 +235,13 @@ with Env(tap) as env:
                    "uploads are logged after the key is back")
             e = (done() or [{}])[0]
             tap.ok(e.get("UPLOAD_ID", "").startswith("upl_"), "an upload entry has UPLOAD_ID=", e)
+            # The dead job sent after all: the verdict back to OK.
+            env.cli("retry", "--failed")
+            well = lambda: [e for e in entries() if e.get("MESSAGE_ID") == MSGID_OK]
+            tap.ok(env.wait_until(lambda: well(), 60, "OK entry"),
+                   "the verdict back to OK is one entry with its own MESSAGE_ID",
+                   [x.get("MESSAGE") for x in entries()][-5:])
+            tap.eq((well() or [{}])[0].get("HEALSYNC_HEALTH"), "OK", "with HEALSYNC_HEALTH=OK")
             everything = b"".join(journal.msgs) + open(errpath, "rb").read()
             tap.ok(UPLOAD_KEY.encode() not in everything and b"X-Sig" not in everything and
                    b"a-new-key" not in everything,

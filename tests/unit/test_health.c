@@ -263,6 +263,7 @@ static void test_metrics_text(void **state)
 	m.limiters[0].api = "upload";
 	m.limiters[0].host = "a\"b";
 	m.limiters[0].throttled = 2;
+	m.retries[HS_RETRY_RATE_LIMITED] = 2;
 	text = hs_metrics_text(&m);
 	assert_non_null(text);
 	assert_non_null(
@@ -278,6 +279,10 @@ static void test_metrics_text(void **state)
 	assert_non_null(strstr(text, "healsync_api_up{api=\"upload\"} 1\n"));
 	/* a host name is a label value: escaped */
 	assert_non_null(strstr(text, "{api=\"upload\",host=\"a\\\"b\"} 2\n"));
+	/* retries: every cause, counted or not */
+	assert_non_null(strstr(text, "# TYPE healsync_upload_retries_total counter\n"));
+	assert_non_null(strstr(text, "healsync_upload_retries_total{cause=\"rate_limited\"} 2\n"));
+	assert_non_null(strstr(text, "healsync_upload_retries_total{cause=\"file_changed\"} 0\n"));
 	/* no mirror, no free space known: not said at all */
 	assert_null(strstr(text, "mirror"));
 	assert_null(strstr(text, "healsync_state_dir_free_bytes"));

@@ -284,30 +284,53 @@ static void test_file_mode(void **state)
 	char *cause = NULL;
 	mode_t old = umask(0);
 
-	/* Created private even with an open umask, and so are -wal and -shm. */
+	/* Created 0640 (the folder's group reads it) even with an open umask,
+	 * and so are -wal and -shm. */
 	snprintf(p, sizeof(p), "%s/mode.db", f->dir);
 	assert_int_equal(hs_queue_open(p, &q, &cause), HS_Q_OK);
 	enqueue(q, "/srv/m", 1, 1);
 	assert_int_equal(stat(p, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_mode & 0777, 0640);
 	snprintf(p, sizeof(p), "%s/mode.db-wal", f->dir);
 	assert_int_equal(stat(p, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_mode & 0777, 0640);
 	snprintf(p, sizeof(p), "%s/mode.db-shm", f->dir);
 	assert_int_equal(stat(p, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_mode & 0777, 0640);
+
+	/* A reader sees the writer's jobs through the WAL, and cannot write. */
+	struct hs_queue *r = NULL;
+	int64_t counts[HS_JOB_NSTATES] = {0};
+	snprintf(p, sizeof(p), "%s/mode.db", f->dir);
+	assert_int_equal(hs_queue_open_read(p, &r, &cause), HS_Q_OK);
+	assert_int_equal(hs_queue_counts(r, counts, &cause), HS_Q_OK);
+	assert_int_equal(counts[HS_JOB_QUEUED], 1);
+	struct hs_job_spec spec = {.path = "/srv/r", .watch_root = "/srv", .remote_name = "r"};
+	assert_int_not_equal(hs_queue_enqueue(r, &spec, 1, NULL, &cause), HS_Q_OK);
+	free(cause);
+	cause = NULL;
+	hs_queue_close(r);
 	hs_queue_close(q);
 
-	/* An existing, readable file is made private. */
+	/* An existing file with a loose mode is given the queue's. */
 	snprintf(p, sizeof(p), "%s/loose.db", f->dir);
-	int fd = open(p, O_CREAT | O_WRONLY, 0644);
+	int fd = open(p, O_CREAT | O_WRONLY, 0666);
 	assert_true(fd >= 0);
 	close(fd);
 	assert_int_equal(hs_queue_open(p, &q, &cause), HS_Q_OK);
 	assert_int_equal(stat(p, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_mode & 0777, 0640);
 	hs_queue_close(q);
 	umask(old);
+
+	/* A reader of a file that is not a queue yet, or not there: an error. */
+	snprintf(p, sizeof(p), "%s/none.db", f->dir);
+	assert_int_equal(hs_queue_open_read(p, &r, &cause), HS_Q_ERROR);
+	assert_non_null(cause);
+	assert_null(r);
+	free(cause);
+	cause = NULL;
+	assert_int_equal(access(p, F_OK), -1); /* and nothing was created */
 
 	/* A directory that is not there: an error with a cause, no crash. */
 	snprintf(p, sizeof(p), "%s/missing/q.db", f->dir);

@@ -148,12 +148,37 @@ static void test_answers(void **state)
 	assert_int_equal(hs_verdict_of(&none, why, sizeof(why)), HS_V_CHANGED);
 }
 
+/* The causes a retry is counted under (the metric's label values). */
+static void test_retry_causes(void **state)
+{
+	(void)state;
+	assert_int_equal(hs_retry_cause_of(429, false), HS_RETRY_RATE_LIMITED);
+	assert_int_equal(hs_retry_cause_of(503, false), HS_RETRY_SERVER_ERROR);
+	assert_int_equal(hs_retry_cause_of(408, false), HS_RETRY_SERVER_ERROR);
+	/* An answer that arrived but could not be read. */
+	assert_int_equal(hs_retry_cause_of(201, false), HS_RETRY_SERVER_ERROR);
+	assert_int_equal(hs_retry_cause_of(0, false), HS_RETRY_NO_ANSWER);
+	assert_int_equal(hs_retry_cause_of(0, true), HS_RETRY_STALLED);
+	/* A request that never left is no answer, whatever the last one did. */
+	assert_int_equal(hs_retry_cause_of(-1, true), HS_RETRY_NO_ANSWER);
+	/* Prometheus label values: lower case words, each cause its own. */
+	for (int a = 0; a < HS_RETRY_NCAUSES; a++) {
+		const char *name = hs_retry_cause_name(a);
+		assert_true(strlen(name) > 1);
+		assert_int_equal(strspn(name, "abcdefghijklmnopqrstuvwxyz_"), strlen(name));
+		for (int b = 0; b < a; b++)
+			assert_string_not_equal(name, hs_retry_cause_name(b));
+	}
+	assert_string_equal(hs_retry_cause_name(HS_RETRY_NCAUSES), "?");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_storage_table),
 	    cmocka_unit_test(test_api_table),
 	    cmocka_unit_test(test_answers),
+	    cmocka_unit_test(test_retry_causes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
