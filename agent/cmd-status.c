@@ -246,21 +246,6 @@ static json_t *or_null(json_t *v)
 	return v ? json_incref(v) : json_null();
 }
 
-static json_t *health_json(const struct hs_health *h)
-{
-	json_t *reasons = json_array();
-
-	for (size_t i = 0; reasons && i < h->n; i++) {
-		const struct hs_health_reason *r = &h->reasons[i];
-		json_array_append_new(reasons, json_pack("{s:s, s:s, s:I, s:s}", "code",
-							 hs_health_code_name(r->code), "state",
-							 hs_health_state_name(r->state), "since",
-							 (json_int_t)r->since, "text", r->text));
-	}
-	return json_pack("{s:s, s:I, s:o}", "state", hs_health_state_name(h->state), "since",
-			 (json_int_t)h->since, "reasons", reasons ? reasons : json_array());
-}
-
 /* Whether this user may open the queue: root (who acts as its owner), its
  * owner, or anyone when there is no state_dir yet (it is made). */
 static bool owns_state(const struct hs_config *cfg)
@@ -353,7 +338,7 @@ int hs_cmd_status(struct hs_cli *cli, int argc, char **argv)
 		for (int s = 0; s < HS_JOB_NSTATES; s++)
 			json_object_set_new(queue, hs_job_state_name(s), json_integer(counts[s]));
 		json_object_set_new(doc, "after_upload_pending", json_integer(after_pending));
-		json_object_set_new(doc, "health", health_json(&health));
+		json_object_set_new(doc, "health", hs_health_json(&health));
 		json_int_t oldest = json_integer_value(
 		    json_object_get(json_object_get(daemon, "health_facts"), "oldest_waiting_at"));
 		json_object_set_new(doc, "last_upload_at",

@@ -403,21 +403,6 @@ static void scan_json(const struct hs_watch *conf, const struct hs_scan_tally *t
 			   (json_int_t)t->dirs_excluded));
 }
 
-static json_t *health_json(const struct hs_health *h)
-{
-	json_t *reasons = json_array();
-
-	for (size_t i = 0; reasons && i < h->n; i++) {
-		const struct hs_health_reason *r = &h->reasons[i];
-		json_array_append_new(reasons, json_pack("{s:s, s:s, s:I, s:s}", "code",
-							 hs_health_code_name(r->code), "state",
-							 hs_health_state_name(r->state), "since",
-							 (json_int_t)r->since, "text", r->text));
-	}
-	return json_pack("{s:s, s:I, s:o}", "state", hs_health_state_name(h->state), "since",
-			 (json_int_t)h->since, "reasons", reasons ? reasons : json_array());
-}
-
 /* The facts as they were weighed, so that a reader can weigh them again at
  * its own time and with its own thresholds (`healsync check -w`). */
 static json_t *facts_json(const struct hs_health_facts *f)
@@ -628,7 +613,7 @@ static void update_status(struct daemon *d)
 	    (json_int_t)d->bucket.rate, "rate_bytes_per_s", d->rate, "waiting_for_quota",
 	    (int)hs_http_waiting(d->http), "rate_limits", limits ? limits : json_array());
 	if (doc) {
-		json_object_set_new(doc, "health", health_json(&d->health));
+		json_object_set_new(doc, "health", hs_health_json(&d->health));
 		json_object_set_new(doc, "health_facts", facts_json(&facts));
 		json_object_set_new(doc, "apis", apis ? apis : json_object());
 		json_object_set_new(doc, "last_upload_at",

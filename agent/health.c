@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -203,4 +204,19 @@ const char *hs_health_summary(const struct hs_health *h, char *buf, size_t len)
 		}
 	}
 	return buf;
+}
+
+json_t *hs_health_json(const struct hs_health *h)
+{
+	json_t *reasons = json_array();
+
+	for (size_t i = 0; reasons && i < h->n; i++) {
+		const struct hs_health_reason *r = &h->reasons[i];
+		json_array_append_new(reasons, json_pack("{s:s, s:s, s:I, s:s}", "code",
+							 hs_health_code_name(r->code), "state",
+							 hs_health_state_name(r->state), "since",
+							 (json_int_t)r->since, "text", r->text));
+	}
+	return json_pack("{s:s, s:I, s:o}", "state", hs_health_state_name(h->state), "since",
+			 (json_int_t)h->since, "reasons", reasons ? reasons : json_array());
 }

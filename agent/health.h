@@ -45,6 +45,7 @@
 #ifndef HS_AGENT_HEALTH_H
 #define HS_AGENT_HEALTH_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -128,6 +129,10 @@ const char *hs_health_summary(const struct hs_health *h, char *buf, size_t len);
 
 /* "OK", "WARNING", "CRITICAL", "UNKNOWN". */
 const char *hs_health_state_name(enum hs_health_state s);
+/* The verdict as status.json and `status --json` give it: state, since and
+ * reasons[] with code, state, since and text. New reference; NULL when
+ * memory ran out. */
+json_t *hs_health_json(const struct hs_health *h);
 /* -1 for an unknown name. */
 int hs_health_state_parse(const char *name);
 /* "jobs_dead", ... */
