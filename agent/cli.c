@@ -127,3 +127,16 @@ void hs_cli_wake_daemon(const struct hs_config *cfg)
 	if (fd >= 0)
 		close(fd);
 }
+
+int hs_cli_parse_job_id(const char *s, int64_t *ret)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v <= 0)
+		return -1;
+	*ret = v;
+	return 0;
+}

@@ -52,6 +52,8 @@ int hs_cli_open_queue_read(struct hs_cli *cli, struct hs_queue **ret);
 void hs_cli_wake_daemon(const struct hs_config *cfg);
 /* Prints "healsync: <fmt>" on stderr. */
 void hs_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A job id as the commands take it: a positive decimal number. 0 or -1. */
+int hs_cli_parse_job_id(const char *s, int64_t *ret);
 
 int hs_cmd_run(struct hs_cli *cli, int argc, char **argv);
 int hs_cmd_check_config(struct hs_cli *cli, int argc, char **argv);

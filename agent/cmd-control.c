@@ -196,19 +196,6 @@ int hs_cmd_resume(struct hs_cli *cli, int argc, char **argv)
 	return HS_EXIT_OK;
 }
 
-static int parse_id(const char *s, int64_t *ret)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v <= 0)
-		return -1;
-	*ret = v;
-	return 0;
-}
-
 int hs_cmd_cancel(struct hs_cli *cli, int argc, char **argv)
 {
 	char user[64], *cause = NULL, *remote = NULL;
@@ -221,7 +208,7 @@ int hs_cmd_cancel(struct hs_cli *cli, int argc, char **argv)
 		return HS_EXIT_USAGE;
 	}
 	for (int i = 1; i < argc; i++)
-		if (parse_id(argv[i], &id) != 0) {
+		if (hs_cli_parse_job_id(argv[i], &id) != 0) {
 			hs_cli_error("'%s' is not a job id", argv[i]);
 			return HS_EXIT_USAGE;
 		}
@@ -229,7 +216,7 @@ int hs_cmd_cancel(struct hs_cli *cli, int argc, char **argv)
 	if ((rc = hs_cli_open_queue(cli, &q)) != HS_EXIT_OK)
 		return rc;
 	for (int i = 1; i < argc; i++) {
-		parse_id(argv[i], &id);
+		hs_cli_parse_job_id(argv[i], &id);
 		rc = hs_queue_cancel(q, id, user, hs_wall_ms(), &remote, &cause);
 		if (rc == HS_Q_OK) {
 			record(user, "cancel", id, "job %" PRId64 " (%s) cancelled by %s", id,

@@ -10,19 +10,6 @@
 
 #include "agent/cli.h"
 
-static int parse_id(const char *s, int64_t *ret)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v <= 0)
-		return -1;
-	*ret = v;
-	return 0;
-}
-
 int hs_cmd_retry(struct hs_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -47,7 +34,7 @@ int hs_cmd_retry(struct hs_cli *cli, int argc, char **argv)
 	}
 	for (int i = optind; i < argc; i++) {
 		int64_t id;
-		if (parse_id(argv[i], &id) != 0) {
+		if (hs_cli_parse_job_id(argv[i], &id) != 0) {
 			hs_cli_error("'%s' is not a job id", argv[i]);
 			return HS_EXIT_USAGE;
 		}
@@ -63,7 +50,7 @@ int hs_cmd_retry(struct hs_cli *cli, int argc, char **argv)
 	}
 	for (int i = optind; i < argc; i++) {
 		int64_t id = 0;
-		parse_id(argv[i], &id);
+		hs_cli_parse_job_id(argv[i], &id);
 		if (hs_queue_retry(q, id, hs_wall_ms(), &n, &cause) != HS_Q_OK)
 			goto fail;
 		if (n == 0) {
