@@ -8,15 +8,22 @@
 // as stored only after CompleteMultipartUpload (or PutObject) and a SHA-256
 // of the object read back through GetObject.
 //
-//   node front.js --dir DIR --api-key KEY [--url-ttl SECONDS]
+//   node front.js --dir DIR --api-key KEY [--url-ttl SECONDS] [--no-verify]
 //
-// prints one JSON line {"api": ..., "storage": ..., "admin": ...} once both
-// listen on loopback. The admin half (/_admin/...) lets the test look at
-// what the storage holds and turn knobs:
+// prints one JSON line {"api": ..., "storage": ..., "admin": ...} once all
+// three listen on loopback. --no-verify completes an upload once the
+// storage holds an object of the declared size (HeadObject), without
+// reading it back for its SHA-256: for benchmarks, where the read-back
+// would be the front's CPU and disk time billed to the client measured.
+// The admin half (/_admin/..., on a port of its own so that the counts
+// of the API's connections and requests are the clients' alone) lets the
+// test look at what the storage holds and turn knobs:
 //   GET  /_admin/uploads           sessions, with the parts the storage holds
 //   GET  /_admin/objects           objects in the bucket (ListObjectsV2)
 //   GET  /_admin/object?key=K      an object's bytes (GetObject)
 //   GET  /_admin/stats             requests the storage answered, by kind
+//                                  (own_storage: those the front made);
+//                                  API requests; connections per port
 //   POST /_admin/knobs             {"url_ttl": s, "stale_urls": n,
 //                                   "stale_expires_at": "past"|"future"}
 // stale_urls: the next n URLs are signed as if minted url_ttl + 60 s ago,
@@ -49,6 +56,7 @@ const {
   AbortMultipartUploadCommand,
   ListPartsCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   DeleteObjectCommand,
   ListObjectsV2Command,
 } = require('@aws-sdk/client-s3');
@@ -62,11 +70,17 @@ const MIN_PART = 5 * MIB;
 const MAX_PART = 5 * 1024 * MIB;
 const MAX_PARTS = 10000;
 const MAX_BODY = 1 << 20;
+const OWN_HEADER = 'x-healsync-front';
 
 function parseArgs(argv) {
-  const opts = { dir: null, apiKey: null, urlTtl: 900 };
+  const opts = { dir: null, apiKey: null, urlTtl: 900, verify: true };
   for (let i = 0; i < argv.length; i += 2) {
     const [k, v] = [argv[i], argv[i + 1]];
+    if (k === '--no-verify') {
+      opts.verify = false;
+      i--;
+      continue;
+    }
     if (v === undefined) throw new Error(`${k} needs a value`);
     if (k === '--dir') opts.dir = v;
     else if (k === '--api-key') opts.apiKey = v;
@@ -172,7 +186,16 @@ class Front {
     this.staleUrls = 0;
     this.staleExpiresAt = 'past';
     this.uploads = new Map(); // upl_... -> session
-    this.stats = { storage: {}, presigned: 0, stale_presigned: 0, part_puts: {}, completes: 0 };
+    this.stats = {
+      storage: {},
+      own_storage: {},
+      api_requests: 0,
+      connections: { api: 0, storage: 0, own_storage: 0 },
+      presigned: 0,
+      stale_presigned: 0,
+      part_puts: {},
+      completes: 0,
+    };
     this.storeDir = path.join(opts.dir, 's3rver');
     fs.mkdirSync(this.storeDir, { recursive: true });
   }
@@ -192,7 +215,7 @@ class Front {
     });
     await new Promise((ok, fail) => this.storage.listen(0, '127.0.0.1', ok).on('error', fail));
     this.storageUrl = `http://127.0.0.1:${this.storage.address().port}`;
-    this.s3 = new S3Client({
+    const s3opts = {
       endpoint: this.storageUrl,
       region: 'us-east-1',
       forcePathStyle: true,
@@ -201,20 +224,49 @@ class Front {
       // the body and the headers the API names, nothing else.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-    });
-    this.api = http.createServer((req, res) => this.handle(req, res));
+    };
+    // Two clients: the front's own calls carry OWN_HEADER, so that the
+    // storage's counts can tell them from the clients'; URLs are signed
+    // by a client without it, as the header would be signed into them.
+    this.signer = new S3Client(s3opts);
+    this.s3 = new S3Client(s3opts);
+    this.s3.middlewareStack.add(
+      next => args => {
+        args.request.headers[OWN_HEADER] = '1';
+        return next(args);
+      },
+      { step: 'build', name: 'healsyncFrontOwn' },
+    );
+    this.api = http.createServer((req, res) => this.handle(req, res, false));
+    this.api.on('connection', () => this.stats.connections.api++);
     await new Promise((ok, fail) => this.api.listen(0, '127.0.0.1', ok).on('error', fail));
+    this.adminServer = http.createServer((req, res) => this.handle(req, res, true));
+    await new Promise((ok, fail) => this.adminServer.listen(0, '127.0.0.1', ok).on('error', fail));
     const port = this.api.address().port;
-    return { api: `http://127.0.0.1:${port}${PREFIX}`, admin: `http://127.0.0.1:${port}/_admin`, storage: this.storageUrl };
+    const adminPort = this.adminServer.address().port;
+    return {
+      api: `http://127.0.0.1:${port}${PREFIX}`,
+      admin: `http://127.0.0.1:${adminPort}/_admin`,
+      storage: this.storageUrl,
+    };
   }
 
   // What the storage answered, by kind: "PUT part 200", "PUT object 403"...
+  // The front's own requests (and connections) are also counted apart,
+  // in own_storage, for benchmarks that want the clients' alone. A
+  // connection is counted at its first request, which says whose it is.
   countStorage(req, res) {
     const url = new URL(req.url, 'http://x');
+    const own = req.headers[OWN_HEADER] === '1';
+    if (!req.socket.hsCounted) {
+      req.socket.hsCounted = true;
+      this.stats.connections[own ? 'own_storage' : 'storage']++;
+    }
     const kind = url.searchParams.has('partNumber') ? 'part' : url.searchParams.has('uploadId') ? 'upload' : 'object';
     res.on('finish', () => {
       const k = `${req.method} ${kind} ${res.statusCode}`;
       this.stats.storage[k] = (this.stats.storage[k] || 0) + 1;
+      if (own) this.stats.own_storage[k] = (this.stats.own_storage[k] || 0) + 1;
       if (kind === 'part' && req.method === 'PUT' && res.statusCode === 200) {
         const id = url.searchParams.get('uploadId');
         const n = url.searchParams.get('partNumber');
@@ -235,7 +287,7 @@ class Front {
       minted -= (this.urlTtl + 60) * 1000;
       opts.signingDate = new Date(minted);
     }
-    const url = await getSignedUrl(this.s3, command, opts);
+    const url = await getSignedUrl(this.signer, command, opts);
     // "future": expires_at from the API's clock, the storage's clock ahead.
     const from = this.staleExpiresAt === 'future' ? now : minted;
     return { url, expires_at: rfc3339(from + this.urlTtl * 1000) };
@@ -290,10 +342,17 @@ class Front {
     return { sha256: h.digest('hex'), size };
   }
 
+  // The object's size as the storage answers a HeadObject, its SHA-256
+  // taken to be the declared one (--no-verify).
+  async objectSize(key, sha256) {
+    const out = await this.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+    return { sha256, size: out.ContentLength };
+  }
+
   async verify(s) {
     let got;
     try {
-      got = await this.objectDigest(s.key);
+      got = this.opts.verify ? await this.objectDigest(s.key) : await this.objectSize(s.key, s.sha256);
     } catch (err) {
       if (s3Status(err) === 404) {
         throw new ApiError(409, 'checksum_mismatch', 'no object is stored for this upload; upload again');
@@ -454,10 +513,12 @@ class Front {
     throw new ApiError(404, 'not_found', `no admin route ${method} ${p}`);
   }
 
-  async handle(req, res) {
+  async handle(req, res, admin) {
     const url = new URL(req.url, 'http://x');
     try {
       const body = await readBody(req);
+      if (!admin) this.stats.api_requests++;
+      if (admin !== url.pathname.startsWith('/_admin/')) throw new ApiError(404, 'not_found', 'not on this port');
       if (url.pathname === '/_admin/object' && req.method === 'GET') {
         const out = await this.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: url.searchParams.get('key') }));
         res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': out.ContentLength });

@@ -66,13 +66,13 @@ class Report:
 class Front:
     """front.js on s3rver, in a process of its own."""
 
-    def __init__(self, directory, url_ttl=900):
+    def __init__(self, directory, url_ttl=900, args=()):
         self.dir = directory
         self.log_path = os.path.join(directory, "front.log")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             ["node", os.path.join(HERE, "front.js"), "--dir", directory,
-             "--api-key", UPLOAD_KEY, "--url-ttl", str(url_ttl)],
+             "--api-key", UPLOAD_KEY, "--url-ttl", str(url_ttl)] + list(args),
             stdout=subprocess.PIPE, stderr=self.log,
             # The lockfile pins SDK versions that support this Node.
             env=dict(os.environ, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED="true"))
@@ -83,6 +83,7 @@ class Front:
         where = json.loads(line)
         self.upload_base = where["api"]
         self.admin_base = where["admin"]
+        self.storage_base = where["storage"]
 
     def output(self):
         with open(self.log_path, "rb") as f:
