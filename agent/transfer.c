@@ -77,6 +77,21 @@ void report_stored(struct transfer *t)
 				(int64_t)t->st.st_ino, t->u->stored_arg);
 }
 
+/* Whether the job's folder deletes or moves a file once it is stored. */
+static bool acted_on(const struct transfer *t)
+{
+	const struct hs_watch *w;
+	const char *rel;
+	char *path = NULL;
+	bool acts;
+
+	if (hs_watch_for_path(t->u->cfg, t->job->path, &w, &path, &rel) != 1)
+		return false;
+	acts = w->after_upload != HS_AFTER_KEEP;
+	free(path);
+	return acts;
+}
+
 void job_done(struct transfer *t, const char *file_id)
 {
 	char *cause = NULL, size[32];
@@ -84,7 +99,13 @@ void job_done(struct transfer *t, const char *file_id)
 
 	if (t->ended)
 		return;
-	rc = hs_queue_complete(t->u->q, t->job->id, t->job->lease_token, file_id, now_ms(), &cause);
+	/* Unsynced unless the file is deleted or moved next: the finished PUT
+	 * is on disk already, so a power failure that takes this commit
+	 * leaves a job that completes the same upload again at the next
+	 * start (see "Durability" in queue/queue.h). A file about to go needs
+	 * its job done on disk first, or that restart would find it gone. */
+	rc = hs_queue_complete(t->u->q, t->job->id, t->job->lease_token, file_id, now_ms(),
+			       acted_on(t), &cause);
 	if (rc == HS_Q_OK) {
 		log_job(LOG_INFO, t, 0, NULL, "uploaded (%s)",
 			hs_format_size((uint64_t)t->st.st_size, size, sizeof(size)));

@@ -286,6 +286,22 @@ static void reap(struct hs_uploader *u)
 	}
 }
 
+/* With no transfer left, the completions committed unsynced (job_done)
+ * are made durable in one fsync: a burst of files costs one sync each (its
+ * PUT) plus one at its end. While transfers run, their synced commits
+ * (PUTs, lease renewals every RENEW_MS) carry the others' to the disk. */
+static void idle_sync(struct hs_uploader *u)
+{
+	char *cause = NULL;
+
+	if (u->transfers)
+		return;
+	if (hs_queue_sync(u->q, &cause) != HS_Q_OK) {
+		hs_log(LOG_ERR, "queue: %s", cause ? cause : "out of memory");
+		free(cause);
+	}
+}
+
 static int on_pump(sd_event_source *s, void *arg)
 {
 	struct hs_uploader *u = arg;
@@ -300,6 +316,7 @@ static int on_pump(sd_event_source *s, void *arg)
 		fill_slots(u);
 		claim(u);
 	}
+	idle_sync(u);
 	arm_due_timer(u);
 	if (u->changed) {
 		u->changed = false;

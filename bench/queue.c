@@ -168,7 +168,7 @@ static void queue_chunk(struct hs_queue *q, long first, long n)
 				die("claim", rc == HS_Q_EMPTY ? "nothing due" : cause);
 			if (hs_queue_set_facts(q, job->id, job->lease_token, job->size,
 					       job->mtime_ns, job->inode, sha, &cause) != HS_Q_OK ||
-			    hs_queue_complete(q, job->id, job->lease_token, "file", wall_ms(),
+			    hs_queue_complete(q, job->id, job->lease_token, "file", wall_ms(), true,
 					      &cause) != HS_Q_OK)
 				die("complete", cause);
 			hs_job_free(job);

@@ -430,8 +430,15 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_AFTER_COUNT] = "SELECT count(*) FROM after_pending",
 };
 
+/* The connection's synchronous setting, as last set: see begin_write. */
+enum sync_mode { SYNC_UNKNOWN, SYNC_FULL, SYNC_NORMAL };
+
 struct hs_queue {
 	struct hs_sqldb sql;
+	enum sync_mode sync;
+	/* A write began unsynced since the last hs_queue_sync: there may be
+	 * commits a power failure could lose. */
+	bool unsynced;
 };
 
 static const char *const state_names[HS_JOB_NSTATES] = {
@@ -788,10 +795,64 @@ static int enqueue_one(struct hs_queue *q, const struct hs_job_spec *spec, int64
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* Every write transaction of the queue begins here and says whether its
+ * commit is synced: FULL (fsync at the commit) or NORMAL (fsync when the WAL
+ * is checkpointed, or at the next FULL commit, which covers every frame
+ * before it). The setting is changed only when it differs from the last
+ * one: a PRAGMA takes effect when it is prepared, so each switch parses it
+ * anew, and switching back after every unsynced commit cost as much CPU
+ * as a small commit. Since each write sets its own, none inherits
+ * another's; after a failed switch the setting is unknown and the next
+ * write sets it again. */
+static int begin_write(struct hs_queue *q, bool synced, const char *what, char **cause)
+{
+	enum sync_mode want = synced ? SYNC_FULL : SYNC_NORMAL;
+	char *err = NULL;
+
+	if (q->sync != want) {
+		q->sync = SYNC_UNKNOWN;
+		if (sqlite3_exec(q->sql.db,
+				 synced ? "PRAGMA synchronous = FULL"
+					: "PRAGMA synchronous = NORMAL",
+				 NULL, NULL, &err) != SQLITE_OK) {
+			set_cause(cause, "%s: setting synchronous: %s", what, err ? err : "?");
+			sqlite3_free(err);
+			return -1;
+		}
+		q->sync = want;
+	}
+	if (!synced)
+		q->unsynced = true;
+	return hs_sqldb_begin(&q->sql, true, what, cause);
+}
+
+int hs_queue_sync(struct hs_queue *q, char **cause)
+{
+	sqlite3_file *wal = NULL;
+
+	if (!q->unsynced)
+		return HS_Q_OK;
+	/* Every commit is in the WAL file already (written at the commit,
+	 * synced or not): syncing that file makes them all durable, as the
+	 * next FULL commit would, without writing anything. */
+	if (sqlite3_file_control(q->sql.db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) !=
+		SQLITE_OK ||
+	    !wal || !wal->pMethods) {
+		set_cause(cause, "syncing the queue: no write-ahead log to sync");
+		return HS_Q_ERROR;
+	}
+	if (wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL) != SQLITE_OK) {
+		set_cause(cause, "syncing the queue's write-ahead log failed");
+		return HS_Q_ERROR;
+	}
+	q->unsynced = false;
+	return HS_Q_OK;
+}
+
 int hs_queue_enqueue(struct hs_queue *q, const struct hs_job_spec *spec, int64_t now,
 		     int64_t *ret_id, char **cause)
 {
-	if (hs_sqldb_begin(&q->sql, true, "enqueue", cause) != 0)
+	if (begin_write(q, true, "enqueue", cause) != 0)
 		return HS_Q_ERROR;
 	if (enqueue_one(q, spec, now, ret_id, cause) != 0)
 		goto fail;
@@ -808,7 +869,7 @@ int hs_queue_enqueue_many(struct hs_queue *q, const struct hs_job_spec *specs, s
 {
 	if (n == 0)
 		return HS_Q_OK;
-	if (hs_sqldb_begin(&q->sql, true, "enqueue", cause) != 0)
+	if (begin_write(q, true, "enqueue", cause) != 0)
 		return HS_Q_ERROR;
 	for (size_t i = 0; i < n; i++)
 		if (enqueue_one(q, &specs[i], now, NULL, cause) != 0)
@@ -823,41 +884,17 @@ fail:
 
 /* ---- claiming ---------------------------------------------------------------- */
 
-/* Switches the connection's commits between FULL (fsync at every commit)
- * and NORMAL (fsync when the WAL is checkpointed, or at the next FULL
- * commit, which covers every frame before it). */
-static int set_synchronous(struct hs_queue *q, bool full, char **cause)
-{
-	char *err = NULL;
-
-	if (sqlite3_exec(q->sql.db,
-			 full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", NULL,
-			 NULL, &err) != SQLITE_OK) {
-		set_cause(cause, "setting synchronous: %s", err ? err : "?");
-		sqlite3_free(err);
-		return -1;
-	}
-	return 0;
-}
-
-/* After a write made with set_synchronous(q, false): back to FULL for
- * every other write, so if the switch fails nothing else may run. */
-static int synced_again(struct hs_queue *q, int rc, char **cause)
-{
-	if (set_synchronous(q, true, rc == HS_Q_ERROR ? NULL : cause) != 0)
-		return HS_Q_ERROR;
-	return rc;
-}
-
-static int claim(struct hs_queue *q, int64_t now, int64_t lease_ms, struct hs_job **ret,
-		 char **cause)
+int hs_queue_claim(struct hs_queue *q, int64_t now, int64_t lease_ms, struct hs_job **ret,
+		   char **cause)
 {
 	struct hs_job *job = NULL;
 	sqlite3_stmt *st;
 	int rc;
 
 	*ret = NULL;
-	if (hs_sqldb_begin(&q->sql, true, "claim", cause) != 0)
+	/* Unsynced (see "Durability" in queue.h): a claim lost to a power
+	 * failure leaves the job queued, where hs_queue_recover puts it anyway. */
+	if (begin_write(q, false, "claim", cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = hs_sqldb_stmt(&q->sql, S_CLAIM, "claim", cause)))
 		goto fail;
@@ -890,17 +927,6 @@ fail:
 	hs_job_free(job);
 	hs_sqldb_rollback(&q->sql);
 	return HS_Q_ERROR;
-}
-
-int hs_queue_claim(struct hs_queue *q, int64_t now, int64_t lease_ms, struct hs_job **ret,
-		   char **cause)
-{
-	/* Unsynced (see "Durability" in queue.h): a claim lost to a power
-	 * failure leaves the job queued, where hs_queue_recover puts it anyway. */
-	*ret = NULL;
-	if (set_synchronous(q, false, cause) != 0)
-		return HS_Q_ERROR;
-	return synced_again(q, claim(q, now, lease_ms, ret, cause), cause);
 }
 
 int hs_queue_next_due(struct hs_queue *q, int64_t *ret_at, char **cause)
@@ -957,7 +983,7 @@ int hs_queue_recover(struct hs_queue *q, int64_t now, size_t *ret_n, char **caus
 
 	if (ret_n)
 		*ret_n = 0;
-	if (hs_sqldb_begin(&q->sql, true, "recovering interrupted jobs", cause) != 0)
+	if (begin_write(q, true, "recovering interrupted jobs", cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = hs_sqldb_stmt(&q->sql, S_RECOVER, "recovering interrupted jobs", cause)))
 		goto fail;
@@ -1007,7 +1033,7 @@ int hs_queue_renew(struct hs_queue *q, int64_t id, int64_t token, int64_t now, i
 	sqlite3_stmt *st;
 	int rc = HS_Q_ERROR;
 
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if ((st = held_stmt(q, S_RENEW, id, token, what, cause))) {
 		sqlite3_bind_int64(st, 3, now);
@@ -1032,7 +1058,7 @@ static int set_facts(struct hs_queue *q, int64_t id, int64_t token, int64_t size
 		set_cause(cause, "%s: negative size", what);
 		return HS_Q_ERROR;
 	}
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, false, what, cause) != 0)
 		return HS_Q_ERROR;
 	if ((st = held_stmt(q, S_FACTS, id, token, what, cause))) {
 		sqlite3_bind_int64(st, 3, size);
@@ -1052,10 +1078,7 @@ int hs_queue_set_facts(struct hs_queue *q, int64_t id, int64_t token, int64_t si
 {
 	/* Unsynced: the uploader reads the facts from the file again after a
 	 * restart; the commit that completes the job syncs them with it. */
-	if (set_synchronous(q, false, cause) != 0)
-		return HS_Q_ERROR;
-	return synced_again(q, set_facts(q, id, token, size, mtime_ns, inode, sha256, cause),
-			    cause);
+	return set_facts(q, id, token, size, mtime_ns, inode, sha256, cause);
 }
 
 static int clear_parts(struct hs_queue *q, int64_t id, const char *what, char **cause)
@@ -1069,13 +1092,13 @@ static int clear_parts(struct hs_queue *q, int64_t id, const char *what, char **
 }
 
 int hs_queue_complete(struct hs_queue *q, int64_t id, int64_t token, const char *file_id,
-		      int64_t now, char **cause)
+		      int64_t now, bool durable, char **cause)
 {
 	const char *what = "completing a job";
 	sqlite3_stmt *st, *ledger;
 	int rc;
 
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, durable, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = held_stmt(q, S_DONE, id, token, what, cause)) ||
 	    !(ledger = hs_sqldb_stmt(&q->sql, S_LEDGER_PUT, what, cause)))
@@ -1123,7 +1146,7 @@ static int finish_job(struct hs_queue *q, int64_t id, int64_t token, const char 
 	sqlite3_stmt *st;
 	int rc = HS_Q_ERROR;
 
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if ((st = held_stmt(q, S_FINISH, id, token, what, cause))) {
 		sqlite3_bind_int64(st, 3, now);
@@ -1168,7 +1191,7 @@ int hs_queue_fail(struct hs_queue *q, int64_t id, int64_t token, const char *why
 	bool dead;
 	int rc;
 
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = held_stmt(q, S_ATTEMPTS, id, token, what, cause)))
 		goto fail;
@@ -1217,7 +1240,7 @@ int hs_queue_release(struct hs_queue *q, int64_t id, int64_t token, int64_t at, 
 	sqlite3_stmt *st;
 	int rc = HS_Q_ERROR;
 
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if ((st = held_stmt(q, S_RELEASE, id, token, what, cause))) {
 		sqlite3_bind_int64(st, 3, at);
@@ -1228,8 +1251,8 @@ int hs_queue_release(struct hs_queue *q, int64_t id, int64_t token, int64_t at, 
 
 /* ---- multipart --------------------------------------------------------------- */
 
-static int mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char *upload_id,
-		    int64_t part_size, uint32_t part_count, char **cause)
+int hs_queue_mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char *upload_id,
+		      int64_t part_size, uint32_t part_count, bool durable, char **cause)
 {
 	const char *what = "recording a multipart session";
 	sqlite3_stmt *st;
@@ -1239,7 +1262,7 @@ static int mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char *u
 		set_cause(cause, "%s: needs an upload id, a part size and a part count", what);
 		return HS_Q_ERROR;
 	}
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, durable, what, cause) != 0)
 		return HS_Q_ERROR;
 	if ((st = held_stmt(q, S_MP_BEGIN, id, token, what, cause))) {
 		sqlite3_bind_text(st, 3, upload_id, -1, SQLITE_STATIC);
@@ -1250,17 +1273,6 @@ static int mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char *u
 			rc = HS_Q_ERROR;
 	}
 	return held_end(q, rc, what, cause);
-}
-
-int hs_queue_mp_begin(struct hs_queue *q, int64_t id, int64_t token, const char *upload_id,
-		      int64_t part_size, uint32_t part_count, bool durable, char **cause)
-{
-	if (durable)
-		return mp_begin(q, id, token, upload_id, part_size, part_count, cause);
-	if (set_synchronous(q, false, cause) != 0)
-		return HS_Q_ERROR;
-	return synced_again(q, mp_begin(q, id, token, upload_id, part_size, part_count, cause),
-			    cause);
 }
 
 int hs_queue_mp_part_done(struct hs_queue *q, int64_t id, int64_t token, const struct hs_part *part,
@@ -1276,9 +1288,7 @@ int hs_queue_mp_part_done(struct hs_queue *q, int64_t id, int64_t token, const s
 			  (unsigned)part->number, (long long)part->size);
 		return HS_Q_ERROR;
 	}
-	if (!durable && set_synchronous(q, false, cause) != 0)
-		return HS_Q_ERROR;
-	if (hs_sqldb_begin(&q->sql, true, what, cause) == 0) {
+	if (begin_write(q, durable, what, cause) == 0) {
 		if ((st = held_stmt(q, S_MP_PART, id, token, what, cause))) {
 			sqlite3_bind_int64(st, 3, part->number);
 			sqlite3_bind_int64(st, 4, part->size);
@@ -1287,7 +1297,7 @@ int hs_queue_mp_part_done(struct hs_queue *q, int64_t id, int64_t token, const s
 		}
 		rc = held_end(q, rc, what, cause);
 	}
-	return durable ? rc : synced_again(q, rc, cause);
+	return rc;
 }
 
 int hs_queue_mp_reset(struct hs_queue *q, int64_t id, int64_t token, char **cause)
@@ -1296,7 +1306,7 @@ int hs_queue_mp_reset(struct hs_queue *q, int64_t id, int64_t token, char **caus
 	sqlite3_stmt *st;
 	int rc = HS_Q_ERROR;
 
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if ((st = held_stmt(q, S_MP_RESET, id, token, what, cause))) {
 		rc = held_update(q, st, id, token, NEED_NOTHING, what, cause);
@@ -1483,7 +1493,7 @@ int hs_queue_prune(struct hs_queue *q, int64_t before, size_t *ret_n, char **cau
 
 	if (ret_n)
 		*ret_n = 0;
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = hs_sqldb_stmt(&q->sql, S_PRUNE, what, cause)))
 		goto fail;
@@ -1510,7 +1520,7 @@ int hs_queue_retry(struct hs_queue *q, int64_t id, int64_t now, size_t *ret_n, c
 
 	if (ret_n)
 		*ret_n = 0;
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (!(ids = hs_sqldb_stmt(&q->sql, S_RETRY_IDS, what, cause)) ||
 	    !(one = hs_sqldb_stmt(&q->sql, S_RETRY_ONE, what, cause)))
@@ -1605,7 +1615,7 @@ int hs_queue_pause_set(struct hs_queue *q, int64_t until, const char *by, int64_
 		set_cause(cause, "%s: no valid end or user", what);
 		return HS_Q_ERROR;
 	}
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = hs_sqldb_stmt(&q->sql, S_PAUSE_SET, what, cause))) {
 		hs_sqldb_rollback(&q->sql);
@@ -1624,7 +1634,7 @@ int hs_queue_resume(struct hs_queue *q, bool *ret_was, char **cause)
 	size_t n = 0;
 	int rc;
 
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = hs_sqldb_stmt(&q->sql, S_PAUSE_CLEAR, what, cause))) {
 		hs_sqldb_rollback(&q->sql);
@@ -1651,7 +1661,7 @@ int hs_queue_cancel(struct hs_queue *q, int64_t id, const char *by, int64_t now,
 		set_cause(cause, "%s: no user named", what);
 		return HS_Q_ERROR;
 	}
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = hs_sqldb_stmt(&q->sql, S_CANCEL, what, cause)))
 		goto fail;
@@ -1703,7 +1713,7 @@ int hs_queue_purge(struct hs_queue *q, enum hs_job_state state, int64_t before, 
 		set_cause(cause, "%s: only done or dead jobs may be purged", what);
 		return HS_Q_ERROR;
 	}
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = hs_sqldb_stmt(&q->sql, S_PURGE, what, cause))) {
 		hs_sqldb_rollback(&q->sql);

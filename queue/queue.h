@@ -23,15 +23,21 @@
  * in BEGIN IMMEDIATE, busy_timeout so the daemon and CLI commands share the
  * file. Schema version in PRAGMA user_version, migrated forward on open.
  * A few writes that a power failure may lose without harm are committed
- * unsynced (synchronous=NORMAL for that one commit): claims, facts, a
- * single upload's session and the parts in the middle of a multipart
- * upload. The WAL keeps commits in order and the next synced commit
- * (FULL) fsyncs every frame before it, so a power failure loses at most
- * a run of the latest unsynced commits, never one before a synced one; a
- * kill -9 loses none (the WAL is in the page cache). The uploader syncs
- * before anything that must not be forgotten reaches the server: the
- * finished PUT before it completes an upload, and the job's end. A small
- * file thereby costs two fsyncs, not five.
+ * unsynced (synchronous=NORMAL for that commit): claims, facts, a single
+ * upload's session, the parts in the middle of a multipart upload, and
+ * the completion of a job when the caller says so. The WAL keeps commits
+ * in order and the next synced commit (FULL), or hs_queue_sync, fsyncs
+ * every frame before it, so a power failure loses at most a run of the
+ * latest unsynced commits, never one before a synced one; a kill -9 loses
+ * none (the WAL is in the page cache). The uploader syncs before anything
+ * that must not be forgotten reaches the server: the finished PUT before
+ * it completes an upload. A completion lost to a power failure leaves the
+ * job active with its PUT recorded, so the next start completes the same
+ * upload again, which the API answers as before (a complete is
+ * idempotent): nothing is sent twice. The uploader syncs a completion at
+ * once when the file is to be deleted or moved next, and otherwise when
+ * it runs out of work (hs_queue_sync), or with the next synced commit.
+ * A small file thereby costs one fsync in steady state, not five.
  *
  * Times are Unix milliseconds passed in by the caller: the queue never reads
  * the clock. Calls never log; errors come back as an allocated *cause (the
@@ -156,9 +162,14 @@ int hs_queue_renew(struct hs_queue *q, int64_t id, int64_t token, int64_t now, i
 		   char **cause);
 int hs_queue_set_facts(struct hs_queue *q, int64_t id, int64_t token, int64_t size,
 		       int64_t mtime_ns, int64_t inode, const char *sha256, char **cause);
-/* done: records (remote_name, sha256) in the ledger in the same transaction. */
+/* done: records (remote_name, sha256) in the ledger in the same transaction.
+ * durable: fsync this commit (see "Durability"); else it becomes durable
+ * with the next synced commit or hs_queue_sync. */
 int hs_queue_complete(struct hs_queue *q, int64_t id, int64_t token, const char *file_id,
-		      int64_t now, char **cause);
+		      int64_t now, bool durable, char **cause);
+/* Makes every commit so far durable (one fsync of the WAL), if any was
+ * made unsynced since the last call; otherwise does nothing. */
+int hs_queue_sync(struct hs_queue *q, char **cause);
 /* skip: the server already holds this content under the remote name; the
  * ledger takes the file's facts, so scans know it is stored. */
 int hs_queue_skip(struct hs_queue *q, int64_t id, int64_t token, int64_t now, char **cause);

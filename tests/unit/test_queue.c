@@ -193,7 +193,7 @@ static void complete(struct hs_queue *q, const struct hs_job *job, int64_t now)
 {
 	char *cause = NULL;
 
-	if (hs_queue_complete(q, job->id, job->lease_token, "file-1", now, &cause) != HS_Q_OK)
+	if (hs_queue_complete(q, job->id, job->lease_token, "file-1", now, true, &cause) != HS_Q_OK)
 		fail_msg("complete: %s", cause ? cause : "?");
 }
 
@@ -529,7 +529,7 @@ static void test_enqueue_claim_complete(void **state)
 	facts(f->q, job, SHA_A);
 	complete(f->q, job, 20);
 	/* Completing twice is refused: the token no longer holds the job. */
-	assert_int_equal(hs_queue_complete(f->q, job->id, job->lease_token, "x", 21, &cause),
+	assert_int_equal(hs_queue_complete(f->q, job->id, job->lease_token, "x", 21, true, &cause),
 			 HS_Q_LOST);
 	hs_job_free(job);
 
@@ -561,7 +561,7 @@ static void test_complete_needs_sha(void **state)
 
 	enqueue(f->q, "/srv/x", 1, 0);
 	job = claim(f->q, 1, 0);
-	assert_int_equal(hs_queue_complete(f->q, job->id, job->lease_token, NULL, 2, &cause),
+	assert_int_equal(hs_queue_complete(f->q, job->id, job->lease_token, NULL, 2, true, &cause),
 			 HS_Q_ERROR);
 	assert_non_null(cause);
 	assert_non_null(strstr(cause, "SHA-256"));
@@ -585,7 +585,7 @@ static void test_complete_needs_sha(void **state)
 	cause = NULL;
 
 	facts(f->q, job, SHA_B);
-	assert_int_equal(hs_queue_complete(f->q, job->id, job->lease_token, NULL, 3, &cause),
+	assert_int_equal(hs_queue_complete(f->q, job->id, job->lease_token, NULL, 3, true, &cause),
 			 HS_Q_OK);
 	assert_true(ledger_has(f->q, "x", SHA_B));
 	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "SELECT file_id IS NULL FROM uploaded"), 1);
@@ -1134,7 +1134,7 @@ static void test_lease_expiry(void **state)
 	enum hs_job_state st;
 	assert_int_equal(hs_queue_renew(f->q, id, t, 1901, LEASE, &cause), HS_Q_LOST);
 	assert_int_equal(hs_queue_set_facts(f->q, id, t, 1, 1, 1, SHA_A, &cause), HS_Q_LOST);
-	assert_int_equal(hs_queue_complete(f->q, id, t, NULL, 1901, &cause), HS_Q_LOST);
+	assert_int_equal(hs_queue_complete(f->q, id, t, NULL, 1901, true, &cause), HS_Q_LOST);
 	assert_int_equal(hs_queue_skip(f->q, id, t, 1901, &cause), HS_Q_LOST);
 	assert_int_equal(hs_queue_gone(f->q, id, t, "x", 1901, &cause), HS_Q_LOST);
 	assert_int_equal(hs_queue_fail(f->q, id, t, "x", false, 1901, &bo, 5, 0, &st, &cause),
@@ -1275,6 +1275,33 @@ static void test_ledger(void **state)
 	assert_null(cause);
 }
 
+/* A completion committed unsynced is done at once for every reader; the
+ * sync after it, and any more, succeed. */
+static void test_complete_unsynced(void **state)
+{
+	struct fx *f = *state;
+	char *cause = NULL;
+	int64_t id = enqueue(f->q, "/srv/u.pdf", 10, 0);
+	struct hs_job *job = claim(f->q, 1, id);
+
+	assert_int_equal(hs_queue_sync(f->q, &cause), HS_Q_OK);
+	facts(f->q, job, SHA_A);
+	assert_int_equal(
+	    hs_queue_complete(f->q, job->id, job->lease_token, "file-u", 2, false, &cause),
+	    HS_Q_OK);
+	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "PRAGMA synchronous"), 1);
+	assert_int_equal(state_of(f->q, id), HS_JOB_DONE);
+	assert_true(ledger_has(f->q, "u.pdf", SHA_A));
+	assert_int_equal(hs_queue_sync(f->q, &cause), HS_Q_OK);
+	assert_int_equal(hs_queue_sync(f->q, &cause), HS_Q_OK);
+	assert_null(cause);
+	/* The next synced write is synced again. */
+	enqueue(f->q, "/srv/v.pdf", 10, 3);
+	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "PRAGMA synchronous"), 2);
+	hs_job_free(job);
+	counts_agree(f->q);
+}
+
 static void test_multipart(void **state)
 {
 	struct fx *f = *state;
@@ -1302,12 +1329,15 @@ static void test_multipart(void **state)
 	assert_int_equal(
 	    hs_queue_mp_begin(f->q, id, job->lease_token, "upl_1", 1 << 20, 3, true, &cause),
 	    HS_Q_OK);
-	/* A part recorded without a sync leaves every later commit synced. */
+	/* A part recorded without a sync leaves every later synced commit
+	 * synced: each write sets the mode it needs (kept until one needs the
+	 * other, so that the PRAGMA is not parsed at every commit). */
 	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p3, false, &cause),
 			 HS_Q_OK);
-	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "PRAGMA synchronous"), 2);
+	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "PRAGMA synchronous"), 1);
 	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p1, true, &cause),
 			 HS_Q_OK);
+	assert_int_equal(sql_int(hs_queue_sqlite(f->q), "PRAGMA synchronous"), 2);
 	assert_int_equal(hs_queue_mp_part_done(f->q, id, job->lease_token, &p2, true, &cause),
 			 HS_Q_OK);
 	snprintf(p2.etag, sizeof(p2.etag), "e2-again");
@@ -1537,7 +1567,7 @@ static int worker(const char *db, const char *tag, int fd)
 						job->mtime_ns, job->inode, sha, &cause);
 			if (rc == HS_Q_OK)
 				rc = hs_queue_complete(q, job->id, job->lease_token, tag, wall_ms(),
-						       &cause);
+						       true, &cause);
 			if (rc == HS_Q_OK &&
 			    write(fd, &job->id, sizeof(job->id)) != (ssize_t)sizeof(job->id))
 				errors++;
@@ -1842,6 +1872,7 @@ int main(void)
 	    T(test_claim_order),
 	    T(test_next_due),
 	    T(test_ledger),
+	    T(test_complete_unsynced),
 	    T(test_multipart),
 	    T(test_list_and_counts),
 	    T(test_schema_constraints),
