@@ -10,7 +10,7 @@ EXTRA_DIST += bench/README.md
 
 # Upload benchmarks: healsync against curl and the reference server.
 EXTRA_DIST += bench/benchlib.py bench/upload_throughput.py bench/upload_memory.py \
-	bench/bandwidth_cap.py bench/ratelimit.py bench/mirror.py
+	bench/bandwidth_cap.py bench/ratelimit.py bench/mirror.py bench/peers.py
 # A move to another file system while the loop goes on.
 EXTRA_DIST += bench/after_move.py
 
