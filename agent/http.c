@@ -24,7 +24,8 @@ struct limiter {
 	char *realm;
 	char *host;
 	struct hs_ratelimit rl;
-	sd_event_source *timer;
+	sd_event_source *timer; /* a call may go at a time the limiter said */
+	sd_event_source *kick;	/* a call was added: look at the line now */
 	struct hs_http_call *wait_head, *wait_tail;
 	unsigned n_calls; /* calls of the client that use it */
 };
@@ -64,6 +65,7 @@ struct hs_http {
 	sd_event *ev;
 	CURLM *multi;
 	sd_event_source *curl_timer;
+	sd_event_source *curl_now; /* curl's timeout 0 */
 	sd_event_source *bw_timer;
 	struct hs_bucket *bucket;
 	char *ca_file;
@@ -134,11 +136,24 @@ static int on_curl_timer_fired(sd_event_source *s, uint64_t usec, void *arg)
 	return 0;
 }
 
+static int on_curl_now(sd_event_source *s, void *arg)
+{
+	return on_curl_timer_fired(s, 0, arg);
+}
+
+/* curl asks for "now" (0) at least once per request. A timer set to now
+ * and then back to the next deadline re-arms the kernel's timerfd twice,
+ * and on the VM perf found timerfd_settime the largest single cost of the
+ * daemon's system time (11 calls per small file); a defer source runs at
+ * the loop's next turn without a system call. A timer left set for later
+ * may still fire: curl takes a timeout with nothing due as a no-op. */
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *arg)
 {
 	struct hs_http *h = arg;
 	uint64_t now;
 
+	if (timeout_ms == 0)
+		return sd_event_source_set_enabled(h->curl_now, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
 	if (timeout_ms < 0)
 		return sd_event_source_set_enabled(h->curl_timer, SD_EVENT_OFF) < 0 ? -1 : 0;
 	sd_event_now(h->ev, CLOCK_MONOTONIC, &now);
@@ -547,6 +562,12 @@ static int on_limiter_timer(sd_event_source *s, uint64_t usec, void *arg)
 	return 0;
 }
 
+static int on_limiter_kick(sd_event_source *s, void *arg)
+{
+	limiter_pump(arg);
+	return 0;
+}
+
 /* Starts the calls the limiter lets go, in order within each class; a
  * class held back does not hold the other. A call that cannot start
  * finishes at once, and its callback may send or cancel calls: so the line
@@ -602,6 +623,7 @@ static void limiter_unlink_free(struct limiter *lim)
 		pp = &(*pp)->next;
 	*pp = lim->next;
 	sd_event_source_disable_unref(lim->timer);
+	sd_event_source_disable_unref(lim->kick);
 	free(lim->realm);
 	free(lim->host);
 	free(lim);
@@ -657,7 +679,9 @@ static struct limiter *limiter_get(struct hs_http *h, const char *realm, const c
 		goto fail;
 	if (sd_event_add_time(h->ev, &lim->timer, CLOCK_REALTIME, 0, 1000, on_limiter_timer, lim) <
 		0 ||
-	    sd_event_source_set_enabled(lim->timer, SD_EVENT_OFF) < 0)
+	    sd_event_source_set_enabled(lim->timer, SD_EVENT_OFF) < 0 ||
+	    sd_event_add_defer(h->ev, &lim->kick, on_limiter_kick, lim) < 0 ||
+	    sd_event_source_set_enabled(lim->kick, SD_EVENT_OFF) < 0)
 		goto fail;
 	lim->h = h;
 	lim->host = host;
@@ -668,6 +692,7 @@ static struct limiter *limiter_get(struct hs_http *h, const char *realm, const c
 fail:
 	if (lim) {
 		sd_event_source_disable_unref(lim->timer);
+		sd_event_source_disable_unref(lim->kick);
 		free(lim->realm);
 	}
 	free(lim);
@@ -836,9 +861,9 @@ struct hs_http_call *hs_http_send(struct hs_http *h, const struct hs_http_reques
 	else
 		c->lim->wait_head = c;
 	c->lim->wait_tail = c;
-	/* Started from the loop, never from inside the caller. */
-	sd_event_source_set_time(c->lim->timer, 0);
-	sd_event_source_set_enabled(c->lim->timer, SD_EVENT_ONESHOT);
+	/* Started from the loop, never from inside the caller: at its next
+	 * turn (a defer source, so no timer is armed and disarmed for it). */
+	sd_event_source_set_enabled(c->lim->kick, SD_EVENT_ONESHOT);
 	return c;
 fail:
 	call_free(c);
@@ -890,6 +915,8 @@ struct hs_http *hs_http_new(sd_event *ev, const struct hs_http_opts *opts, struc
 	if (sd_event_add_time(ev, &h->curl_timer, CLOCK_MONOTONIC, 0, 1, on_curl_timer_fired, h) <
 		0 ||
 	    sd_event_source_set_enabled(h->curl_timer, SD_EVENT_OFF) < 0 ||
+	    sd_event_add_defer(ev, &h->curl_now, on_curl_now, h) < 0 ||
+	    sd_event_source_set_enabled(h->curl_now, SD_EVENT_OFF) < 0 ||
 	    sd_event_add_time(ev, &h->bw_timer, CLOCK_MONOTONIC, 0, 0, on_bandwidth_timer, h) < 0 ||
 	    sd_event_source_set_enabled(h->bw_timer, SD_EVENT_OFF) < 0) {
 		hs_cause(cause, "%s", "cannot add timers to the event loop");
@@ -929,6 +956,7 @@ struct hs_http *hs_http_free(struct hs_http *h)
 	if (h->multi)
 		curl_multi_cleanup(h->multi);
 	sd_event_source_disable_unref(h->curl_timer);
+	sd_event_source_disable_unref(h->curl_now);
 	sd_event_source_disable_unref(h->bw_timer);
 	sd_event_unref(h->ev);
 	free(h->ca_file);
