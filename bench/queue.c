@@ -179,7 +179,7 @@ static void queue_chunk(struct hs_queue *q, long first, long n)
 /* ---- 2. throughput: the raw baseline ---------------------------------------- */
 
 /* The statements queue/queue.c runs for this pattern, verbatim. */
-#define WAITING "state IN ('queued','failed','active')"
+#define WAITING "(state = 'queued' OR state = 'failed' OR state = 'active')"
 #define HELD	"id = ?1 AND state = 'active' AND lease_token = ?2"
 static const char *const raw_sql[] = {
     "BEGIN IMMEDIATE",
