@@ -42,7 +42,7 @@
  * Times are Unix milliseconds passed in by the caller: the queue never reads
  * the clock. Calls never log; errors come back as an allocated *cause (the
  * caller frees it) and a negative return. All calls block on disk I/O (an
- * fsync per write transaction); none waits on the network.
+ * fsync per synced write transaction); none waits on the network.
  */
 #ifndef HS_QUEUE_QUEUE_H
 #define HS_QUEUE_QUEUE_H
