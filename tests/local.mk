@@ -16,6 +16,7 @@ TESTS += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh \
 	tests/integration/local_state.py \
 	tests/integration/names.py \
 	tests/integration/upload_crash.py \
+	tests/integration/upload_lost_complete.py \
 	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
@@ -77,6 +78,7 @@ EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh
 	tests/integration/local_state.py \
 	tests/integration/names.py \
 	tests/integration/upload_crash.py \
+	tests/integration/upload_lost_complete.py \
 	tests/integration/upload_many_parts.py \
 	tests/integration/watch_basic.py \
 	tests/integration/watch_after.py \
