@@ -51,8 +51,14 @@ static void scan_finished(struct transfer *t)
 		job_fail(t, false, 0, "SHA-256 failed");
 		return;
 	}
-	for (unsigned i = 0; i < len; i++)
-		snprintf(t->sha + 2 * i, 3, "%02x", digest[i]);
+	/* By hand: 32 snprintf calls were 1.4 % of the daemon's instructions
+	 * for a small file (callgrind). */
+	static const char hex[] = "0123456789abcdef";
+	for (unsigned i = 0; i < len; i++) {
+		t->sha[2 * i] = hex[digest[i] >> 4];
+		t->sha[2 * i + 1] = hex[digest[i] & 0xf];
+	}
+	t->sha[2 * len] = '\0';
 	EVP_MD_CTX_free(t->md);
 	t->md = NULL;
 
