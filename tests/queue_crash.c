@@ -212,9 +212,11 @@ static int work_job(struct hs_queue *q, struct hs_job *job, uint64_t *rng, int l
 		}
 	}
 
-	rc = hs_queue_complete(q, job->id, job->lease_token, "fid", wall_ms(), &cause);
+	/* Unsynced, as the uploader completes most jobs: a SIGKILL must not
+	 * lose it either (power loss, which it may, is not simulated). */
+	rc = hs_queue_complete(q, job->id, job->lease_token, "fid", wall_ms(), false, &cause);
 	if (rc == HS_Q_OK) {
-		/* Only after the queue said it is durable. */
+		/* Only after the queue said it is committed. */
 		int len = snprintf(line, sizeof(line), "%s %u\n", job->path, resumed);
 		if (write(log_fd, line, (size_t)len) != len)
 			WORKER_FAIL("log: %s", strerror(errno));
