@@ -1867,7 +1867,7 @@ int hs_queue_after_defer(struct hs_queue *q, const struct hs_job_spec *spec, int
 		set_cause(cause, "%s: it needs a path, a size >= 0 and a reason", what);
 		return HS_Q_ERROR;
 	}
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = hs_sqldb_stmt(&q->sql, S_AFTER_GET, what, cause)))
 		goto fail;
@@ -1963,7 +1963,7 @@ int hs_queue_after_clear(struct hs_queue *q, const char *path, bool *ret_was, ch
 		hs_sqldb_cause(&q->sql, cause, what);
 		return HS_Q_ERROR;
 	}
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = hs_sqldb_stmt(&q->sql, S_AFTER_CLEAR, what, cause))) {
 		hs_sqldb_rollback(&q->sql);
@@ -2062,7 +2062,7 @@ int hs_queue_after_due_now(struct hs_queue *q, int64_t now, size_t *ret_n, char 
 	const char *what = "making after-upload actions due";
 	sqlite3_stmt *st;
 
-	if (hs_sqldb_begin(&q->sql, true, what, cause) != 0)
+	if (begin_write(q, true, what, cause) != 0)
 		return HS_Q_ERROR;
 	if (!(st = hs_sqldb_stmt(&q->sql, S_AFTER_NOW, what, cause))) {
 		hs_sqldb_rollback(&q->sql);

@@ -539,7 +539,7 @@ static void test_integrity(void **state)
 
 	expect_ok_check(db, "PRAGMA integrity_check");
 	assert_int_equal(sql_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
-	assert_int_equal(sql_int(db, "PRAGMA user_version"), 5);
+	assert_int_equal(sql_int(db, "PRAGMA user_version"), 6);
 	sqlite3_close(db);
 }
 
