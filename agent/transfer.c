@@ -15,7 +15,6 @@
 #include "agent/beneath.h"
 #include "agent/clock.h"
 #include "agent/log.h"
-#include "agent/remote_name.h"
 #include "agent/transfer.h"
 #include "conf/units.h"
 
@@ -77,19 +76,28 @@ void report_stored(struct transfer *t)
 				(int64_t)t->st.st_ino, t->u->stored_arg);
 }
 
+/* The watch folder the job belongs to, as the configuration in force names
+ * it (the queue keeps the folder with the job); NULL for a file queued by
+ * hand outside every folder, or a folder a reload removed. No I/O: it is
+ * looked up at every transfer's start and end. */
+static const struct hs_watch *watch_of(const struct transfer *t)
+{
+	const struct hs_config *cfg = t->u->cfg;
+
+	if (!t->job->watch_root || !t->job->watch_root[0])
+		return NULL;
+	for (size_t i = 0; i < cfg->n_watches; i++)
+		if (strcmp(cfg->watches[i].path, t->job->watch_root) == 0)
+			return &cfg->watches[i];
+	return NULL;
+}
+
 /* Whether the job's folder deletes or moves a file once it is stored. */
 static bool acted_on(const struct transfer *t)
 {
-	const struct hs_watch *w;
-	const char *rel;
-	char *path = NULL;
-	bool acts;
+	const struct hs_watch *w = watch_of(t);
 
-	if (hs_watch_for_path(t->u->cfg, t->job->path, &w, &path, &rel) != 1)
-		return false;
-	acts = w->after_upload != HS_AFTER_KEEP;
-	free(path);
-	return acts;
+	return w && w->after_upload != HS_AFTER_KEEP;
 }
 
 void job_done(struct transfer *t, const char *file_id)
@@ -427,15 +435,12 @@ bool file_unchanged(const struct transfer *t)
  * is read as it is. */
 static int64_t still_written(struct transfer *t, const char **ret_why)
 {
-	const struct hs_watch *w;
-	const char *rel;
-	char *path = NULL;
+	const struct hs_watch *w = watch_of(t);
 	int64_t age, mtime = (int64_t)t->st.st_mtim.tv_sec * 1000 + t->st.st_mtim.tv_nsec / 1000000;
 	int busy;
 
-	if (hs_watch_for_path(t->u->cfg, t->job->path, &w, &path, &rel) != 1)
+	if (!w)
 		return 0;
-	free(path);
 	age = hs_wall_ms() - mtime;
 	if (age >= 0 && (uint64_t)age < w->settle_ms) {
 		*ret_why = "changed within its settle time";
