@@ -11,24 +11,12 @@ import shutil
 import subprocess
 import tempfile
 
-from hstest import HEALSYNC, TAP, Env, watch_entry
+from hstest import HEALSYNC, TAP, Env, as_nobody, watch_entry
 
 tap = TAP()
 srcdir = os.environ.get("HS_SRCDIR", os.environ.get("srcdir", "."))
 tmpfiles = os.path.join(srcdir, "packaging", "systemd", "healsync.tmpfiles")
 
-
-def as_nobody(env, groups, *args):
-    """healsync as user nobody with these supplementary groups."""
-    nobody = pwd.getpwnam("nobody")
-
-    def drop():
-        os.setgroups(groups)
-        os.setgid(nobody.pw_gid)
-        os.setuid(nobody.pw_uid)
-    p = subprocess.run([HEALSYNC, "-c", env.config_path] + list(args), capture_output=True,
-                       timeout=60, preexec_fn=drop)
-    return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
 def readable_by_nobody(path, groups):

@@ -4,12 +4,10 @@ monitoring-plugins form (one line, exit 0/1/2/3, performance data),
 `healsync status` exiting by it, and `status --json` carrying it as fields."""
 import json
 import os
-import pwd
 import re
-import subprocess
 import time
 
-from hstest import HEALSYNC, TAP, Env, watch_entry
+from hstest import TAP, Env, as_nobody, watch_entry
 
 tap = TAP()
 
@@ -23,18 +21,6 @@ def status(env):
     code, out, _ = env.cli("status", "--json", check=False)
     return code, json.loads(out)
 
-
-def as_nobody(env, groups, *args):
-    """Runs healsync as user nobody with the given supplementary groups."""
-    nobody = pwd.getpwnam("nobody")
-
-    def drop():
-        os.setgroups(groups)
-        os.setgid(nobody.pw_gid)
-        os.setuid(nobody.pw_uid)
-    p = subprocess.run([HEALSYNC, "-c", env.config_path] + list(args), capture_output=True,
-                       timeout=60, preexec_fn=drop)
-    return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
 def hm(t):

@@ -20,6 +20,7 @@ deadline and says what it was waiting for when it gives up.
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -68,6 +69,20 @@ class TAP:
     def finish(self):
         print("1..%d" % self.n, flush=True)
         sys.exit(1 if self.failed else 0)
+
+
+def as_nobody(env, groups, *args):
+    """healsync as user nobody with these supplementary groups: a monitor
+    that is not the service. Returns (exit code, stdout, stderr)."""
+    nobody = pwd.getpwnam("nobody")
+
+    def drop():
+        os.setgroups(groups)
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    p = subprocess.run([HEALSYNC, "-c", env.config_path] + list(args), capture_output=True,
+                       timeout=60, preexec_fn=drop)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
 def sha256_file(path):
