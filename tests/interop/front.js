@@ -9,12 +9,20 @@
 // of the object read back through GetObject.
 //
 //   node front.js --dir DIR --api-key KEY [--url-ttl SECONDS] [--no-verify]
+//                 [--lean] [--storage-process]
 //
-// prints one JSON line {"api": ..., "storage": ..., "admin": ...} once all
-// three listen on loopback. --no-verify completes an upload once the
-// storage holds an object of the declared size (HeadObject), without
-// reading it back for its SHA-256: for benchmarks, where the read-back
-// would be the front's CPU and disk time billed to the client measured.
+// prints one JSON line {"api": ..., "storage": ..., "admin": ...,
+// "storage_pid": ...} once all three listen on loopback. The other
+// switches are for benchmarks, where the front's own work would be
+// billed to the client measured:
+//   --no-verify        complete an upload once the storage holds an object
+//                      of the declared size (HeadObject), without reading
+//                      it back for its SHA-256
+//   --lean             sign URLs and check sizes without the SDK client's
+//                      per-call machinery (see LeanS3)
+//   --storage-process  run s3rver in a child process (its pid printed), as
+//                      the storage is another host in the field, so that
+//                      the API and the storage do not share one thread
 // The admin half (/_admin/..., on a port of its own so that the counts
 // of the API's connections and requests are the clients' alone) lets the
 // test look at what the storage holds and turn knobs:
@@ -43,6 +51,7 @@
 // x-checksum-crc32 to part PUTs; it is not an x-amz-* header, so S3 accepts
 // it unsigned (and s3rver does not check V4 signatures at all).
 
+const { fork } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
@@ -60,8 +69,9 @@ const {
   DeleteObjectCommand,
   ListObjectsV2Command,
 } = require('@aws-sdk/client-s3');
-const { getSignedUrl } = require('@aws-sdk/s3-request-presigner');
+const { getSignedUrl, S3RequestPresigner } = require('@aws-sdk/s3-request-presigner');
 const S3rver = require('s3rver');
+const FilesystemStore = require('s3rver/lib/stores/filesystem');
 
 const BUCKET = 'healsync';
 const PREFIX = '/ext-api/v1';
@@ -73,11 +83,12 @@ const MAX_BODY = 1 << 20;
 const OWN_HEADER = 'x-healsync-front';
 
 function parseArgs(argv) {
-  const opts = { dir: null, apiKey: null, urlTtl: 900, verify: true };
+  const opts = { dir: null, apiKey: null, urlTtl: 900, verify: true, storageProcess: false, lean: false };
+  const flags = { '--no-verify': ['verify', false], '--storage-process': ['storageProcess', true], '--lean': ['lean', true] };
   for (let i = 0; i < argv.length; i += 2) {
     const [k, v] = [argv[i], argv[i + 1]];
-    if (k === '--no-verify') {
-      opts.verify = false;
+    if (k in flags) {
+      opts[flags[k][0]] = flags[k][1];
       i--;
       continue;
     }
@@ -179,83 +190,40 @@ function notImplemented(err) {
   return [405, 501].includes(s3Status(err)) || err.name === 'NoSuchKey';
 }
 
-class Front {
-  constructor(opts) {
-    this.opts = opts;
-    this.urlTtl = opts.urlTtl;
-    this.staleUrls = 0;
-    this.staleExpiresAt = 'past';
-    this.uploads = new Map(); // upl_... -> session
-    this.stats = {
-      storage: {},
-      own_storage: {},
-      api_requests: 0,
-      connections: { api: 0, storage: 0, own_storage: 0 },
-      presigned: 0,
-      stale_presigned: 0,
-      part_puts: {},
-      completes: 0,
-    };
-    this.storeDir = path.join(opts.dir, 's3rver');
-    fs.mkdirSync(this.storeDir, { recursive: true });
+// The storage: s3rver behind a wrapper that counts what it answered.
+class Storage {
+  constructor(dir) {
+    this.dir = dir;
+    this.pid = process.pid;
+    this.stats = { storage: {}, own_storage: {}, part_puts: {}, connections: { storage: 0, own_storage: 0 } };
   }
 
   async start() {
     this.s3rver = new S3rver({
-      directory: this.storeDir,
+      directory: this.dir,
       silent: true,
       vhostBuckets: false,
       configureBuckets: [{ name: BUCKET }],
     });
     await this.s3rver.configureBuckets();
     const s3app = this.s3rver.callback();
-    this.storage = http.createServer((req, res) => {
-      this.countStorage(req, res);
+    this.server = http.createServer((req, res) => {
+      this.count(req, res);
       s3app(req, res);
     });
-    await new Promise((ok, fail) => this.storage.listen(0, '127.0.0.1', ok).on('error', fail));
-    this.storageUrl = `http://127.0.0.1:${this.storage.address().port}`;
-    const s3opts = {
-      endpoint: this.storageUrl,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-      // Presigned PUTs carry no SDK checksum parameters: healsync sends
-      // the body and the headers the API names, nothing else.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    };
-    // Two clients: the front's own calls carry OWN_HEADER, so that the
-    // storage's counts can tell them from the clients'; URLs are signed
-    // by a client without it, as the header would be signed into them.
-    this.signer = new S3Client(s3opts);
-    this.s3 = new S3Client(s3opts);
-    this.s3.middlewareStack.add(
-      next => args => {
-        args.request.headers[OWN_HEADER] = '1';
-        return next(args);
-      },
-      { step: 'build', name: 'healsyncFrontOwn' },
-    );
-    this.api = http.createServer((req, res) => this.handle(req, res, false));
-    this.api.on('connection', () => this.stats.connections.api++);
-    await new Promise((ok, fail) => this.api.listen(0, '127.0.0.1', ok).on('error', fail));
-    this.adminServer = http.createServer((req, res) => this.handle(req, res, true));
-    await new Promise((ok, fail) => this.adminServer.listen(0, '127.0.0.1', ok).on('error', fail));
-    const port = this.api.address().port;
-    const adminPort = this.adminServer.address().port;
-    return {
-      api: `http://127.0.0.1:${port}${PREFIX}`,
-      admin: `http://127.0.0.1:${adminPort}/_admin`,
-      storage: this.storageUrl,
-    };
+    await new Promise((ok, fail) => this.server.listen(0, '127.0.0.1', ok).on('error', fail));
+    return `http://127.0.0.1:${this.server.address().port}`;
+  }
+
+  async counts() {
+    return this.stats;
   }
 
   // What the storage answered, by kind: "PUT part 200", "PUT object 403"...
   // The front's own requests (and connections) are also counted apart,
   // in own_storage, for benchmarks that want the clients' alone. A
   // connection is counted at its first request, which says whose it is.
-  countStorage(req, res) {
+  count(req, res) {
     const url = new URL(req.url, 'http://x');
     const own = req.headers[OWN_HEADER] === '1';
     if (!req.socket.hsCounted) {
@@ -275,6 +243,181 @@ class Front {
       }
     });
   }
+}
+
+// The storage in a child process of its own (--storage-process), as it is
+// another host in the field: the API's work and the storage's then do not
+// share one JavaScript thread. Counts come back over the IPC channel; the
+// child ends with its parent.
+class ChildStorage {
+  constructor(dir) {
+    this.dir = dir;
+    this.asked = new Map();
+    this.seq = 0;
+  }
+
+  start() {
+    this.child = fork(__filename, ['--storage-child', this.dir], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    this.pid = this.child.pid;
+    return new Promise((ok, fail) => {
+      this.child.once('exit', code => {
+        process.stderr.write(`front: the storage process exited with ${code}\n`);
+        fail(new Error(`the storage process exited with ${code}`));
+      });
+      this.child.on('message', m => {
+        if (m.url) ok(m.url);
+        const want = this.asked.get(m.seq);
+        if (want) {
+          this.asked.delete(m.seq);
+          want(m.stats);
+        }
+      });
+    });
+  }
+
+  counts() {
+    const seq = ++this.seq;
+    return new Promise(ok => {
+      this.asked.set(seq, ok);
+      this.child.send({ seq });
+    });
+  }
+}
+
+async function storageChild(dir) {
+  const store = new Storage(dir);
+  const url = await store.start();
+  process.on('message', m => process.send({ seq: m.seq, stats: store.stats }));
+  process.on('disconnect', () => process.exit(0));
+  process.send({ url });
+}
+
+// S3's URI encoding of a key's segments (RFC 3986 unreserved kept; the
+// SDK's serializer does the same).
+function s3Escape(str) {
+  return encodeURIComponent(str).replace(/[!'()*]/g, c => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+}
+
+// The front's own S3 work for benchmarks (--lean): URLs signed by one
+// S3RequestPresigner, built once, on requests built here, and the size
+// check of --no-verify made on s3rver's store instead of by HeadObject.
+// getSignedUrl builds and resolves the client's whole middleware stack
+// for every URL, and each HeadObject does the same and is one more
+// request for the storage's one thread: together half the server's CPU
+// per small file, billed to the client a benchmark measures. The URLs
+// are the same bytes (tests/interop/lean_check.js compares them with
+// getSignedUrl's).
+class LeanS3 {
+  constructor(endpoint, config, storeDir) {
+    const u = new URL(endpoint);
+    this.hostname = u.hostname;
+    this.port = Number(u.port);
+    this.presigner = new S3RequestPresigner({ ...config, signingName: 's3', region: async () => 'us-east-1' });
+    this.store = new FilesystemStore(storeDir);
+  }
+
+  // A presigned PUT URL for command (PutObject or UploadPart): only its
+  // Key, UploadId and PartNumber are read, as S3 signs no more of it.
+  async url(command, opts) {
+    const { Key, UploadId, PartNumber } = command.input;
+    const query = { 'x-id': command.constructor.name.replace(/Command$/, '') };
+    if (PartNumber !== undefined) query.partNumber = String(PartNumber);
+    if (UploadId !== undefined) query.uploadId = UploadId;
+    const req = {
+      method: 'PUT',
+      protocol: 'http:',
+      hostname: this.hostname,
+      port: this.port,
+      path: `/${BUCKET}/${Key.split('/').map(s3Escape).join('/')}`,
+      query,
+      headers: {},
+    };
+    const out = await this.presigner.presign(req, opts);
+    const q = Object.keys(out.query)
+      .sort()
+      .map(k => `${s3Escape(k)}=${s3Escape(out.query[k])}`)
+      .join('&');
+    return `http://${this.hostname}:${this.port}${out.path}?${q}`;
+  }
+
+  // The size of the object s3rver stored for key, read from its store
+  // (s3rver's own FilesystemStore names the file), or an error with the
+  // 404 a HeadObject would have answered.
+  async size(key) {
+    try {
+      return (await fs.promises.stat(this.store.getResourcePath(BUCKET, key, 'object'))).size;
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err;
+      throw Object.assign(new Error('no such object'), { $metadata: { httpStatusCode: 404 } });
+    }
+  }
+}
+
+class Front {
+  constructor(opts) {
+    this.opts = opts;
+    this.urlTtl = opts.urlTtl;
+    this.staleUrls = 0;
+    this.staleExpiresAt = 'past';
+    this.uploads = new Map(); // upl_... -> session
+    this.stats = { api_requests: 0, api_connections: 0, presigned: 0, stale_presigned: 0, completes: 0 };
+    this.storeDir = path.join(opts.dir, 's3rver');
+    fs.mkdirSync(this.storeDir, { recursive: true });
+  }
+
+  // What both halves counted, in the shape /_admin/stats has always had.
+  async allStats() {
+    const st = await this.store.counts();
+    const { api_connections, ...own } = this.stats;
+    return {
+      ...own,
+      storage: st.storage,
+      own_storage: st.own_storage,
+      part_puts: st.part_puts,
+      connections: { api: api_connections, ...st.connections },
+    };
+  }
+
+  async start() {
+    this.store = this.opts.storageProcess ? new ChildStorage(this.storeDir) : new Storage(this.storeDir);
+    this.storageUrl = await this.store.start();
+    const s3opts = {
+      endpoint: this.storageUrl,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      // Presigned PUTs carry no SDK checksum parameters: healsync sends
+      // the body and the headers the API names, nothing else.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    };
+    // Two clients: the front's own calls carry OWN_HEADER, so that the
+    // storage's counts can tell them from the clients'; URLs are signed
+    // by a client without it, as the header would be signed into them.
+    this.signer = new S3Client(s3opts);
+    this.lean = this.opts.lean ? new LeanS3(this.storageUrl, this.signer.config, this.storeDir) : null;
+    this.s3 = new S3Client(s3opts);
+    this.s3.middlewareStack.add(
+      next => args => {
+        args.request.headers[OWN_HEADER] = '1';
+        return next(args);
+      },
+      { step: 'build', name: 'healsyncFrontOwn' },
+    );
+    this.api = http.createServer((req, res) => this.handle(req, res, false));
+    this.api.on('connection', () => this.stats.api_connections++);
+    await new Promise((ok, fail) => this.api.listen(0, '127.0.0.1', ok).on('error', fail));
+    this.adminServer = http.createServer((req, res) => this.handle(req, res, true));
+    await new Promise((ok, fail) => this.adminServer.listen(0, '127.0.0.1', ok).on('error', fail));
+    const port = this.api.address().port;
+    const adminPort = this.adminServer.address().port;
+    return {
+      api: `http://127.0.0.1:${port}${PREFIX}`,
+      admin: `http://127.0.0.1:${adminPort}/_admin`,
+      storage: this.storageUrl,
+      storage_pid: this.store.pid,
+    };
+  }
 
   async presign(command) {
     const opts = { expiresIn: this.urlTtl };
@@ -287,7 +430,9 @@ class Front {
       minted -= (this.urlTtl + 60) * 1000;
       opts.signingDate = new Date(minted);
     }
-    const url = await getSignedUrl(this.signer, command, opts);
+    const url = this.lean
+      ? await this.lean.url(command, opts)
+      : await getSignedUrl(this.signer, command, opts);
     // "future": expires_at from the API's clock, the storage's clock ahead.
     const from = this.staleExpiresAt === 'future' ? now : minted;
     return { url, expires_at: rfc3339(from + this.urlTtl * 1000) };
@@ -345,6 +490,7 @@ class Front {
   // The object's size as the storage answers a HeadObject, its SHA-256
   // taken to be the declared one (--no-verify).
   async objectSize(key, sha256) {
+    if (this.lean) return { sha256, size: await this.lean.size(key) };
     const out = await this.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
     return { sha256, size: out.ContentLength };
   }
@@ -502,7 +648,7 @@ class Front {
       const out = await this.s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
       return [200, (out.Contents || []).map(o => ({ key: o.Key, size: o.Size, etag: o.ETag }))];
     }
-    if (method === 'GET' && p === '/stats') return [200, { ...this.stats, url_ttl: this.urlTtl, stale_urls: this.staleUrls }];
+    if (method === 'GET' && p === '/stats') return [200, { ...(await this.allStats()), url_ttl: this.urlTtl, stale_urls: this.staleUrls }];
     if (method === 'POST' && p === '/knobs') {
       const k = JSON.parse(body.toString('utf8'));
       if (k.url_ttl !== undefined) this.urlTtl = k.url_ttl;
@@ -555,6 +701,7 @@ class Front {
 }
 
 async function main() {
+  if (process.argv[2] === '--storage-child') return storageChild(process.argv[3]);
   const front = new Front(parseArgs(process.argv.slice(2)));
   const where = await front.start();
   process.stdout.write(JSON.stringify(where) + '\n');
@@ -563,7 +710,11 @@ async function main() {
   process.on('SIGINT', stop);
 }
 
-main().catch(err => {
-  process.stderr.write(`front: ${err.message}\n`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch(err => {
+    process.stderr.write(`front: ${err.message}\n`);
+    process.exit(1);
+  });
+}
+
+module.exports = { LeanS3, BUCKET };

@@ -84,6 +84,7 @@ class Front:
         self.upload_base = where["api"]
         self.admin_base = where["admin"]
         self.storage_base = where["storage"]
+        self.storage_pid = where["storage_pid"]
 
     def output(self):
         with open(self.log_path, "rb") as f:
@@ -121,7 +122,7 @@ class FrontEnv(Env):
     """hstest's Env (files, keys, config, daemon, queue helpers) with the
     front on s3rver in place of the reference server."""
 
-    def __init__(self, report, upload=None):
+    def __init__(self, report, upload=None, front_args=()):
         self.tap = report
         self.log_level = "debug"
         self.dir = tempfile.mkdtemp(prefix="hs-interop-")
@@ -129,7 +130,7 @@ class FrontEnv(Env):
         self.state = os.path.join(self.dir, "state")
         os.makedirs(self.files)
         self._logs = 0
-        self.server = Front(self.dir)
+        self.server = Front(self.dir, args=front_args)
         self.upload_key_file = self._key("upload.key", UPLOAD_KEY)
         self.records_key_file = self._key("records.key", "unused-records-key-0123")
         self.config_path = os.path.join(self.dir, "healsync.conf")
@@ -315,6 +316,45 @@ def front_contract(r):
         r.eq((status, body.get("error")), (404, "upload_not_found"), "an unknown session: 404")
 
 
+def bench_front(r):
+    """The front as bench/peers.py runs it (s3rver in a process of its own,
+    URLs signed by the lean path, sizes read from s3rver's store) still
+    stores every byte and refuses what is not stored."""
+    scenario(r, "bench front")
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run(["node", os.path.join(here, "lean_check.js")], capture_output=True,
+                         text=True, env=dict(os.environ, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED="true"))
+    r.ok(out.returncode == 0 and out.stdout.endswith(" same, 0 differ\n"),
+         "lean URLs are getSignedUrl's, byte for byte: " + out.stdout.strip().splitlines()[-1:][0]
+         if out.stdout.strip() else "lean_check printed nothing", out.stdout[-2000:] + out.stderr[-2000:])
+    with FrontEnv(r, front_args=["--no-verify", "--lean", "--storage-process"]) as env:
+        r.ok(env.server.storage_pid != env.server.proc.pid, "s3rver runs in a process of its own")
+        names = ["lab/report (1) ü.pdf", "x/semi;colon & 50%.txt"]
+        for i, name in enumerate(names):
+            env.write_file(name, os.urandom(2000 + i))
+            env.enqueue(name)
+        write_random(env.path("big scan.bin"), 11 * MIB + 7, seed=5)
+        env.enqueue("big scan.bin")
+        with env.daemon() as d:
+            done = env.wait_until(lambda: env.counts().get("done", 0) == 3, timeout=120,
+                                  what="three jobs done")
+            r.ok(done, "two single PUTs and a multipart upload are done", d.output()[-3000:])
+        for name in names + ["big scan.bin"]:
+            r.ok(env.stored(name), "s3rver holds %r byte for byte" % name,
+                 env.server.admin("GET", "/objects"))
+        stats = env.server.admin("GET", "/stats")
+        r.eq((stats["storage"].get("PUT object 200"), stats["completes"],
+              sum(stats["connections"].values()) > 0),
+             (2, 3, True), "the storage's counts come back from its process")
+        data = b"never stored"
+        status, body = call(env, "POST", "/uploads", {
+            "filename": "ghost.txt", "size_bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(), "content_type": "text/plain"})
+        status, body = call(env, "POST", "/uploads/%s/complete" % body["data"]["upload_id"], {})
+        r.eq((status, body.get("error")), (409, "checksum_mismatch"),
+             "a complete with nothing stored: 409 checksum_mismatch")
+
+
 def sdk_classification(r):
     """Every error the pinned AWS SDK retries (throttling, transient and
     clock-skew codes, transient statuses), healsync's storage table retries
@@ -350,7 +390,7 @@ def sdk_classification(r):
 
 def main():
     r = Report()
-    tests = [sdk_classification, front_contract, single_put, multipart, kill_resume,
+    tests = [sdk_classification, front_contract, single_put, multipart, bench_front, kill_resume,
              lambda r: expired_urls(r, "future"), lambda r: expired_urls(r, "past")]
     for test in tests:
         try:
