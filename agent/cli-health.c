@@ -49,6 +49,8 @@ static void read_verdict(json_t *h, struct hs_health *ret)
 
 static void read_facts(json_t *f, struct hs_health_facts *ret)
 {
+	const char *api = json_string_value(json_object_get(f, "token_api"));
+
 	*ret = (struct hs_health_facts){
 	    .running = true,
 	    .dead = get_int(f, "dead"),
@@ -65,7 +67,9 @@ static void read_facts(json_t *f, struct hs_health_facts *ret)
 	    .watch_missing = (size_t)get_int(f, "watch_missing"),
 	    .disk_free =
 		json_is_integer(json_object_get(f, "disk_free")) ? get_int(f, "disk_free") : -1,
+	    .token_expires_at = get_int(f, "token_expires_at"),
 	};
+	snprintf(ret->token_api, sizeof(ret->token_api), "%s", api ? api : "");
 }
 
 int hs_cli_health(const struct hs_config *cfg, const struct hs_health_limits *lim, int64_t now,

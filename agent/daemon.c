@@ -330,6 +330,8 @@ static void health_facts(struct daemon *d, const int64_t counts[HS_JOB_NSTATES],
 {
 	struct statvfs sv;
 	char *cause = NULL;
+	const char *whose;
+	int64_t exp;
 
 	*f = (struct hs_health_facts){.running = true, .disk_free = -1};
 	f->dead = counts[HS_JOB_DEAD];
@@ -347,6 +349,10 @@ static void health_facts(struct daemon *d, const int64_t counts[HS_JOB_NSTATES],
 	f->mirror_failed_at = mi->last.ended_at;
 	f->mirror_due_at = mirror_due_at(d, mi);
 	f->watch_missing = ws->missing;
+	if ((exp = hs_token_watch_soonest(d->tokens, &whose)) > 0) {
+		f->token_expires_at = exp * 1000;
+		snprintf(f->token_api, sizeof(f->token_api), "%s", whose);
+	}
 	if (statvfs(d->cfg->state_dir, &sv) == 0)
 		f->disk_free = (int64_t)((uint64_t)sv.f_bavail * sv.f_frsize);
 }
@@ -407,16 +413,17 @@ static void scan_json(const struct hs_watch *conf, const struct hs_scan_tally *t
  * its own time and with its own thresholds (`healsync check -w`). */
 static json_t *facts_json(const struct hs_health_facts *f)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:b, s:b, s:I, s:I, s:I, s:I}",
-			 "dead", (json_int_t)f->dead, "waiting", (json_int_t)f->waiting,
-			 "oldest_waiting_at", (json_int_t)f->oldest_waiting_at, "last_stored_at",
-			 (json_int_t)f->last_stored_at, "upload_key_rejected",
-			 f->upload_key_rejected, "upload_unavailable", f->upload_unavailable,
-			 "upload_unavailable_since", (json_int_t)f->upload_unavailable_since,
-			 "mirror_enabled", f->mirror_enabled, "mirror_failed", f->mirror_failed,
-			 "mirror_failed_at", (json_int_t)f->mirror_failed_at, "mirror_due_at",
-			 (json_int_t)f->mirror_due_at, "watch_missing",
-			 (json_int_t)f->watch_missing, "disk_free", (json_int_t)f->disk_free);
+	return json_pack(
+	    "{s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:s}", "dead",
+	    (json_int_t)f->dead, "waiting", (json_int_t)f->waiting, "oldest_waiting_at",
+	    (json_int_t)f->oldest_waiting_at, "last_stored_at", (json_int_t)f->last_stored_at,
+	    "upload_key_rejected", f->upload_key_rejected, "upload_unavailable",
+	    f->upload_unavailable, "upload_unavailable_since",
+	    (json_int_t)f->upload_unavailable_since, "mirror_enabled", f->mirror_enabled,
+	    "mirror_failed", f->mirror_failed, "mirror_failed_at", (json_int_t)f->mirror_failed_at,
+	    "mirror_due_at", (json_int_t)f->mirror_due_at, "watch_missing",
+	    (json_int_t)f->watch_missing, "disk_free", (json_int_t)f->disk_free, "token_expires_at",
+	    (json_int_t)f->token_expires_at, "token_api", f->token_api);
 }
 
 static json_t *api_json(const char *state, int64_t since)

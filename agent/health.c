@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent/health.h"
+#include "agent/token.h"
 #include "conf/conf.h"
 
 static const char *const state_names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
@@ -23,6 +24,7 @@ static const char *const code_names[HS_HEALTH_NCODES] = {
     [HS_HEALTH_MIRROR_LATE] = "mirror_late",
     [HS_HEALTH_WATCH_MISSING] = "watch_missing",
     [HS_HEALTH_DISK_LOW] = "disk_low",
+    [HS_HEALTH_TOKEN_EXPIRING] = "token_expiring",
 };
 
 const char *hs_health_state_name(enum hs_health_state s)
@@ -162,6 +164,17 @@ void hs_health_eval(const struct hs_health_facts *f, const struct hs_health_limi
 		add(&h, prev, now, HS_HEALTH_DISK_LOW,
 		    f->disk_free < lim->min_free / 4 ? HS_HEALTH_CRITICAL : HS_HEALTH_WARNING, 0,
 		    "%" PRId64 " MiB free for state_dir", f->disk_free / (1024 * 1024));
+	if (f->token_expires_at > 0) {
+		int64_t exp = f->token_expires_at, notice = exp - HS_TOKEN_WARN_S * 1000LL;
+		const char *api = f->token_api[0] ? f->token_api : "a";
+
+		if (now >= exp)
+			add(&h, prev, now, HS_HEALTH_TOKEN_EXPIRING, HS_HEALTH_CRITICAL, exp,
+			    "%s token expired %s ago", api, span(now - exp, a, sizeof(a)));
+		else if (now >= notice)
+			add(&h, prev, now, HS_HEALTH_TOKEN_EXPIRING, HS_HEALTH_WARNING, notice,
+			    "%s token expires in %s", api, span(exp - now, a, sizeof(a)));
+	}
 done:
 	h.since = prev && prev->state == h.state && prev->since > 0 ? prev->since : now;
 	*ret = h;

@@ -33,6 +33,9 @@
  *   disk_low             WARNING   the state folder's file system has less
  *                                  than min_free left; CRITICAL below a
  *                                  quarter of it
+ *   token_expiring       WARNING   a Bearer token in use expires within a
+ *                                  day (HS_TOKEN_WARN_S); CRITICAL once its
+ *                                  exp has passed, before any 401 says so
  *
  * The verdict is the worst reason's state. A reason's since is the time the
  * caller knows it began (the outage's start), else the time it was first
@@ -68,6 +71,7 @@ enum hs_health_code {
 	HS_HEALTH_MIRROR_LATE,
 	HS_HEALTH_WATCH_MISSING,
 	HS_HEALTH_DISK_LOW,
+	HS_HEALTH_TOKEN_EXPIRING,
 	HS_HEALTH_NCODES
 };
 
@@ -96,6 +100,9 @@ struct hs_health_facts {
 					     success; 0: none */
 	size_t watch_missing;		  /* folders */
 	int64_t disk_free;		  /* bytes; < 0: not known */
+	int64_t token_expires_at;	  /* the soonest exp of a Bearer token in
+					     use, Unix ms; 0: none known */
+	char token_api[8];		  /* whose: "upload", "mirror" */
 };
 
 struct hs_health_reason {

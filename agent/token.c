@@ -165,6 +165,21 @@ struct hs_token_watch {
 	struct watched w[2];
 };
 
+/* Reads exp again when the token in memory changed (a 401 may have
+ * taken up a rotated one); false when w watches no token. */
+static bool refresh(struct watched *w)
+{
+	if (!w->api || !w->api->secret)
+		return false;
+	if (w->generation != w->api->secret->generation) {
+		w->generation = w->api->secret->generation;
+		w->warned = false;
+		if (hs_jwt_exp(w->api->secret->value, &w->exp) != 0)
+			w->exp = 0;
+	}
+	return true;
+}
+
 /* Looks at each token: warns once when it is within a day of exp, and
  * arms the timer for the next one that is not yet. */
 static void check(struct hs_token_watch *tw)
@@ -175,15 +190,7 @@ static void check(struct hs_token_watch *tw)
 	for (size_t i = 0; i < 2; i++) {
 		struct watched *w = &tw->w[i];
 
-		if (!w->api || !w->api->secret)
-			continue;
-		if (w->generation != w->api->secret->generation) {
-			w->generation = w->api->secret->generation;
-			w->warned = false;
-			if (hs_jwt_exp(w->api->secret->value, &w->exp) != 0)
-				w->exp = 0;
-		}
-		if (!w->exp || w->warned)
+		if (!refresh(w) || !w->exp || w->warned)
 			continue;
 		if (now >= w->exp - HS_TOKEN_WARN_S) {
 			w->warned = true;
@@ -200,6 +207,22 @@ static void check(struct hs_token_watch *tw)
 	}
 	sd_event_source_set_time(tw->timer, (uint64_t)next * 1000000);
 	sd_event_source_set_enabled(tw->timer, SD_EVENT_ONESHOT);
+}
+
+int64_t hs_token_watch_soonest(struct hs_token_watch *tw, const char **ret_section)
+{
+	int64_t soonest = 0;
+
+	*ret_section = NULL;
+	for (size_t i = 0; tw && i < 2; i++) {
+		struct watched *w = &tw->w[i];
+
+		if (refresh(w) && w->exp && (!soonest || w->exp < soonest)) {
+			soonest = w->exp;
+			*ret_section = w->section;
+		}
+	}
+	return soonest;
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *arg)

@@ -68,6 +68,10 @@ struct hs_token_watch *hs_token_watch_new(sd_event *ev, const struct hs_config *
 /* A new configuration (reload): cfg replaces the old one, which the watch
  * no longer touches. Checks at once. */
 void hs_token_watch_set(struct hs_token_watch *w, const struct hs_config *cfg);
+/* The soonest exp (Unix s) of the tokens in use, and whose ("upload",
+ * "mirror", static) in *ret_section; 0 and NULL when none has one. For
+ * the health verdict's token_expiring. Accepts NULL. */
+int64_t hs_token_watch_soonest(struct hs_token_watch *w, const char **ret_section);
 /* Accepts NULL; returns NULL. */
 struct hs_token_watch *hs_token_watch_free(struct hs_token_watch *w);
 

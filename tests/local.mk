@@ -105,5 +105,7 @@ EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh
 	tests/integration/scan_first_night.py
 
 # Drop-in configuration and Bearer tokens.
-TESTS += tests/integration/bearer_auth.py tests/integration/dropin_reload.py
-EXTRA_DIST += tests/integration/bearer_auth.py tests/integration/dropin_reload.py
+TESTS += tests/integration/bearer_auth.py tests/integration/dropin_reload.py \
+	tests/integration/token_health.py
+EXTRA_DIST += tests/integration/bearer_auth.py tests/integration/dropin_reload.py \
+	tests/integration/token_health.py

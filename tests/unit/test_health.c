@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,6 +215,53 @@ static void test_disk(void **state)
 	assert_int_equal(h.state, HS_HEALTH_OK);
 }
 
+static void test_token(void **state)
+{
+	struct hs_health_facts f = healthy();
+	struct hs_health h, prev;
+	const struct hs_health_reason *r;
+	char buf[128];
+
+	(void)state;
+	/* A week away: nothing to say. */
+	f.token_expires_at = T0 + 7 * 24 * HOUR;
+	snprintf(f.token_api, sizeof(f.token_api), "upload");
+	hs_health_eval(&f, &limits, NULL, T0, &h);
+	assert_int_equal(h.state, HS_HEALTH_OK);
+
+	/* Within a day: WARNING since the day began, whenever first seen. */
+	f.token_expires_at = T0 + 5 * HOUR + 30 * MIN;
+	hs_health_eval(&f, &limits, NULL, T0, &h);
+	assert_int_equal(h.state, HS_HEALTH_WARNING);
+	r = find(&h, HS_HEALTH_TOKEN_EXPIRING);
+	assert_non_null(r);
+	assert_int_equal(r->since, f.token_expires_at - 24 * HOUR);
+	assert_string_equal(hs_health_summary(&h, buf, sizeof(buf)),
+			    "upload token expires in 5h 30m");
+
+	/* Past exp: CRITICAL since exp, even before any 401 says so. */
+	prev = h;
+	hs_health_eval(&f, &limits, &prev, f.token_expires_at + 2 * HOUR, &h);
+	assert_int_equal(h.state, HS_HEALTH_CRITICAL);
+	r = find(&h, HS_HEALTH_TOKEN_EXPIRING);
+	assert_non_null(r);
+	assert_int_equal(r->state, HS_HEALTH_CRITICAL);
+	assert_int_equal(r->since, f.token_expires_at);
+	assert_string_equal(r->text, "upload token expired 2h 0m ago");
+
+	/* A new token in the file (the daemon's facts change): all well. */
+	prev = h;
+	f.token_expires_at = T0 + 30 * 24 * HOUR;
+	hs_health_eval(&f, &limits, &prev, T0 + 8 * HOUR, &h);
+	assert_int_equal(h.state, HS_HEALTH_OK);
+	assert_null(find(&h, HS_HEALTH_TOKEN_EXPIRING));
+
+	/* An opaque token, or none: nothing known, nothing said. */
+	f.token_expires_at = 0;
+	hs_health_eval(&f, &limits, NULL, T0, &h);
+	assert_int_equal(h.state, HS_HEALTH_OK);
+}
+
 static void test_summary_worst_first(void **state)
 {
 	struct hs_health_facts f = healthy();
@@ -301,6 +349,7 @@ int main(void)
 	    cmocka_unit_test(test_stalled),
 	    cmocka_unit_test(test_mirror),
 	    cmocka_unit_test(test_disk),
+	    cmocka_unit_test(test_token),
 	    cmocka_unit_test(test_summary_worst_first),
 	    cmocka_unit_test(test_names),
 	    cmocka_unit_test(test_metrics_text),
