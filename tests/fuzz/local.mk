@@ -2,7 +2,7 @@
 # `make fuzz` runs each for FUZZ_SECONDS; tests/fuzz/run is the CI stage.
 FUZZ_TARGETS = tests/fuzz/fuzz_config tests/fuzz/fuzz_units tests/fuzz/fuzz_timetable \
 	tests/fuzz/fuzz_cron tests/fuzz/fuzz_ratelimit tests/fuzz/fuzz_upload_api \
-	tests/fuzz/fuzz_remote_name tests/fuzz/fuzz_mirror_record
+	tests/fuzz/fuzz_remote_name tests/fuzz/fuzz_mirror_record tests/fuzz/fuzz_dropin
 FUZZ_SECONDS = 300
 EXTRA_DIST += tests/fuzz/run tests/fuzz/lsan.supp tests/fuzz/README.md tests/fuzz/corpus
 
@@ -12,6 +12,9 @@ HS_FUZZ_LINK = $(AM_LDFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz_config.c tests/fuzz/fuzz.h
 tests_fuzz_fuzz_config_LDFLAGS = $(HS_FUZZ_LINK)
 tests_fuzz_fuzz_config_LDADD = libhsconf.a $(LIBCONFIG_LIBS)
+tests_fuzz_fuzz_dropin_SOURCES = tests/fuzz/fuzz_dropin.c tests/fuzz/fuzz.h
+tests_fuzz_fuzz_dropin_LDFLAGS = $(HS_FUZZ_LINK)
+tests_fuzz_fuzz_dropin_LDADD = libhsconf.a $(LIBCONFIG_LIBS)
 tests_fuzz_fuzz_units_SOURCES = tests/fuzz/fuzz_units.c tests/fuzz/fuzz.h
 tests_fuzz_fuzz_units_LDFLAGS = $(HS_FUZZ_LINK)
 tests_fuzz_fuzz_units_LDADD = libhsconf.a
