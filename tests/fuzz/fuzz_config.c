@@ -22,45 +22,24 @@
 
 #include "conf/conf.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/fuzz/fuzz_conf.h"
 
 static char dir[] = "/tmp/hs-fuzz-conf-XXXXXX";
 static char conf_path[64];
 
-static void write_file(const char *path, const void *data, size_t len, mode_t mode)
-{
-	FILE *f = fopen(path, "we");
-
-	if (!f || fwrite(data, 1, len, f) != len || fchmod(fileno(f), mode) != 0 || fclose(f) != 0)
-		abort();
-}
-
 static void remove_dir(void)
 {
-	char path[96];
-
-	snprintf(path, sizeof(path), "%s/upload.key", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/records.key", dir);
-	unlink(path);
 	unlink(conf_path);
-	rmdir(dir);
+	fuzz_conf_clean(dir);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	char path[96];
-
 	(void)argc;
 	(void)argv;
-	if (!mkdtemp(dir))
-		abort();
+	fuzz_conf_init(dir);
 	atexit(remove_dir);
 	snprintf(conf_path, sizeof(conf_path), "%s/healsync.conf", dir);
-	snprintf(path, sizeof(path), "%s/upload.key", dir);
-	write_file(path, "fuzz-upload-key\n", 16, 0600);
-	snprintf(path, sizeof(path), "%s/records.key", dir);
-	write_file(path, "fuzz-records-key\n", 17, 0600);
-	setenv("CREDENTIALS_DIRECTORY", dir, 1);
 	return 0;
 }
 
@@ -105,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct hs_config *cfg, *again;
 	char *cause = NULL, *text, *text2;
 
-	write_file(conf_path, data, size, 0644);
+	fuzz_write_file(conf_path, data, size, 0644);
 	cfg = hs_config_load(conf_path, &cause);
 	if (!cfg) {
 		FUZZ_ASSERT(!cause || !strchr(cause, '\n'), "cause on two lines: %s", cause);
@@ -124,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!text2)
 		abort();
 	drop_key_lines(text2);
-	write_file(conf_path, text2, strlen(text2), 0644);
+	fuzz_write_file(conf_path, text2, strlen(text2), 0644);
 	free(text2);
 	again = hs_config_load(conf_path, &cause);
 	FUZZ_ASSERT(again != NULL, "printed config refused: %s\n%s",

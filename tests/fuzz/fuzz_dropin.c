@@ -19,6 +19,7 @@
 
 #include "conf/conf.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/fuzz/fuzz_conf.h"
 
 #define MAX_DROPINS 3
 
@@ -30,14 +31,6 @@ static const char base_main[] = "upload: {\n"
 
 static char dir[] = "/tmp/hs-fuzz-dropin-XXXXXX";
 static char conf_path[96], dropin_dir[96], alone_dir[96], alone_path[128];
-
-static void write_file(const char *path, const void *data, size_t len, mode_t mode)
-{
-	FILE *f = fopen(path, "we");
-
-	if (!f || fwrite(data, 1, len, f) != len || fchmod(fileno(f), mode) != 0 || fclose(f) != 0)
-		abort();
-}
 
 static void dropin_path(char *buf, size_t len, int i)
 {
@@ -55,22 +48,15 @@ static void remove_dir(void)
 	rmdir(dropin_dir);
 	unlink(alone_path);
 	rmdir(alone_dir);
-	snprintf(path, sizeof(path), "%s/upload.key", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/records.key", dir);
-	unlink(path);
 	unlink(conf_path);
-	rmdir(dir);
+	fuzz_conf_clean(dir);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	char path[96];
-
 	(void)argc;
 	(void)argv;
-	if (!mkdtemp(dir))
-		abort();
+	fuzz_conf_init(dir);
 	atexit(remove_dir);
 	snprintf(conf_path, sizeof(conf_path), "%s/healsync.conf", dir);
 	snprintf(dropin_dir, sizeof(dropin_dir), "%s/conf.d", dir);
@@ -78,11 +64,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(alone_path, sizeof(alone_path), "%s/healsync.conf", alone_dir);
 	if (mkdir(dropin_dir, 0755) != 0 || mkdir(alone_dir, 0755) != 0)
 		abort();
-	snprintf(path, sizeof(path), "%s/upload.key", dir);
-	write_file(path, "fuzz-upload-key\n", 16, 0600);
-	snprintf(path, sizeof(path), "%s/records.key", dir);
-	write_file(path, "fuzz-records-key\n", 17, 0600);
-	setenv("CREDENTIALS_DIRECTORY", dir, 1);
 	return 0;
 }
 
@@ -145,11 +126,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			p = nul + 1;
 		}
 	}
-	write_file(conf_path, part[0], len[0], 0644);
+	fuzz_write_file(conf_path, part[0], len[0], 0644);
 	for (int i = 0; i < MAX_DROPINS; i++) {
 		dropin_path(path, sizeof(path), i);
 		if ((size_t)i + 1 < n)
-			write_file(path, part[i + 1], len[i + 1], 0644);
+			fuzz_write_file(path, part[i + 1], len[i + 1], 0644);
 		else
 			unlink(path);
 	}
@@ -168,7 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		hs_config_free(cfg);
 		return 0;
 	}
-	write_file(alone_path, text, strlen(text), 0644);
+	fuzz_write_file(alone_path, text, strlen(text), 0644);
 	alone = hs_config_load(alone_path, &cause);
 	FUZZ_ASSERT(alone != NULL, "the merged config, printed, is refused alone: %s\n%s",
 		    cause ? cause : "out of memory", text);

@@ -9,10 +9,10 @@ EXTRA_DIST += tests/fuzz/run tests/fuzz/lsan.supp tests/fuzz/README.md tests/fuz
 if HS_FUZZ
 noinst_PROGRAMS += $(FUZZ_TARGETS)
 HS_FUZZ_LINK = $(AM_LDFLAGS) -fsanitize=fuzzer
-tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz_config.c tests/fuzz/fuzz.h
+tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz_config.c tests/fuzz/fuzz.h tests/fuzz/fuzz_conf.h
 tests_fuzz_fuzz_config_LDFLAGS = $(HS_FUZZ_LINK)
 tests_fuzz_fuzz_config_LDADD = libhsconf.a $(LIBCONFIG_LIBS)
-tests_fuzz_fuzz_dropin_SOURCES = tests/fuzz/fuzz_dropin.c tests/fuzz/fuzz.h
+tests_fuzz_fuzz_dropin_SOURCES = tests/fuzz/fuzz_dropin.c tests/fuzz/fuzz.h tests/fuzz/fuzz_conf.h
 tests_fuzz_fuzz_dropin_LDFLAGS = $(HS_FUZZ_LINK)
 tests_fuzz_fuzz_dropin_LDADD = libhsconf.a $(LIBCONFIG_LIBS)
 tests_fuzz_fuzz_units_SOURCES = tests/fuzz/fuzz_units.c tests/fuzz/fuzz.h

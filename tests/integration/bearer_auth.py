@@ -12,7 +12,7 @@ import signal
 import time
 
 import mirrorlib
-from hstest import TAP, Env, hsserver_client
+from hstest import TAP, Env, hsserver_client, secrets_in, state_texts, write_secret
 
 # Times in log lines are local: make them predictable.
 os.environ["TZ"] = "UTC"
@@ -29,17 +29,6 @@ expired = hsserver_client.make_jwt(expired_at, "records")
 tokens = [week, records_token, rotated, third, soon, expired]
 
 
-def put_token(path, token):
-    with open(path, "w") as f:
-        f.write(token + "\n")
-    os.chmod(path, 0o600)
-
-
-def leaks(text):
-    """The tokens, or their signatures, found in text."""
-    return [t[:12] + "..." for t in tokens if t in text or t.rsplit(".", 1)[1] in text]
-
-
 def utc(t):
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
@@ -51,8 +40,8 @@ def auth_stats(env, api):
 with Env(tap, server_args=["--upload-token", week, "--records-token", records_token]) as env:
     upload_token = os.path.join(env.dir, "upload.token")
     records_file = os.path.join(env.dir, "records.token")
-    put_token(upload_token, week)
-    put_token(records_file, records_token)
+    write_secret(upload_token, week)
+    write_secret(records_file, records_token)
     env.write_config({"auth": "bearer", "token_file": upload_token},
                      mirror={"base_url": env.server.records_base, "auth": "bearer",
                              "token_file": records_file, "page_size": 100})
@@ -84,7 +73,7 @@ with Env(tap, server_args=["--upload-token", week, "--records-token", records_to
 
     # An expired token: the run fails with a line that says when it expired.
     env.server.config(records_token=expired)
-    put_token(records_file, expired)
+    write_secret(records_file, expired)
     code, out, err = mirrorlib.run(env)
     printed.append(out + err)
     tap.ok(code != 0, "a mirror run with an expired token fails", (code, err))
@@ -106,7 +95,7 @@ with Env(tap, server_args=["--upload-token", week, "--records-token", records_to
 
         # ---- rotation: the server moves on, the file follows, no reload ----
         env.server.config(upload_token=rotated)
-        put_token(upload_token, rotated)
+        write_secret(upload_token, rotated)
         env.write_file("second.pdf", b"second file\n")
         env.enqueue("second.pdf")
         tap.ok(env.wait_jobs(done=2), "after a 401 the rotated token in the file is used")
@@ -127,13 +116,13 @@ with Env(tap, server_args=["--upload-token", week, "--records-token", records_to
         status = json.loads(env.cli("status", "--json")[1])
         printed.append(json.dumps(status))
         tap.eq(env.job("third.pdf").get("state"), "queued", "the job waits in the queue")
-        put_token(upload_token, third)
+        write_secret(upload_token, third)
         d.proc.send_signal(signal.SIGHUP)
         tap.ok(env.wait_jobs(done=3), "a reload reads the new token and the job is done")
 
         # ---- a token a day from its exp --------------------------------------
         env.server.config(upload_token=soon)
-        put_token(upload_token, soon)
+        write_secret(upload_token, soon)
         d.proc.send_signal(signal.SIGHUP)
         tap.ok(env.wait_until(lambda: "expires at %s, in 2 h" % utc(now + 2 * 3600) in d.output(),
                               30, "the day-ahead warning"),
@@ -148,7 +137,7 @@ with Env(tap, server_args=["--upload-token", week, "--records-token", records_to
 
         # ---- an expired upload token ---------------------------------------
         env.server.config(upload_token=expired)
-        put_token(upload_token, expired)
+        write_secret(upload_token, expired)
         d.proc.send_signal(signal.SIGHUP)
         env.write_file("fourth.pdf", b"fourth file\n")
         env.enqueue("fourth.pdf")
@@ -160,12 +149,8 @@ with Env(tap, server_args=["--upload-token", week, "--records-token", records_to
         printed.append(env.cli("status")[1])
     tap.eq(d.proc.returncode, 0, "the daemon exits 0")
     printed.append(d.output())
-    state_files = []
-    for root, _, names in os.walk(env.state):
-        for name in names:
-            with open(os.path.join(root, name), "rb") as f:
-                state_files.append(f.read().decode("latin-1"))
-    tap.eq(leaks("\n".join(printed)), [], "no token appears in any output")
-    tap.eq(leaks("\n".join(state_files)), [], "nor in the state folder (status.json, queue)")
+    tap.eq(secrets_in(tokens, "\n".join(printed)), [], "no token appears in any output")
+    tap.eq(secrets_in(tokens, "\n".join(state_texts(env))), [],
+           "nor in the state folder (status.json, queue)")
 
 tap.finish()

@@ -109,6 +109,30 @@ def read(path):
         return None
 
 
+def write_secret(path, secret):
+    """A key or token file: secret and a newline, mode 0600."""
+    with open(path, "w") as f:
+        f.write(secret + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def secrets_in(secrets, text):
+    """Which of secrets (JWTs or keys) text holds, whole or by a JWT's
+    signature alone, each shortened to a prefix fit to print."""
+    return [t[:12] + "..." for t in secrets if t in text or t.rsplit(".", 1)[-1] in text]
+
+
+def state_texts(env):
+    """Every file in env's state folder, as text (status.json, the queue)."""
+    texts = []
+    for root, _, names in os.walk(env.state):
+        for name in names:
+            with open(os.path.join(root, name), "rb") as f:
+                texts.append(f.read().decode("latin-1"))
+    return texts
+
+
 def watch_entry(path, after, prefix, settle="200ms"):
     """One entry of the watch list, for Env(watch=[...])."""
     return ('{ path = "%s"; remote_prefix = "%s"; settle = "%s"; after_upload = "%s"; }'
@@ -199,11 +223,7 @@ class Env:
         return self._logs
 
     def _key(self, name, key):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(key + "\n")
-        os.chmod(path, 0o600)
-        return path
+        return write_secret(os.path.join(self.dir, name), key)
 
     def write_config(self, upload, watch=None, mirror=None, extra=""):
         settings = {

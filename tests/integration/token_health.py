@@ -10,7 +10,7 @@ import os
 import signal
 import time
 
-from hstest import TAP, Env, hsserver_client
+from hstest import TAP, Env, hsserver_client, secrets_in, state_texts, write_secret
 
 tap = TAP()
 now = int(time.time())
@@ -23,16 +23,6 @@ records_week = hsserver_client.make_jwt(now + 7 * 86400, "records")
 records_soon_at = now + 3600
 records_soon = hsserver_client.make_jwt(records_soon_at, "records")
 tokens = [week, soon, expired, records_week, records_soon]
-
-
-def put_token(path, token):
-    with open(path, "w") as f:
-        f.write(token + "\n")
-    os.chmod(path, 0o600)
-
-
-def leaks(text):
-    return [t[:12] + "..." for t in tokens if t in text or t.rsplit(".", 1)[1] in text]
 
 
 def token_reason(env):
@@ -59,8 +49,8 @@ printed = []
 with Env(tap, server_args=["--upload-token", soon, "--records-token", records_week]) as env:
     upload_file = os.path.join(env.dir, "upload.token")
     records_file = os.path.join(env.dir, "records.token")
-    put_token(upload_file, soon)
-    put_token(records_file, records_week)
+    write_secret(upload_file, soon)
+    write_secret(records_file, records_week)
     env.write_config({"auth": "bearer", "token_file": upload_file},
                      mirror={"base_url": env.server.records_base, "auth": "bearer",
                              "token_file": records_file, "page_size": 100})
@@ -84,7 +74,7 @@ with Env(tap, server_args=["--upload-token", soon, "--records-token", records_we
 
         # ---- a fresh token in the file and a reload: all well -----------------
         env.server.config(upload_token=week)
-        put_token(upload_file, week)
+        write_secret(upload_file, week)
         d.proc.send_signal(signal.SIGHUP)
         ok, r = wait_reason(env, lambda r: r is None, "the reason to clear")
         tap.ok(ok, "a reload that reads a week-long token clears it", r)
@@ -92,14 +82,14 @@ with Env(tap, server_args=["--upload-token", soon, "--records-token", records_we
 
         # ---- the mirror's token counts too -----------------------------------
         env.server.config(records_token=records_soon)
-        put_token(records_file, records_soon)
+        write_secret(records_file, records_soon)
         d.proc.send_signal(signal.SIGHUP)
         ok, r = wait_reason(env, lambda r: r is not None, "the mirror's token reason")
         tap.ok(ok and r["state"] == "WARNING" and r["text"].startswith("mirror token expires in"),
                "a mirror token an hour from exp: WARNING naming the mirror", r)
 
         # ---- past exp: CRITICAL before any 401 -------------------------------
-        put_token(upload_file, expired)
+        write_secret(upload_file, expired)
         d.proc.send_signal(signal.SIGHUP)
         ok, r = wait_reason(env, lambda r: r is not None and r["state"] == "CRITICAL",
                             "the CRITICAL reason")
@@ -114,12 +104,7 @@ with Env(tap, server_args=["--upload-token", soon, "--records-token", records_we
                "with no request refused by the server yet", auth)
         printed.append(d.output())
     printed.append(d.output())
-    state_files = []
-    for root, _, names in os.walk(env.state):
-        for name in names:
-            with open(os.path.join(root, name), "rb") as f:
-                state_files.append(f.read().decode("latin-1"))
-    tap.eq(leaks("\n".join(printed + state_files)), [],
+    tap.eq(secrets_in(tokens, "\n".join(printed + state_texts(env))), [],
            "no token appears in any output or in the state folder")
 
 tap.finish()
