@@ -6,6 +6,9 @@
  * api_key_file with one of those base names loads; fuzz_conf_clean()
  * removes the two keys and DIR (the target removes what it added first).
  * Both abort on failure: a target without its folder tests nothing.
+ *
+ * fuzz_conf_load() loads path as the daemon would: NULL when it is
+ * refused, which must be with a cause on one line.
  */
 #ifndef HS_TESTS_FUZZ_FUZZ_CONF_H
 #define HS_TESTS_FUZZ_FUZZ_CONF_H
@@ -14,6 +17,9 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "conf/conf.h"
+#include "tests/fuzz/fuzz.h"
 
 static inline void fuzz_write_file(const char *path, const void *data, size_t len, mode_t mode)
 {
@@ -45,6 +51,20 @@ static inline void fuzz_conf_clean(const char *dir)
 	snprintf(path, sizeof(path), "%s/records.key", dir);
 	unlink(path);
 	rmdir(dir);
+}
+
+static inline struct hs_config *fuzz_conf_load(const char *path)
+{
+	char *cause = NULL;
+	struct hs_config *cfg = hs_config_load(path, &cause);
+
+	if (!cfg) {
+		FUZZ_ASSERT(!cause || !strchr(cause, '\n'), "cause on two lines: %s", cause);
+		free(cause);
+		return NULL;
+	}
+	FUZZ_ASSERT(cause == NULL, "loaded with a cause: %s", cause);
+	return cfg;
 }
 
 #endif
