@@ -263,7 +263,10 @@ void step_retry(struct transfer *t, long status, const char *why)
 	}
 	count_retry(t, cause);
 	log_job(LOG_DEBUG, t, status, NULL, "%s failed, retrying: %s", hs_step_names[t->step], why);
-	arm_timer(t, (int64_t)hs_backoff_delay(&hs_step_backoff, t->tries, hs_random64()));
+	int64_t delay = (int64_t)hs_backoff_delay(&hs_step_backoff, t->tries, hs_random64());
+	if (t->step == S_PARTS)
+		t->presign_at = now_ms() + delay; /* the pump asks for part URLs too */
+	arm_timer(t, delay);
 }
 
 void count_retry(struct transfer *t, enum hs_retry_cause cause)
@@ -548,8 +551,8 @@ void run_step(struct transfer *t)
 {
 	struct hs_uploader *u = t->u;
 
-	if (t->ended)
-		return;
+	if (t->ended || t->call)
+		return; /* its answer moves the step on (the rule in transfer.h) */
 	if (u->held && step_starts_upload(t->step)) {
 		log_job(LOG_DEBUG, t, 0, NULL, "uploads paused; back to the queue");
 		job_release(t, 0);

@@ -20,6 +20,14 @@
  *   t (any that sends, judges or ends a job) leaves t readable, and its
  *   caller checks t->ended before going on. Every step entry point returns
  *   at once on an ended transfer, and ending one twice does nothing.
+ *
+ * One request at a time (every step but the part PUTs and their URLs):
+ *   t->call is the only one, and run_step() sends nothing while it is in
+ *   flight; its answer moves the step on. The step timer may have been
+ *   armed by an earlier step (a retry's backoff) and fire later: it then
+ *   finds the call in flight and does nothing. Part URLs asked again
+ *   after a failure wait for the backoff too (presign_at), whatever else
+ *   kicks the uploader meanwhile.
  */
 #ifndef HS_AGENT_TRANSFER_H
 #define HS_AGENT_TRANSFER_H
@@ -108,6 +116,7 @@ struct transfer {
 	struct part *parts;
 	uint32_t n_done;
 	struct hs_http_call *presign_call;
+	int64_t presign_at; /* no part URLs asked before this, Unix ms (a backoff) */
 	int64_t done_bytes;
 
 	unsigned auth_gen; /* of the secret its last API request carried */

@@ -174,7 +174,8 @@ void presign_parts(struct transfer *t)
 	size_t n = 0;
 	char url[4096], *cause = NULL, *body;
 
-	if (t->ended || t->step != S_PARTS || t->presign_call || t->u->stopping || t->u->held)
+	if (t->ended || t->step != S_PARTS || t->presign_call || t->u->stopping || t->u->held ||
+	    now_ms() < t->presign_at)
 		return;
 	for (uint32_t i = 0; i < t->session.part_count; i++)
 		if (t->parts[i].state == P_READY)
@@ -359,7 +360,7 @@ void send_part(struct transfer *t, struct part *p)
 }
 
 /* Waiting parts whose time has come go back in line; the timer is armed
- * for the next one. */
+ * for the next one, or for the end of a backoff on part URLs. */
 void wake_parts(struct transfer *t)
 {
 	int64_t now = now_ms(), next = 0;
@@ -373,6 +374,8 @@ void wake_parts(struct transfer *t)
 		else if (!next || p->retry_at < next)
 			next = p->retry_at;
 	}
+	if (t->presign_at > now && (!next || t->presign_at < next))
+		next = t->presign_at;
 	if (next)
 		arm_timer(t, next - now);
 }

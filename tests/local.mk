@@ -107,5 +107,8 @@ EXTRA_DIST += tests/cli/commands.sh tests/cli/catalog.sh tests/cli/monitoring.sh
 # Drop-in configuration and Bearer tokens.
 TESTS += tests/integration/bearer_auth.py tests/integration/dropin_reload.py \
 	tests/integration/token_health.py
+
+# A step's retry timer that outlives its step (found by the chaos soak).
+TESTS += tests/integration/upload_stale_timer.py
 EXTRA_DIST += tests/integration/bearer_auth.py tests/integration/dropin_reload.py \
-	tests/integration/token_health.py
+	tests/integration/token_health.py tests/integration/upload_stale_timer.py
