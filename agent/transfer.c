@@ -264,8 +264,7 @@ void step_retry(struct transfer *t, long status, const char *why)
 	count_retry(t, cause);
 	log_job(LOG_DEBUG, t, status, NULL, "%s failed, retrying: %s", hs_step_names[t->step], why);
 	int64_t delay = (int64_t)hs_backoff_delay(&hs_step_backoff, t->tries, hs_random64());
-	if (t->step == S_PARTS)
-		t->presign_at = now_ms() + delay; /* the pump asks for part URLs too */
+	t->backoff_until = now_ms() + delay; /* also for what the pump sends */
 	arm_timer(t, delay);
 }
 

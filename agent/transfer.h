@@ -25,9 +25,9 @@
  *   t->call is the only one, and run_step() sends nothing while it is in
  *   flight; its answer moves the step on. The step timer may have been
  *   armed by an earlier step (a retry's backoff) and fire later: it then
- *   finds the call in flight and does nothing. Part URLs asked again
- *   after a failure wait for the backoff too (presign_at), whatever else
- *   kicks the uploader meanwhile.
+ *   finds the call in flight and does nothing. A retry's backoff also
+ *   holds what the pump sends rather than the timer (part URLs): it is
+ *   kept in backoff_until, whatever else kicks the uploader meanwhile.
  */
 #ifndef HS_AGENT_TRANSFER_H
 #define HS_AGENT_TRANSFER_H
@@ -116,7 +116,6 @@ struct transfer {
 	struct part *parts;
 	uint32_t n_done;
 	struct hs_http_call *presign_call;
-	int64_t presign_at; /* no part URLs asked before this, Unix ms (a backoff) */
 	int64_t done_bytes;
 
 	unsigned auth_gen; /* of the secret its last API request carried */
@@ -124,7 +123,8 @@ struct transfer {
 	unsigned tries;	   /* of the current step */
 	unsigned refreshes;
 	unsigned session_restarts;
-	unsigned stale_urls; /* URLs that expired while waiting for a slot */
+	int64_t backoff_until; /* the last step retry's backoff ends, Unix ms */
+	unsigned stale_urls;   /* URLs that expired while waiting for a slot */
 	sd_event_source *timer;
 };
 

@@ -175,7 +175,7 @@ void presign_parts(struct transfer *t)
 	char url[4096], *cause = NULL, *body;
 
 	if (t->ended || t->step != S_PARTS || t->presign_call || t->u->stopping || t->u->held ||
-	    now_ms() < t->presign_at)
+	    now_ms() < t->backoff_until)
 		return;
 	for (uint32_t i = 0; i < t->session.part_count; i++)
 		if (t->parts[i].state == P_READY)
@@ -374,8 +374,8 @@ void wake_parts(struct transfer *t)
 		else if (!next || p->retry_at < next)
 			next = p->retry_at;
 	}
-	if (t->presign_at > now && (!next || t->presign_at < next))
-		next = t->presign_at;
+	if (t->backoff_until > now && (!next || t->backoff_until < next))
+		next = t->backoff_until;
 	if (next)
 		arm_timer(t, next - now);
 }

@@ -261,24 +261,29 @@ class ChildStorage {
     this.pid = this.child.pid;
     return new Promise((ok, fail) => {
       this.child.once('exit', code => {
-        process.stderr.write(`front: the storage process exited with ${code}\n`);
-        fail(new Error(`the storage process exited with ${code}`));
+        const err = new Error(`the storage process exited with ${code}`);
+        process.stderr.write(`front: ${err.message}\n`);
+        this.exited = err;
+        for (const [, asked] of this.asked) asked.fail(err); // no answer will come
+        this.asked.clear();
+        fail(err);
       });
       this.child.on('message', m => {
         if (m.url) ok(m.url);
-        const want = this.asked.get(m.seq);
-        if (want) {
+        const asked = this.asked.get(m.seq);
+        if (asked) {
           this.asked.delete(m.seq);
-          want(m.stats);
+          asked.ok(m.stats);
         }
       });
     });
   }
 
   counts() {
+    if (this.exited) return Promise.reject(this.exited);
     const seq = ++this.seq;
-    return new Promise(ok => {
-      this.asked.set(seq, ok);
+    return new Promise((ok, fail) => {
+      this.asked.set(seq, { ok, fail });
       this.child.send({ seq });
     });
   }
